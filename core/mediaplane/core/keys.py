@@ -1,0 +1,41 @@
+"""Object key layout: everything of a tenant lives under `tenants/<tenant>/`.
+
+Workers get presigned URLs built from these prefixes, so a worker can never write
+outside its own variant's prefix, and deleting an asset is one prefix delete.
+"""
+
+from __future__ import annotations
+
+TENANTS = "tenants"
+
+
+def tenant_prefix(tenant: str) -> str:
+    return f"{TENANTS}/{tenant}/"
+
+
+def asset_prefix(tenant: str, asset_id: str) -> str:
+    return f"{TENANTS}/{tenant}/assets/{asset_id}/"
+
+
+def source_key(tenant: str, asset_id: str) -> str:
+    return asset_prefix(tenant, asset_id) + "source"
+
+
+def variant_prefix(tenant: str, asset_id: str, variant: str) -> str:
+    return asset_prefix(tenant, asset_id) + f"variants/{variant}/"
+
+
+def hls_master_key(tenant: str, asset_id: str) -> str:
+    return asset_prefix(tenant, asset_id) + "master.m3u8"
+
+
+def dash_manifest_key(tenant: str, asset_id: str) -> str:
+    return asset_prefix(tenant, asset_id) + "manifest.mpd"
+
+
+def is_under(key: str, prefix: str) -> bool:
+    """True when `key` is a plain key below `prefix` (no traversal, no empty segments)."""
+    if not key.startswith(prefix) or len(key) == len(prefix):
+        return False
+    parts = key[len(prefix):].split("/")
+    return all(part not in ("", ".", "..") for part in parts)

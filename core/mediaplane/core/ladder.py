@@ -1,0 +1,115 @@
+"""The rendition ladder and its resolution against a probed source.
+
+Pure functions: the operator calls `plan_variants` once per asset after the probe, and
+unit tests call it directly. Never upscales: a rung taller (or wider) than the source is
+dropped, and a source smaller than every rung gets one rung at its own size.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediaplane.core.tasks import MediaKind, ProbeResult, TaskType, VariantSpec
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VideoRung(_Config):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,20}$")
+    height: int = Field(ge=16, le=4320)
+    video_bitrate_kbps: int = Field(ge=50, le=100_000)
+
+
+class AudioRung(_Config):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,20}$")
+    codec: Literal["aac", "opus"]
+    bitrate_kbps: int = Field(ge=16, le=512)
+
+
+class ImageRung(_Config):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,20}$")
+    width: int = Field(ge=16, le=16384)
+    format: Literal["webp", "jpeg"]
+
+
+class Ladder(_Config):
+    """Configurable per install (operator setting `MEDIAPLANE_LADDER_FILE`, YAML or JSON)."""
+
+    segment_seconds: int = Field(default=4, ge=1, le=20)
+    video: tuple[VideoRung, ...] = (
+        VideoRung(name="1080p", height=1080, video_bitrate_kbps=5000),
+        VideoRung(name="720p", height=720, video_bitrate_kbps=2800),
+        VideoRung(name="480p", height=480, video_bitrate_kbps=1400),
+        VideoRung(name="360p", height=360, video_bitrate_kbps=800),
+        VideoRung(name="240p", height=240, video_bitrate_kbps=400),
+    )
+    video_audio: AudioRung = AudioRung(name="audio", codec="aac", bitrate_kbps=128)
+    poster: bool = True
+    poster_at_seconds: float = Field(default=1.0, ge=0)
+    audio: tuple[AudioRung, ...] = (
+        AudioRung(name="aac-128k", codec="aac", bitrate_kbps=128),
+        AudioRung(name="opus-96k", codec="opus", bitrate_kbps=96),
+    )
+    image: tuple[ImageRung, ...] = (
+        ImageRung(name="w1280-webp", width=1280, format="webp"),
+        ImageRung(name="w640-webp", width=640, format="webp"),
+        ImageRung(name="w320-webp", width=320, format="webp"),
+        ImageRung(name="w640-jpeg", width=640, format="jpeg"),
+    )
+
+
+def _even(value: int) -> int:
+    """H.264 in 4:2:0 needs even dimensions."""
+    return max(2, value - value % 2)
+
+
+def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
+    source_height = probe.height or 0
+    rungs = [r for r in ladder.video if r.height <= source_height]
+    if not rungs and source_height > 0:
+        smallest = min(ladder.video, key=lambda r: r.height)
+        rungs = [VideoRung(name=f"{_even(source_height)}p", height=_even(source_height),
+                           video_bitrate_kbps=smallest.video_bitrate_kbps)]
+    specs = [
+        VariantSpec(name=r.name, type=TaskType.VIDEO, height=r.height,
+                    video_bitrate_kbps=r.video_bitrate_kbps,
+                    segment_seconds=ladder.segment_seconds)
+        for r in sorted(rungs, key=lambda r: r.height)
+    ]
+    if probe.has_audio:
+        a = ladder.video_audio
+        specs.append(VariantSpec(name=a.name, type=TaskType.AUDIO, audio_codec=a.codec,
+                                 audio_bitrate_kbps=a.bitrate_kbps,
+                                 segment_seconds=ladder.segment_seconds))
+    if ladder.poster:
+        at = min(ladder.poster_at_seconds, (probe.duration_seconds or 0) / 2)
+        specs.append(VariantSpec(name="poster", type=TaskType.POSTER, poster_at_seconds=at,
+                                 image_format="jpeg"))
+    return specs
+
+
+def plan_image(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
+    source_width = probe.width or 0
+    rungs = [r for r in ladder.image if r.width <= source_width]
+    if not rungs and source_width > 0:
+        rungs = [ImageRung(name=f"w{source_width}-webp", width=source_width, format="webp")]
+    return [VariantSpec(name=r.name, type=TaskType.IMAGE, width=r.width, image_format=r.format)
+            for r in rungs]
+
+
+def plan_audio(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
+    del probe  # every audio rung applies; bitrates are not "upscaled" in a meaningful way
+    return [VariantSpec(name=r.name, type=TaskType.AUDIO, audio_codec=r.codec,
+                        audio_bitrate_kbps=r.bitrate_kbps, segment_seconds=ladder.segment_seconds)
+            for r in ladder.audio]
+
+
+def plan_variants(kind: MediaKind, ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
+    """Every variant the asset gets, lowest video rung first (it becomes playable first)."""
+    planners = {MediaKind.VIDEO: plan_video, MediaKind.IMAGE: plan_image,
+                MediaKind.AUDIO: plan_audio}
+    return planners[kind](ladder, probe)

@@ -1,0 +1,69 @@
+"""Fixed names (DESIGN.md §2) and the deterministic naming of child objects.
+
+Children are named from their parent so that a create after a crash or a restart hits
+AlreadyExists instead of making a duplicate: the API server's name uniqueness is the lock.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+GROUP = "media.mediaplane.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+ASSET_KIND = "MediaAsset"
+ASSET_PLURAL = "mediaassets"
+JOB_KIND = "TranscodeJob"
+JOB_PLURAL = "transcodejobs"
+
+# Labels put on every child so they can be listed per asset without reading owner refs.
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "mediaplane"
+LABEL_ASSET = f"{GROUP}/asset"
+LABEL_TRANSCODE_JOB = f"{GROUP}/transcodejob"
+LABEL_TASK = f"{GROUP}/task"
+FINALIZER = f"{GROUP}/objects"
+
+CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+ASSET_ID_PATTERN = re.compile(rf"^mda_[{CROCKFORD}]{{26}}$")
+ASSET_NAME_PATTERN = re.compile(rf"^mda-[{CROCKFORD}]{{26}}$")
+# Kubernetes label values and Job names (which become a pod label) are limited to 63.
+MAX_CHILD_NAME = 63
+
+
+def new_asset_id() -> str:
+    """A random asset id: 130 bits of entropy in 26 Crockford base32 characters."""
+    return "mda_" + "".join(secrets.choice(CROCKFORD) for _ in range(26))
+
+
+def asset_id_from_digest(digest: bytes) -> str:
+    """A deterministic asset id from a digest, for race-free dedup by name."""
+    value = int.from_bytes(digest[:17], "big") >> 6  # 130 bits
+    chars = []
+    for _ in range(26):
+        chars.append(CROCKFORD[value & 31])
+        value >>= 5
+    return "mda_" + "".join(reversed(chars))
+
+
+def name_from_asset_id(asset_id: str) -> str:
+    """The MediaAsset object name of a REST asset id (`mda_…` → `mda-…`)."""
+    if not ASSET_ID_PATTERN.match(asset_id):
+        raise ValueError(f"not an asset id: {asset_id!r}")
+    return asset_id.replace("_", "-", 1)
+
+
+def asset_id_from_name(name: str) -> str:
+    """The REST asset id of a MediaAsset object name (`mda-…` → `mda_…`)."""
+    if not ASSET_NAME_PATTERN.match(name):
+        raise ValueError(f"not a MediaAsset name: {name!r}")
+    return name.replace("-", "_", 1)
+
+
+def child_name(asset: str, task: str) -> str:
+    """The name shared by a TranscodeJob and its batch Job, e.g. `mda-…-360p`."""
+    name = f"{asset}-{task}"
+    if len(name) > MAX_CHILD_NAME:
+        raise ValueError(f"child name too long ({len(name)} > {MAX_CHILD_NAME}): {name}")
+    return name

@@ -1,0 +1,25 @@
+"""Storage settings shared by the operator and the API (environment, prefix MEDIAPLANE_).
+
+Credentials are not settings: boto3 finds them the usual way (environment, a web-identity
+token from a service-account annotation, an instance profile), so cloud identity works
+without mediaplane ever seeing a key.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class S3Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_S3_", extra="ignore", frozen=True)
+
+    endpoint: str | None = Field(default=None, description="None means AWS S3 itself")
+    public_endpoint: str | None = Field(
+        default=None,
+        description="endpoint used in presigned URLs handed to workers and clients, "
+        "when it differs from the one the service itself uses",
+    )
+    bucket: str = "mediaplane"
+    region: str = "us-east-1"
+    path_style: bool = True

@@ -1,0 +1,112 @@
+"""S3 access: presigning (pure computation, no network) and the few calls that do I/O.
+
+boto3 is synchronous; callers on an event loop run the I/O methods in a thread
+(`asyncio.to_thread`). Presigning needs no network, so it is safe on the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.client import Config
+from botocore.exceptions import ClientError
+
+from mediaplane.core.settings import S3Settings
+from mediaplane.core.tasks import PresignedPost
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    content_type: str | None
+
+
+class Storage:
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+
+    def _client(self, endpoint: str | None) -> S3Client:
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if self.settings.path_style else "auto"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=32,
+        )
+        return boto3.client("s3", endpoint_url=endpoint, region_name=self.settings.region,
+                            config=config)
+
+    @cached_property
+    def client(self) -> S3Client:
+        return self._client(self.settings.endpoint)
+
+    @cached_property
+    def _presigner(self) -> S3Client:
+        """Signs for the endpoint the URL's user reaches, which may differ from ours."""
+        if self.settings.public_endpoint in (None, self.settings.endpoint):
+            return self.client
+        return self._client(self.settings.public_endpoint)
+
+    def presign_get(self, key: str, expires_seconds: int) -> str:
+        return self._presigner.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+
+    def presign_post_prefix(self, prefix: str, expires_seconds: int,
+                            max_bytes: int) -> PresignedPost:
+        """A POST policy that accepts any key under `prefix` and nothing else."""
+        post = self._presigner.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=prefix + "${filename}",
+            Fields={},
+            # boto3 turns a Key ending in ${filename} into ["starts-with", "$key", prefix].
+            Conditions=[["starts-with", "$Content-Type", ""],
+                        ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_seconds,
+        )
+        fields = {k: v for k, v in post["fields"].items() if k != "key"}
+        return PresignedPost(url=post["url"], fields=fields, key_prefix=prefix)
+
+    # I/O below: call from a thread when on an event loop.
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(size=head["ContentLength"], etag=head["ETag"].strip('"'),
+                          content_type=head.get("ContentType"))
+
+    def get_text(self, key: str) -> str:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+
+    def put_text(self, key: str, text: str, content_type: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode(),
+                               ContentType=content_type, CacheControl="no-cache")
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Deletes every object under `prefix`; returns how many. Idempotent."""
+        if not prefix.endswith("/") or prefix.count("/") < 4:
+            raise ValueError(f"refusing to delete a prefix this broad: {prefix!r}")
+        keys = self.list_keys(prefix)
+        for start in range(0, len(keys), 1000):
+            batch = keys[start:start + 1000]
+            self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+        return len(keys)

@@ -1,0 +1,130 @@
+"""The protocol between the operator and the worker.
+
+The operator puts one `WorkerTask` (JSON) in the worker's environment; the worker writes
+one `WorkerResult` (JSON) to its termination message. The worker holds no credentials:
+only a presigned GET for its input and a presigned POST policy for its output prefix.
+Termination messages are capped at 4096 bytes by Kubernetes, so results stay compact.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+TASK_ENV = "MEDIAPLANE_TASK"
+SCRATCH_ENV = "MEDIAPLANE_SCRATCH"
+RESULT_PATH_ENV = "MEDIAPLANE_RESULT_PATH"
+MAX_RESULT_BYTES = 4096
+
+
+class MediaKind(StrEnum):
+    VIDEO = "video"
+    IMAGE = "image"
+    AUDIO = "audio"
+
+
+class TaskType(StrEnum):
+    PROBE = "probe"
+    VIDEO = "video"  # one H.264 rung, CMAF
+    AUDIO = "audio"  # one AAC or Opus rendition, CMAF
+    IMAGE = "image"  # one resized still
+    POSTER = "poster"  # a still frame of a video
+
+
+class _Model(BaseModel):
+    """camelCase on the wire, so results drop straight into the custom resources' status."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel,
+                              populate_by_name=True, serialize_by_alias=True)
+
+
+class PresignedPost(_Model):
+    """A browser-style POST policy: `fields` plus `file` posted to `url`."""
+
+    url: str
+    fields: dict[str, str]
+    key_prefix: str = Field(description="every key the policy accepts starts with this")
+
+
+class Expected(_Model):
+    """What the uploader declared; the probe checks the bytes against it."""
+
+    sha256: str
+    size_bytes: int
+    mime: str
+    kind: MediaKind
+
+
+class VariantSpec(_Model):
+    """One rung of the ladder, already resolved against the probed source."""
+
+    name: str
+    type: TaskType
+    height: int | None = None  # video rungs: target height, width follows the aspect
+    width: int | None = None  # images: target width
+    video_bitrate_kbps: int | None = None
+    audio_bitrate_kbps: int | None = None
+    audio_codec: Literal["aac", "opus"] | None = None
+    image_format: Literal["webp", "jpeg"] | None = None
+    segment_seconds: int = 4
+    poster_at_seconds: float | None = None
+
+
+class WorkerTask(_Model):
+    type: TaskType
+    input_url: str
+    output: PresignedPost | None = None
+    expected: Expected | None = None
+    variant: VariantSpec | None = None
+
+
+class ProbeResult(_Model):
+    detected_mime: str
+    format_name: str
+    duration_seconds: float | None = None
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    has_video: bool = False
+    has_audio: bool = False
+
+
+class VariantOutput(_Model):
+    """Enough to list the rendition in an HLS master and a DASH MPD."""
+
+    name: str
+    files: int
+    bytes: int
+    bandwidth: int | None = None
+    width: int | None = None
+    height: int | None = None
+    codecs: str | None = None
+    duration_seconds: float | None = None
+    playlist: str | None = Field(default=None, description="HLS media playlist, relative")
+    mpd: str | None = Field(default=None, description="DASH MPD of this rendition, relative")
+    file: str | None = Field(default=None, description="single-file output (stills)")
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    QUARANTINED = "quarantined"
+
+
+class ProbeOutcome(_Model):
+    kind: Literal["probe"] = "probe"
+    verdict: Verdict
+    reason: str | None = Field(default=None, description="CamelCase, e.g. ChecksumMismatch")
+    message: str | None = None
+    probe: ProbeResult | None = None
+
+
+class VariantOutcome(_Model):
+    kind: Literal["variant"] = "variant"
+    output: VariantOutput
+
+
+WorkerResult = Annotated[ProbeOutcome | VariantOutcome, Field(discriminator="kind")]
