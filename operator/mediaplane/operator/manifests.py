@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mpegdash.nodes import MPD, AdaptationSet, BaseURL, Period
+from mpegdash.nodes import MPEGDASH, AdaptationSet, BaseURL, Period
 from mpegdash.parser import MPEGDASHParser
 
 from mediaplane.core.tasks import TaskType
@@ -96,7 +96,8 @@ def dash_mpd(variants: Sequence[Mapping[str, Any]], rendition_mpds: Mapping[str,
                     target = _empty_set_like(source_set, len(sets))
                     sets[group] = target
                 target.representations = [*(target.representations or []), representation]
-    merged = MPD()
+    merged = MPEGDASH()
+    merged.xmlns = first.xmlns or "urn:mpeg:dash:schema:mpd:2011"
     merged.profiles = first.profiles
     merged.type = "static"
     merged.min_buffer_time = first.min_buffer_time

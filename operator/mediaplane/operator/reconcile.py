@@ -14,7 +14,7 @@ import kopf
 from pydantic import TypeAdapter, ValidationError
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import plan_variants
+from mediaplane.core.ladder import first_wave, plan_variants
 from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, WorkerResult
 from mediaplane.operator import assetstatus, builders, manifests
 from mediaplane.operator.conditions import get_condition, is_true, now_rfc3339, set_condition
@@ -97,13 +97,20 @@ async def ensure_variants(ctx: Context, asset: Mapping[str, Any],
     wanted = plan_variants(MediaKind(asset["spec"]["kind"]), ctx.ladder, probe)
     have = {spec.name for spec in existing}
     missing = [spec for spec in wanted if spec.name not in have]
+    if ctx.settings.playable_first:
+        wave = first_wave(wanted)
+        wave_done = all(assetstatus.tj_phase(tjs.get(names.child_name(name, n)))
+                        in ("Succeeded", "Failed") for n in wave)
+        if not wave_done:
+            missing = [spec for spec in missing if spec.name in wave]
     created = await asyncio.gather(*(
         ctx.kube.create_transcode_job(builders.transcode_job(asset, spec)) for spec in missing))
     if any(created):
         post_event(asset, "Normal", "Transcoding",
                    f"created {sum(created)} transcode jobs for {name}")
+    known = {spec.name: spec for spec in [*existing, *wanted]}
     order = {spec.name: i for i, spec in enumerate(wanted)}
-    return sorted([*existing, *missing], key=lambda s: order.get(s.name, len(order)))
+    return sorted(known.values(), key=lambda s: order.get(s.name, len(order)))
 
 
 async def write_manifests(ctx: Context, asset: Mapping[str, Any], status: dict[str, Any]) -> None:

@@ -28,6 +28,9 @@ class OperatorSettings(BaseSettings):
     worker_memory_limit: str = "2Gi"
     worker_scratch_limit: str = "20Gi"
     max_variant_bytes: int = Field(default=50 * 1024**3, ge=1)
+    # Run the lowest rung, the audio and the poster before the rest of a video's ladder.
+    # Right for a node or two; turn off where the cluster has CPU to run every rung at once.
+    playable_first: bool = True
 
     def load_ladder(self) -> Ladder:
         if self.ladder_file is None:

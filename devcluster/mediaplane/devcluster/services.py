@@ -1,0 +1,38 @@
+"""The mediaplane services themselves on the dev cluster: the operator (and later the API).
+
+They run as local processes with the cluster's environment. The worker command is the
+absolute path of this virtualenv's `mediaplane-worker`, because the node agent runs pods'
+commands on the host with nothing of its own environment but PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from mediaplane.devcluster.processes import ManagedProcess, spawn
+
+
+def worker_command() -> list[str]:
+    return [str(Path(sys.executable).parent / "mediaplane-worker")]
+
+
+def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
+    env = {**os.environ, **cluster_env}
+    env.setdefault("MEDIAPLANE_WORKER_COMMAND", json.dumps(worker_command()))
+    env.setdefault("MEDIAPLANE_JOB_BACKOFF_LIMIT", "3")
+    return env
+
+
+def start_operator(state_dir: Path, cluster_env: Mapping[str, str]) -> ManagedProcess:
+    """Starts the operator standalone (one replica) against the dev cluster."""
+    return spawn(
+        "operator",
+        [sys.executable, "-m", "mediaplane.operator", "--standalone"],
+        operator_env(cluster_env),
+        log_path=state_dir / "logs" / "operator.log",
+        stop_timeout=10.0,
+    )

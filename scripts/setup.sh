@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Idempotent, cached set-up for development, tests and CI on a Debian machine:
+# OS packages, the virtualenv with pinned Python packages, and the Go-built control plane.
+# A second run only checks stamps and takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+VENV=${VENV:-.venv}
+APT_PACKAGES=(ffmpeg redis-server)
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing OS packages: ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "Go is required to build the local control plane (go 1.25+)" >&2; exit 1; }
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+stamp="$VENV/.mediaplane-stamp"
+want=$(cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "creating the virtualenv ($VENV)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade "pip==25.3"
+  constraints=()
+  [ -f constraints.txt ] && constraints=(-c constraints.txt)
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${constraints[@]}" -e '.[dev,test,lint]'
+  echo "$want" > "$stamp"
+fi
+
+log "control-plane binaries (built once per version, cached)"
+"$VENV/bin/python" -m mediaplane.devcluster.binaries
+log "ready"

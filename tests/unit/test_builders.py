@@ -1,0 +1,92 @@
+"""Job and TranscodeJob manifests: owner references, names, and the worker's lock-down."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mediaplane.core import names
+from mediaplane.core.tasks import PresignedPost, TaskType, VariantSpec, WorkerTask
+from mediaplane.operator import builders
+from mediaplane.operator.settings import OperatorSettings
+
+ASSET_ID = "mda_" + "0123456789abcdefghjkmnpqrs"
+ASSET_NAME = "mda-" + "0123456789abcdefghjkmnpqrs"
+
+
+def asset() -> dict[str, Any]:
+    return {
+        "apiVersion": names.API_VERSION, "kind": names.ASSET_KIND,
+        "metadata": {"name": ASSET_NAME, "namespace": "acme", "uid": "uid-1", "generation": 1},
+        "spec": {"kind": "video", "mime": "video/mp4", "sha256": "a" * 64, "sizeBytes": 10,
+                 "source": {"origin": "object",
+                            "key": f"tenants/acme/assets/{ASSET_ID}/source"}},
+    }
+
+
+RUNG = VariantSpec(name="360p", type=TaskType.VIDEO, height=360, video_bitrate_kbps=800)
+
+
+def test_probe_transcode_job_is_owned_and_named_after_the_asset() -> None:
+    tj = builders.transcode_job(asset(), None)
+    assert tj["metadata"]["name"] == f"{ASSET_NAME}-probe"
+    assert tj["metadata"]["namespace"] == "acme"
+    owner = tj["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("MediaAsset", "uid-1", True)
+    assert tj["spec"] == {"assetRef": {"name": ASSET_NAME}, "task": "probe",
+                          "input": {"key": f"tenants/acme/assets/{ASSET_ID}/source"}}
+
+
+def test_variant_transcode_job_writes_only_under_its_variant_prefix() -> None:
+    tj = builders.transcode_job(asset(), RUNG)
+    assert tj["metadata"]["name"] == f"{ASSET_NAME}-360p"
+    assert tj["spec"]["outputPrefix"] == f"tenants/acme/assets/{ASSET_ID}/variants/360p/"
+    assert tj["spec"]["variant"] == {"name": "360p", "type": "video", "height": 360,
+                                     "videoBitrateKbps": 800, "segmentSeconds": 4}
+    assert tj["metadata"]["labels"][names.LABEL_ASSET] == ASSET_NAME
+
+
+def test_worker_job_has_no_credentials_and_bounded_runtime() -> None:
+    tj = builders.transcode_job(asset(), RUNG)
+    tj["metadata"]["uid"] = "uid-2"
+    settings = OperatorSettings(job_deadline_seconds=600, job_backoff_limit=2)
+    post = PresignedPost(url="http://s3/bucket", fields={"policy": "p"},
+                         key_prefix=tj["spec"]["outputPrefix"])
+    task = builders.worker_task(tj, asset(), "http://s3/get", post)
+    job = builders.worker_job(tj, task, settings)
+
+    assert job["metadata"]["name"] == tj["metadata"]["name"]
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-2"
+    assert job["spec"]["backoffLimit"] == 2
+    assert job["spec"]["activeDeadlineSeconds"] == 600 * 3
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["restartPolicy"] == "Never"
+    assert pod["activeDeadlineSeconds"] == 600
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert set(env) == {"MEDIAPLANE_TASK", "MEDIAPLANE_SCRATCH", "MEDIAPLANE_RESULT_PATH"}
+    assert not any("SECRET" in value or "AWS" in name for name, value in env.items())
+    decoded = WorkerTask.model_validate_json(env["MEDIAPLANE_TASK"])
+    assert decoded.output is not None
+    assert decoded.output.key_prefix == tj["spec"]["outputPrefix"]
+    assert decoded.variant == RUNG
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels[names.LABEL_TRANSCODE_JOB] == tj["metadata"]["name"]
+
+
+def test_probe_task_carries_the_declared_facts() -> None:
+    tj = builders.transcode_job(asset(), None)
+    task = builders.worker_task(tj, asset(), "http://s3/get", None)
+    assert task.type is TaskType.PROBE
+    assert task.expected is not None
+    assert (task.expected.sha256, task.expected.size_bytes) == ("a" * 64, 10)
+    assert json.loads(task.model_dump_json())["inputUrl"] == "http://s3/get"
+
+
+def test_presigned_urls_outlive_every_attempt() -> None:
+    settings = OperatorSettings(job_deadline_seconds=100, job_backoff_limit=3)
+    assert builders.presign_seconds(settings) > builders.job_deadline_seconds(settings) == 400

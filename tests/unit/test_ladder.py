@@ -1,0 +1,66 @@
+"""The ladder never upscales and always gives a source something to play."""
+
+from __future__ import annotations
+
+from mediaplane.core.ladder import Ladder, first_wave, plan_variants
+from mediaplane.core.tasks import MediaKind, ProbeResult, TaskType
+
+
+def probe(**fields: object) -> ProbeResult:
+    base: dict[str, object] = {"detected_mime": "video/mp4", "format_name": "mov,mp4"}
+    return ProbeResult.model_validate({**base, **fields})
+
+
+def test_video_360p_gets_no_rung_above_its_height() -> None:
+    plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=640, height=360, has_video=True,
+                                                          has_audio=True, duration_seconds=4))
+    assert [(v.name, v.type) for v in plan] == [
+        ("240p", TaskType.VIDEO), ("360p", TaskType.VIDEO), ("audio", TaskType.AUDIO),
+        ("poster", TaskType.POSTER)]
+    assert plan[0].height == 240
+    assert plan[-1].poster_at_seconds == 1.0
+
+
+def test_tiny_video_gets_one_rung_at_its_own_even_height() -> None:
+    plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=160, height=121, has_video=True))
+    video = [v for v in plan if v.type is TaskType.VIDEO]
+    assert [(v.name, v.height) for v in video] == [("120p", 120)]
+    assert all(v.type is not TaskType.AUDIO for v in plan), "no audio stream, no audio rung"
+
+
+def test_poster_is_taken_inside_a_short_clip() -> None:
+    plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=640, height=360, has_video=True,
+                                                          duration_seconds=1.0))
+    poster = next(v for v in plan if v.type is TaskType.POSTER)
+    assert poster.poster_at_seconds == 0.5
+
+
+def test_image_rungs_do_not_upscale() -> None:
+    plan = plan_variants(MediaKind.IMAGE, Ladder(), probe(detected_mime="image/png",
+                                                          width=800, height=600))
+    assert {v.name for v in plan} == {"w640-webp", "w320-webp", "w640-jpeg"}
+    small = plan_variants(MediaKind.IMAGE, Ladder(), probe(detected_mime="image/png", width=100))
+    assert [(v.name, v.width) for v in small] == [("w100-webp", 100)]
+
+
+def test_audio_gets_aac_and_opus() -> None:
+    plan = plan_variants(MediaKind.AUDIO, Ladder(), probe(detected_mime="audio/mpeg",
+                                                          has_audio=True))
+    assert [(v.audio_codec, v.audio_bitrate_kbps) for v in plan] == [("aac", 128), ("opus", 96)]
+
+
+def test_ladder_is_configurable() -> None:
+    ladder = Ladder.model_validate({"video": [{"name": "low", "height": 144,
+                                               "video_bitrate_kbps": 200}], "poster": False})
+    plan = plan_variants(MediaKind.VIDEO, ladder, probe(width=640, height=360, has_video=True))
+    assert [v.name for v in plan] == ["low"]
+
+
+def test_first_wave_is_what_makes_a_video_playable() -> None:
+    plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1280, height=720, has_video=True,
+                                                          has_audio=True, duration_seconds=30))
+    assert [v.name for v in plan][:4] == ["240p", "360p", "480p", "720p"]
+    assert first_wave(plan) == {"240p", "audio", "poster"}
+    image_plan = plan_variants(MediaKind.IMAGE, Ladder(), probe(detected_mime="image/png",
+                                                                width=2000))
+    assert first_wave(image_plan) == {v.name for v in image_plan}
