@@ -71,8 +71,11 @@ def test_video_clip_becomes_playable_hls_and_dash(tenant: str, assets: Assets, c
 
     # ffmpeg decodes the whole presentation through both manifests, every stream.
     decode_all(str(tmp_path / "master.m3u8"))
-    decode_all(str(tmp_path / "manifest.mpd"))
-    dash = ffprobe(str(tmp_path / "manifest.mpd"))
+    # ffmpeg 5.1's dash demuxer resolves BaseURLs of a plain local path against the working
+    # directory; as a file:// URL they resolve against the MPD, as over HTTP.
+    mpd_url = (tmp_path / "manifest.mpd").as_uri()
+    decode_all(mpd_url)
+    dash = ffprobe(mpd_url)
     heights = sorted(s["height"] for s in dash["streams"] if s["codec_type"] == "video")
     assert heights == [240, 360]
     assert [s["codec_name"] for s in dash["streams"] if s["codec_type"] == "audio"] == ["aac"]
@@ -130,7 +133,9 @@ def test_bytes_that_are_not_the_declared_type_are_quarantined(tenant: str, asset
     assert condition(body, "Quarantined") == "True"
     assert reason(body, "Quarantined") == "TypeMismatch"
     assert condition(body, "Ready") == "False"
-    assert "image/png" in body["status"]["quarantine"]["message"]
+    message = body["status"]["quarantine"]["message"]
+    assert "video/mp4" in message
+    assert "png" in message
     assert [tj["spec"]["task"] for tj in assets.transcode_jobs(tenant, name)] == ["probe"]
     assert "Quarantined" in {r for r, _ in assets.events(tenant, name)}
 

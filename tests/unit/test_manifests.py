@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
@@ -25,13 +27,13 @@ RENDITION_MPD = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def variant(name: str, type_: str, bandwidth: int, codecs: str,
-            **extra: object) -> dict[str, object]:
+            **extra: object) -> dict[str, Any]:
     return {"name": name, "type": type_, "state": "succeeded", "bandwidth": bandwidth,
             "codecs": codecs, "playlist": f"{PREFIX}variants/{name}/media_0.m3u8",
             "mpd": f"{PREFIX}variants/{name}/manifest.mpd", **extra}
 
 
-VARIANTS = [
+VARIANTS: list[dict[str, Any]] = [
     variant("360p", "video", 800_000, "avc1.64001e", width=640, height=360),
     variant("240p", "video", 400_000, "avc1.640015", width=426, height=240),
     variant("audio", "audio", 128_000, "mp4a.40.2"),

@@ -1,0 +1,269 @@
+"""`mediaplane dev ...`: the local dev cluster (control plane, node agent, S3).
+
+`dev up` is a supervisor: it owns every process of the cluster (they die with it) and
+stops them in order on SIGINT/SIGTERM. `--detach` runs that same supervisor in the
+background, so `dev down` is just "SIGTERM the supervisor and wait".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from mediaplane.devcluster.state import default_state_dir, is_running, read_env
+
+if TYPE_CHECKING:
+    from mediaplane.cli.main import Subparsers
+    from mediaplane.devcluster.cluster import DevCluster
+
+# --- extension point ------------------------------------------------------------------------
+# Called in order once the cluster is ready, before "ready" is printed (and before a
+# detached `dev up` returns): e.g. start the operator and the API with `cluster.spawn`,
+# load demo data. An exception stops the cluster and fails `dev up`.
+ON_READY: list[Callable[[DevCluster], None]] = []
+
+DOWN_TIMEOUT = 90.0
+
+
+class _Shutdown(BaseException):
+    """Raised from the signal handler to unwind `dev up` through its cleanup."""
+
+
+def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    dev = subparsers.add_parser("dev", help="run the local dev cluster")
+    commands = dev.add_subparsers(dest="dev_command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, help_text: str, func: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            default=None,
+            help="default: $MEDIAPLANE_DEV_DIR or ${XDG_STATE_HOME:-~/.local/state}/mediaplane/dev",
+        )
+        parser.set_defaults(func=func)
+        return parser
+
+    up = add("up", "start the cluster; stays in the foreground unless --detach", cmd_up)
+    up.add_argument(
+        "--detach", action="store_true", help="run in the background, return when ready"
+    )
+    add("down", "stop a cluster started with `dev up`", cmd_down)
+    add("env", "print `export` lines for the running cluster", cmd_env)
+    logs = add("logs", "print a pod's container log", cmd_logs)
+    logs.add_argument("pod", metavar="NAMESPACE/POD")
+    logs.add_argument("-c", "--container", default=None)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir or default_state_dir()).resolve()
+
+
+def exports(env: Mapping[str, str]) -> str:
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items()))
+
+
+# --- supervisor pid ---------------------------------------------------------------------------
+
+
+def _read_pid(state: Path) -> int | None:
+    try:
+        return int((state / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_supervisor(pid: int) -> bool:
+    """Alive (not a zombie) and a `dev up`, not some process that reused the pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return b"dev" in argv and b"up" in argv
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    state = _state_dir(args)
+    state.mkdir(parents=True, exist_ok=True)
+    if is_running(state):
+        env = read_env(state)
+        print(f"a dev cluster is already running in {state}", file=sys.stderr)
+        if env is not None:
+            print(exports(env))
+        return 0 if args.detach else 1
+    return _up_detached(state) if args.detach else _up_foreground(state)
+
+
+def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
+    raise _Shutdown(signum)
+
+
+def _up_foreground(state: Path) -> int:
+    from mediaplane.devcluster.cluster import DevCluster
+
+    pid_path, ready_path = state / "pid", state / "ready"
+    ready_path.unlink(missing_ok=True)
+    pid_path.write_text(f"{os.getpid()}\n")
+    previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
+    cluster = DevCluster(state)
+    code = 0
+    try:
+        cluster.start()
+        for hook in ON_READY:
+            hook(cluster)
+        print(exports(cluster.env()))
+        print("ready", flush=True)
+        ready_path.write_text(f"{os.getpid()}\n")
+        while True:
+            time.sleep(1)
+            dead = cluster.dead_processes()
+            if dead:
+                for proc in dead:
+                    print(
+                        f"{proc.name} exited with {proc.returncode}; stopping. "
+                        f"Log {proc.log_path}:\n{proc.log_tail(20)}",
+                        file=sys.stderr,
+                    )
+                code = 1
+                break
+    except _Shutdown:
+        pass
+    except Exception as err:
+        print(f"dev up failed: {err}", file=sys.stderr)
+        code = 1
+    finally:
+        # Stopping is bounded; a second Ctrl-C must not leave it half done.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        cluster.stop()
+        ready_path.unlink(missing_ok=True)
+        if _read_pid(state) == os.getpid():
+            pid_path.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped", file=sys.stderr)
+    return code
+
+
+def _up_detached(state: Path) -> int:
+    logs = state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / "supervisor.log"
+    ready_path = state / "ready"
+    ready_path.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "mediaplane.cli.main", "dev", "up", "--state-dir", str(state)]
+    with log_path.open("ab") as out:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (state / "pid").write_text(f"{child.pid}\n")
+    print(
+        f"starting the dev cluster in the background (pid {child.pid}, log {log_path})",
+        file=sys.stderr,
+    )
+    while not ready_path.exists():
+        if child.poll() is not None:
+            from mediaplane.devcluster.processes import tail
+
+            print(f"dev up failed (exit {child.returncode}); {log_path}:", file=sys.stderr)
+            print(tail(log_path, 40), file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    env = read_env(state)
+    if env is None:
+        print("the dev cluster stopped right after starting; see " + str(log_path), file=sys.stderr)
+        return 1
+    print(exports(env))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = _state_dir(args)
+    pid = _read_pid(state)
+    if pid is None or not _is_supervisor(pid):
+        (state / "pid").unlink(missing_ok=True)
+        if is_running(state):
+            print(
+                f"a dev cluster holds {state} but was not started by `dev up`; "
+                "stop it where it runs",
+                file=sys.stderr,
+            )
+            return 1
+        print("no dev cluster running", file=sys.stderr)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + DOWN_TIMEOUT
+    while _is_supervisor(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _is_supervisor(pid):
+        # Its children die with it (PR_SET_PDEATHSIG).
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        print(f"supervisor {pid} did not stop in time; killed", file=sys.stderr)
+    (state / "pid").unlink(missing_ok=True)
+    (state / "ready").unlink(missing_ok=True)
+    print("stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    state = _state_dir(args)
+    env = read_env(state)
+    if env is None:
+        print(
+            f"no dev cluster is up in {state}; start one with `mediaplane dev up`", file=sys.stderr
+        )
+        return 1
+    print(exports(env))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    state = _state_dir(args)
+    namespace, _, pod = str(args.pod).partition("/")
+    if not pod:
+        print("expected NAMESPACE/POD", file=sys.stderr)
+        return 2
+    pod_dir = state / "pods" / namespace / pod
+    if not pod_dir.is_dir():
+        print(f"no pod {namespace}/{pod} has run on the dev node ({pod_dir})", file=sys.stderr)
+        return 1
+    logs = sorted(p.stem for p in pod_dir.glob("*.log"))
+    container = args.container
+    if container is None:
+        if len(logs) != 1:
+            print(
+                f"pod has several containers, choose one with -c: {', '.join(logs)}",
+                file=sys.stderr,
+            )
+            return 1
+        container = logs[0]
+    path = pod_dir / f"{container}.log"
+    if not path.exists():
+        print(f"no log for container {container!r}; containers: {', '.join(logs)}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(path.read_bytes())
+    sys.stdout.flush()
+    return 0

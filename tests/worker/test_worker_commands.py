@@ -1,0 +1,141 @@
+"""The argv builders: the flags that keep hostile inputs contained and rungs aligned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec
+from mediaplane.worker import commands
+
+URL = "https://s3.example/bucket/tenants/t/assets/a/source?X-Amz-Signature=abc"
+OUT = Path("/scratch/out")
+
+
+def flag(argv: list[str], name: str) -> str:
+    """The value following `name`; fails if absent or repeated."""
+    assert argv.count(name) == 1, f"{name} appears {argv.count(name)} times in {argv}"
+    return argv[argv.index(name) + 1]
+
+
+def input_options(argv: list[str]) -> list[str]:
+    return argv[: argv.index("-i")]
+
+
+def video_spec(**kw: object) -> VariantSpec:
+    fields: dict[str, object] = {"name": "360p", "type": TaskType.VIDEO, "height": 360,
+                                 "video_bitrate_kbps": 800, "segment_seconds": 4}
+    return VariantSpec.model_validate(fields | kw)
+
+
+def test_video_reads_only_the_url_with_allowed_protocols_and_demuxers() -> None:
+    argv = commands.video_command(URL, video_spec(), OUT)
+    before = input_options(argv)
+    assert argv[0] == "ffmpeg"
+    assert flag(before, "-protocol_whitelist") == "http,https,tcp,tls"
+    demuxers = flag(before, "-format_whitelist").split(",")
+    assert {"mov", "matroska", "webm", "avi", "mpegts"} <= set(demuxers)
+    assert not {"hls", "concat", "dash", "image2"} & set(demuxers)
+    assert flag(argv, "-i") == URL
+    assert "-nostdin" in argv
+    assert flag(argv, "-rw_timeout")
+    assert int(flag(before, "-max_pixels")) == commands.MAX_PIXELS[MediaKind.VIDEO]
+
+
+def test_video_rung_is_h264_video_only_scaled_without_upscaling() -> None:
+    argv = commands.video_command(URL, video_spec(height=240, video_bitrate_kbps=400), OUT)
+    assert flag(argv, "-map") == "0:v:0"
+    assert "-c:a" not in argv
+    assert flag(argv, "-c:v") == "libx264"
+    assert flag(argv, "-preset") == "veryfast"
+    assert flag(argv, "-profile:v") in ("high", "main")
+    assert flag(argv, "-pix_fmt") == "yuv420p"
+    assert flag(argv, "-vf") == r"scale=w=-2:h=trunc(min(240\,ih)/2)*2"
+    assert flag(argv, "-b:v") == "400k"
+    assert flag(argv, "-maxrate") == "400k"
+    assert flag(argv, "-bufsize") == "800k"
+    assert flag(argv, "-map_metadata") == "-1"
+
+
+def test_video_keyframes_on_the_segment_grid() -> None:
+    argv = commands.video_command(URL, video_spec(segment_seconds=6), OUT)
+    assert flag(argv, "-force_key_frames") == "expr:gte(t,n_forced*6)"
+    assert flag(argv, "-sc_threshold") == "0"
+    assert flag(argv, "-seg_duration") == "6"
+
+
+def test_rendition_is_cmaf_for_hls_and_dash() -> None:
+    argv = commands.video_command(URL, video_spec(), OUT)
+    assert flag(argv, "-f") == "dash"
+    assert flag(argv, "-dash_segment_type") == "mp4"
+    assert flag(argv, "-hls_playlist") == "1"
+    assert flag(argv, "-use_template") == "1"
+    assert flag(argv, "-use_timeline") == "1"
+    assert flag(argv, "-init_seg_name") == "init.m4s"
+    assert flag(argv, "-media_seg_name") == "seg-$Number%05d$.$ext$"
+    assert argv[-1] == str(OUT / "manifest.mpd")
+
+
+@pytest.mark.parametrize(("codec", "encoder"), [("aac", "aac"), ("opus", "libopus")])
+def test_audio_rendition(codec: str, encoder: str) -> None:
+    spec = VariantSpec.model_validate({"name": "a", "type": "audio", "audio_codec": codec,
+                                       "audio_bitrate_kbps": 96})
+    argv = commands.audio_command(URL, spec, OUT)
+    assert flag(argv, "-map") == "0:a:0"
+    assert flag(argv, "-c:a") == encoder
+    assert flag(argv, "-b:a") == "96k"
+    assert flag(argv, "-ar") == "48000"
+    assert "-c:v" not in argv
+    assert flag(argv, "-hls_playlist") == "1"
+    assert flag(argv, "-dash_segment_type") == "mp4"  # Opus would default to WebM
+    # the audio of a video asset comes from a video container
+    assert {"mp3", "wav", "mov", "mpegts", "avi"} <= set(flag(argv, "-format_whitelist")
+                                                          .split(","))
+
+
+def test_image_resizes_without_upscaling_and_strips_metadata() -> None:
+    spec = VariantSpec(name="w640", type=TaskType.IMAGE, width=640, image_format="webp")
+    argv = commands.image_command(URL, spec, OUT)
+    assert set(flag(argv, "-format_whitelist").split(",")) == set(
+        commands.DEMUXERS[MediaKind.IMAGE])
+    assert flag(argv, "-vf") == r"scale=w=min(640\,iw):h=-1"
+    assert flag(argv, "-map_metadata") == "-1"
+    assert flag(argv, "-c:v") == "libwebp"
+    assert flag(argv, "-frames:v") == "1"
+    assert argv[-1] == str(OUT / "image.webp")
+
+    jpeg = commands.image_command(URL, spec.model_copy(update={"image_format": "jpeg"}), OUT)
+    assert flag(jpeg, "-c:v") == "mjpeg"
+    assert jpeg[-1] == str(OUT / "image.jpg")
+
+
+def test_poster_seeks_before_the_input() -> None:
+    spec = VariantSpec(name="poster", type=TaskType.POSTER, poster_at_seconds=1.5,
+                       image_format="jpeg")
+    argv = commands.poster_command(URL, spec, OUT)
+    assert flag(input_options(argv), "-ss") == "1.500"
+    assert flag(argv, "-map") == "0:v:0"
+    assert flag(argv, "-frames:v") == "1"
+    assert "min(1280\\,iw)" in flag(argv, "-vf")
+    assert argv[-1] == str(OUT / "poster.jpg")
+    assert flag(commands.poster_command(URL, spec, OUT, at_seconds=0), "-ss") == "0.000"
+
+
+def test_probe_reads_a_local_file_with_the_kinds_demuxers_only() -> None:
+    argv = commands.probe_command("/scratch/source", MediaKind.VIDEO)
+    assert argv[0] == "ffprobe"
+    assert flag(argv, "-protocol_whitelist") == "file"
+    assert flag(argv, "-format_whitelist") == commands.demuxer_allowlist(MediaKind.VIDEO)
+    assert flag(argv, "-of") == "json"
+    assert int(flag(argv, "-max_pixels")) == commands.MAX_PIXELS[MediaKind.VIDEO]
+    assert "-show_frames" not in argv
+    image = commands.probe_command("/scratch/source", MediaKind.IMAGE)
+    assert flag(image, "-read_intervals") == "%+#2"  # decodes at most two frames
+
+
+def test_missing_spec_fields_are_refused() -> None:
+    with pytest.raises(ValueError, match="height"):
+        commands.video_command(URL, VariantSpec(name="x", type=TaskType.VIDEO), OUT)
+    with pytest.raises(ValueError, match="audio_codec"):
+        commands.audio_command(URL, VariantSpec(name="x", type=TaskType.AUDIO), OUT)

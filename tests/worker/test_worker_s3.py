@@ -1,0 +1,321 @@
+"""The worker end to end: a real S3 server, real media, the worker as its pod runs it.
+
+Inputs are read through presigned GETs and outputs written through a presigned POST policy,
+exactly as the operator presigns them; assertions look at what landed in the bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import m3u8
+import pytest
+from mpegdash.parser import MPEGDASHParser
+
+from mediaplane.core.tasks import Expected, TaskType, VariantSpec, WorkerTask
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.worker.conftest import FfprobeJson, Media, RunWorker, S3Bucket
+
+ASSET = "tenants/acme/assets/mda_0123456789abcdefghjkmnpqrs/"
+
+
+def source(s3: S3Bucket, media_path: Path, name: str, mime: str) -> str:
+    """Each test stores its own source under the layout's fixed name `source`."""
+    return s3.put_source(f"{ASSET}{name}/source", media_path, mime)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def probe_task(url: str, path: Path, mime: str, kind: str, **override: Any) -> WorkerTask:
+    expected = {"sha256": sha256(path), "size_bytes": path.stat().st_size, "mime": mime,
+                "kind": kind} | override
+    return WorkerTask(type=TaskType.PROBE, input_url=url,
+                      expected=Expected.model_validate(expected))
+
+
+def variant_task(s3: S3Bucket, url: str, variant: dict[str, Any], prefix: str) -> WorkerTask:
+    spec = VariantSpec.model_validate(variant)
+    return WorkerTask(type=spec.type, input_url=url, variant=spec,
+                      output=s3.presign_output(prefix))
+
+
+def join_segments(root: Path, playlist: m3u8.M3U8) -> Path:
+    """init + media segments in playlist order: what a player feeds its decoder."""
+    joined = root / "joined.mp4"
+    with joined.open("wb") as out:
+        out.write((root / playlist.segment_map[0].uri).read_bytes())
+        for segment in playlist.segments:
+            out.write((root / segment.uri).read_bytes())
+    return joined
+
+
+# --- probe ----------------------------------------------------------------------------
+
+
+def test_probe_accepts_the_clip(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = source(s3_bucket, media.clip, "probe-clip", "video/mp4")
+    run = run_worker(probe_task(url, media.clip, "video/mp4", "video"), tmp_path)
+    assert run.returncode == 0, run.stderr
+    result = run.result
+    assert result["kind"] == "probe"
+    assert result["verdict"] == "accepted"
+    probe = result["probe"]
+    assert probe["detectedMime"] == "video/mp4"
+    assert probe["formatName"] == "mov,mp4,m4a,3gp,3g2,mj2"
+    assert probe["durationSeconds"] == pytest.approx(4.0, abs=0.1)
+    assert (probe["width"], probe["height"]) == (640, 360)
+    assert (probe["videoCodec"], probe["audioCodec"]) == ("h264", "aac")
+    assert probe["hasVideo"] is True
+    assert probe["hasAudio"] is True
+
+
+@pytest.mark.parametrize(("attr", "mime", "kind", "expect"), [
+    ("png", "image/png", "image", {"width": 640, "height": 360, "detectedMime": "image/png"}),
+    ("jpeg_exif", "image/jpeg", "image", {"width": 240, "height": 320}),
+    ("mp3", "audio/mpeg", "audio", {"audioCodec": "mp3", "hasVideo": False,
+                                    "detectedMime": "audio/mpeg"}),
+    ("wav", "audio/wav", "audio", {"audioCodec": "pcm_s16le", "formatName": "wav"}),
+])
+def test_probe_accepts(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, attr: str, mime:
+    str, kind: str, expect: dict[str, Any],
+) -> None:
+    path: Path = getattr(media, attr)
+    url = source(s3_bucket, path, f"probe-{attr}", mime)
+    run = run_worker(probe_task(url, path, mime, kind), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.result["verdict"] == "accepted", run.result
+    assert expect.items() <= run.result["probe"].items()
+
+
+def test_png_declared_as_mp4_is_quarantined(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = source(s3_bucket, media.png, "png-as-mp4", "video/mp4")
+    run = run_worker(probe_task(url, media.png, "video/mp4", "video"), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.result["verdict"] == "quarantined"
+    assert run.result["reason"] == "TypeMismatch"
+    assert "png" in run.result["message"]
+    assert "probe" not in run.result
+
+
+def test_wrong_sha256_is_quarantined(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = source(s3_bucket, media.clip, "bad-hash", "video/mp4")
+    task = probe_task(url, media.clip, "video/mp4", "video", sha256="ab" * 32)
+    run = run_worker(task, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.result["verdict"] == "quarantined"
+    assert run.result["reason"] == "ChecksumMismatch"
+    assert sha256(media.clip) in run.result["message"]
+
+
+def test_wrong_size_is_quarantined(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = source(s3_bucket, media.clip, "bad-size", "video/mp4")
+    task = probe_task(url, media.clip, "video/mp4", "video", size_bytes=1000)
+    run = run_worker(task, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.result["reason"] == "SizeMismatch"
+    assert not list((tmp_path / "scratch").rglob("source"))  # scratch cleaned up
+
+
+def test_audio_declared_as_video_is_a_kind_mismatch(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = source(s3_bucket, media.m4a, "m4a-as-video", "video/mp4")
+    run = run_worker(probe_task(url, media.m4a, "video/mp4", "video"), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.result["reason"] == "KindMismatch"
+
+
+def test_unreachable_input_is_an_infrastructure_failure(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = s3_bucket.presign_get(f"{ASSET}missing/source")
+    run = run_worker(probe_task(url, media.clip, "video/mp4", "video"), tmp_path)
+    assert run.returncode != 0
+    assert run.result_text.startswith("InputUnreachable:")
+    assert len(run.result_text.encode()) <= 4096
+
+
+# --- renditions -----------------------------------------------------------------------
+
+
+def test_video_rung(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, ffprobe_json:
+    FfprobeJson,
+) -> None:
+    url = source(s3_bucket, media.clip, "video", "video/mp4")
+    prefix = f"{ASSET}variants/240p/"
+    variant = {"name": "240p", "type": "video", "height": 240, "video_bitrate_kbps": 400,
+               "segment_seconds": 2}
+    run = run_worker(variant_task(s3_bucket, url, variant, prefix), tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    out = run.result["output"]
+    assert run.result["kind"] == "variant"
+    assert (out["name"], out["width"], out["height"]) == ("240p", 426, 240)
+    assert out["codecs"].startswith("avc1.64")
+    assert out["playlist"] == "media_0.m3u8"
+    assert out["mpd"] == "manifest.mpd"
+    assert out["durationSeconds"] == pytest.approx(4.0, abs=0.1)
+    assert out["bandwidth"] >= 400_000
+
+    keys = s3_bucket.list_keys(prefix)
+    assert len(keys) == out["files"]
+    assert sum(keys.values()) == out["bytes"]
+    assert {f"{prefix}init.m4s", f"{prefix}seg-00001.m4s", f"{prefix}seg-00002.m4s",
+            f"{prefix}media_0.m3u8", f"{prefix}manifest.mpd"} <= set(keys)
+    assert f"{prefix}master.m3u8" not in keys  # masters are the operator's
+
+    local = tmp_path / "fetched"
+    types = s3_bucket.fetch_all(prefix, local)
+    assert types["media_0.m3u8"] == "application/vnd.apple.mpegurl"
+    assert types["manifest.mpd"] == "application/dash+xml"
+    assert types["seg-00001.m4s"] == "video/mp4"
+
+    playlist = m3u8.load(str(local / "media_0.m3u8"))
+    assert playlist.is_endlist
+    assert playlist.segment_map[0].uri == "init.m4s"
+    assert [s.uri for s in playlist.segments] == ["seg-00001.m4s", "seg-00002.m4s"]
+    assert [s.duration for s in playlist.segments] == pytest.approx([2.0, 2.0], abs=0.05)
+    assert "PROGRAM-DATE-TIME" not in (local / "media_0.m3u8").read_text()
+
+    mpd = MPEGDASHParser.parse(str(local / "manifest.mpd"))
+    rep = mpd.periods[0].adaptation_sets[0].representations[0]
+    assert rep.codecs == out["codecs"]
+    assert (rep.width, rep.height) == (426, 240)
+    template = rep.segment_templates[0]
+    assert (template.initialization, template.media) == ("init.m4s", "seg-$Number%05d$.m4s")
+
+    joined = join_segments(local, playlist)
+    decoded = ffprobe_json(joined, "-count_frames", "-select_streams", "v:0")
+    stream = decoded["streams"][0]
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 426, 240)
+    assert int(stream["nb_read_frames"]) == 100  # 4 s at 25 fps, nothing lost
+    assert len(ffprobe_json(joined)["streams"]) == 1  # video only
+
+
+@pytest.mark.parametrize(("codec", "source_attr", "codecs"), [
+    ("aac", "clip", "mp4a.40.2"),  # the audio rendition of a video asset
+    ("opus", "mp3", "opus"),
+])
+def test_audio_rendition(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, ffprobe_json:
+    FfprobeJson, codec: str, source_attr: str, codecs: str,
+) -> None:
+    path: Path = getattr(media, source_attr)
+    url = source(s3_bucket, path, f"audio-{codec}", "application/octet-stream")
+    prefix = f"{ASSET}variants/audio-{codec}/"
+    variant = {"name": f"audio-{codec}", "type": "audio", "audio_codec": codec,
+               "audio_bitrate_kbps": 96, "segment_seconds": 2}
+    run = run_worker(variant_task(s3_bucket, url, variant, prefix), tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    out = run.result["output"]
+    assert out["codecs"] == codecs
+    assert "width" not in out
+    local = tmp_path / "fetched"
+    types = s3_bucket.fetch_all(prefix, local)
+    assert types["init.m4s"] == "audio/mp4"
+    playlist = m3u8.load(str(local / out["playlist"]))
+    MPEGDASHParser.parse(str(local / out["mpd"]))
+    decoded = ffprobe_json(join_segments(local, playlist), "-count_frames")
+    (stream,) = decoded["streams"]
+    assert stream["codec_name"] == codec
+    assert (stream["sample_rate"], stream["channels"]) == ("48000", 2)
+    assert int(stream["nb_read_frames"]) > 0
+    assert float(decoded["format"]["duration"]) == pytest.approx(
+        out["durationSeconds"], abs=0.15)
+
+
+# --- stills ---------------------------------------------------------------------------
+
+
+def test_image_variant_is_webp_without_exif(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, ffprobe_json:
+    FfprobeJson,
+) -> None:
+    assert b"SecretCam" in media.jpeg_exif.read_bytes()
+    url = source(s3_bucket, media.jpeg_exif, "photo", "image/jpeg")
+    prefix = f"{ASSET}variants/w200-webp/"
+    variant = {"name": "w200-webp", "type": "image", "width": 200, "image_format": "webp"}
+    run = run_worker(variant_task(s3_bucket, url, variant, prefix), tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    out = run.result["output"]
+    assert out["file"] == "image.webp"
+    assert (out["width"], out["height"]) == (200, 267)  # upright: EXIF orientation applied
+    types = s3_bucket.fetch_all(prefix, tmp_path / "fetched")
+    assert types == {"image.webp": "image/webp"}
+    data = (tmp_path / "fetched" / "image.webp").read_bytes()
+    assert data[:4] == b"RIFF"
+    assert data[8:12] == b"WEBP"
+    assert b"EXIF" not in data
+    assert b"Exif" not in data
+    assert b"SecretCam" not in data
+    probed = ffprobe_json(tmp_path / "fetched" / "image.webp")
+    assert (probed["streams"][0]["width"], probed["streams"][0]["height"]) == (200, 267)
+
+
+def test_image_is_never_upscaled(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = source(s3_bucket, media.jpeg_exif, "photo-big", "image/jpeg")
+    prefix = f"{ASSET}variants/w640-jpeg/"
+    variant = {"name": "w640-jpeg", "type": "image", "width": 640, "image_format": "jpeg"}
+    run = run_worker(variant_task(s3_bucket, url, variant, prefix), tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    out = run.result["output"]
+    assert (out["file"], out["width"], out["height"]) == ("image.jpg", 240, 320)
+    s3_bucket.fetch_all(prefix, tmp_path / "fetched")
+    data = (tmp_path / "fetched" / "image.jpg").read_bytes()
+    assert data[:2] == b"\xff\xd8"
+    assert b"Exif" not in data
+    assert b"SecretCam" not in data
+
+
+@pytest.mark.parametrize("at", [1.0, 30.0])  # 30 s is past the end: the first frame instead
+def test_poster(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, at: float,
+) -> None:
+    url = source(s3_bucket, media.clip, f"poster-{at:g}", "video/mp4")
+    prefix = f"{ASSET}variants/poster-{at:g}/"
+    variant = {"name": "poster", "type": "poster", "poster_at_seconds": at,
+               "image_format": "jpeg"}
+    run = run_worker(variant_task(s3_bucket, url, variant, prefix), tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    out = run.result["output"]
+    assert (out["file"], out["width"], out["height"]) == ("poster.jpg", 640, 360)
+    assert s3_bucket.fetch_all(prefix, tmp_path / "fetched") == {"poster.jpg": "image/jpeg"}
+
+
+def test_refused_upload_is_an_infrastructure_failure(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    url = source(s3_bucket, media.png, "refused", "image/png")
+    prefix = f"{ASSET}variants/refused/"
+    task = variant_task(s3_bucket, url, {"name": "refused", "type": "image", "width": 64,
+                                  "image_format": "webp"}, prefix)
+    assert task.output is not None
+    outside = task.output.model_copy(update={"key_prefix": f"{ASSET}variants/elsewhere/"})
+    task = task.model_copy(update={"output": outside})  # a prefix the policy does not sign
+    run = run_worker(task, tmp_path / "run")
+    assert run.returncode != 0
+    assert run.result_text.startswith("UploadFailed:")
+    assert not s3_bucket.list_keys(f"{ASSET}variants/elsewhere/")
+
+
+def test_invalid_task_fails_with_a_readable_message(run_worker: RunWorker, tmp_path: Path) -> None:
+    run = run_worker({"type": "video"}, tmp_path)
+    assert run.returncode == 2
+    assert run.result_text.startswith("InvalidTask:")

@@ -1,0 +1,223 @@
+"""Every ffmpeg and ffprobe command line the worker runs, as pure functions.
+
+The inputs are hostile, so the safety of the worker lives in these argv lists: a protocol
+allow-list (ffmpeg never opens anything but the one input), a demuxer allow-list per kind
+(no playlist or concat demuxer that would follow references, no image2 pattern expansion),
+metadata never copied to outputs. Keeping them pure lets unit tests assert those flags
+without running anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import ffmpeg
+
+from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+
+# ffmpeg matches each entry against every alias of a demuxer ("mov,mp4,m4a,3gp,3g2,mj2").
+# Not listed on purpose: hls, dash, concat (they open further URLs), image2 (file-name
+# patterns), apng, and the many exotic demuxers that only widen the attack surface.
+DEMUXERS: dict[MediaKind, tuple[str, ...]] = {
+    MediaKind.VIDEO: ("mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi",
+                      "mpegts"),
+    MediaKind.AUDIO: ("mp3", "aac", "wav", "flac", "ogg", "mov", "mp4", "m4a", "3gp", "3g2",
+                      "mj2", "matroska", "webm"),
+    MediaKind.IMAGE: ("png_pipe", "jpeg_pipe", "webp_pipe", "gif", "gif_pipe", "bmp_pipe",
+                      "tiff_pipe"),
+}
+
+# The probe reads the downloaded copy; transcodes stream the presigned URL (no "crypto":
+# that protocol only serves encrypted HLS, which is not allowed anyway).
+PROBE_PROTOCOLS = "file"
+INPUT_PROTOCOLS = "http,https,tcp,tls"
+
+# Network input: give up on a stalled read instead of hanging until the Job's deadline.
+RW_TIMEOUT_US = 30_000_000
+
+# Decoders refuse larger pictures before allocating them (decompression bombs). Audio
+# inputs may carry cover art, held to the image limit.
+MAX_PIXELS: dict[MediaKind, int] = {
+    MediaKind.IMAGE: 100_000_000,
+    MediaKind.VIDEO: 8192 * 4352,
+    MediaKind.AUDIO: 100_000_000,
+}
+# What ffmpeg logs when it refuses a picture for its size (our limit, or its own).
+OVERSIZE_MESSAGES = ("exceeds specified max pixel count", "Invalid image size")
+
+# Output names are fixed so the operator and the tests can predict them.
+MPD_NAME = "manifest.mpd"
+HLS_MASTER_NAME = "master.m3u8"  # written by ffmpeg, not uploaded: the operator owns masters
+HLS_MEDIA_NAME = "media_0.m3u8"  # ffmpeg 5.1's dash muxer names media playlists media_<n>
+INIT_NAME = "init.m4s"
+SEGMENT_TEMPLATE = "seg-$Number%05d$.$ext$"
+POSTER_NAME = "poster.jpg"
+POSTER_MAX_WIDTH = 1280
+
+_GLOBAL = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y")
+
+
+def demuxer_allowlist(*kinds: MediaKind) -> str:
+    names: list[str] = []
+    for kind in kinds:
+        names += [n for n in DEMUXERS[kind] if n not in names]
+    return ",".join(names)
+
+
+def probe_command(path: Path | str, kind: MediaKind) -> list[str]:
+    """ffprobe of the local copy. Images also decode up to two frames: that proves they
+    decode, reveals EXIF orientation, and shows whether a "still" hides a sequence."""
+    argv = [FFPROBE, "-hide_banner", "-loglevel", "error",
+            "-protocol_whitelist", PROBE_PROTOCOLS,
+            "-format_whitelist", demuxer_allowlist(kind),
+            "-max_pixels", str(MAX_PIXELS[kind]),
+            "-show_format", "-show_streams"]
+    if kind is MediaKind.IMAGE:
+        argv += ["-show_frames", "-read_intervals", "%+#2"]
+    return [*argv, "-of", "json", str(path)]
+
+
+def _network_input(url: str, kinds: tuple[MediaKind, ...],
+                   **extra: object) -> ffmpeg.nodes.FilterableStream:
+    return ffmpeg.input(url, protocol_whitelist=INPUT_PROTOCOLS,
+                        format_whitelist=demuxer_allowlist(*kinds),
+                        max_pixels=max(MAX_PIXELS[k] for k in kinds),
+                        rw_timeout=RW_TIMEOUT_US, reconnect=1, reconnect_on_network_error=1,
+                        reconnect_delay_max=8, **extra)
+
+
+def _compile(stream: ffmpeg.nodes.OutputStream) -> list[str]:
+    argv: list[str] = ffmpeg.compile(stream, cmd=[FFMPEG, *_GLOBAL])
+    return argv
+
+
+def _require(value: int | float | str | None, what: str, spec: VariantSpec) -> int | float | str:
+    if value is None:
+        raise ValueError(f"variant {spec.name!r} ({spec.type}) needs {what}")
+    return value
+
+
+def _cmaf(spec: VariantSpec) -> dict[str, object]:
+    """The dash muxer writes fMP4 segments once and both an MPD and an HLS playlist naming
+    them. Keyframes forced at multiples of the segment duration give every rung one grid;
+    the SegmentTimeline lists each rendition's real segments, because renditions of one
+    asset end a few milliseconds apart (AAC frames) and a duration-only template would make
+    players infer a segment count from the longest of them."""
+    return {
+        "f": "dash",
+        "dash_segment_type": "mp4",
+        "seg_duration": spec.segment_seconds,
+        "use_template": 1,
+        "use_timeline": 1,
+        "hls_playlist": 1,
+        "hls_master_name": HLS_MASTER_NAME,
+        "init_seg_name": INIT_NAME,
+        "media_seg_name": SEGMENT_TEMPLATE,
+        "map_metadata": -1,
+        "map_chapters": -1,
+    }
+
+
+def video_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
+    """One H.264 rung, video only. Keyframes at every segment boundary and no scene-cut
+    keyframes, so all rungs cut at the same instants and players can switch between them."""
+    height = int(_require(spec.height, "height", spec))
+    kbps = int(_require(spec.video_bitrate_kbps, "video_bitrate_kbps", spec))
+    seg = spec.segment_seconds
+    # Never upscale; keep the height even for 4:2:0. Width follows the aspect, even too.
+    scale = f"scale=w=-2:h=trunc(min({height}\\,ih)/2)*2"
+    source = _network_input(input_url, (MediaKind.VIDEO,))
+    out = ffmpeg.output(
+        source["v:0"], str(out_dir / MPD_NAME),
+        vf=scale,
+        **{
+            "c:v": "libx264",
+            "preset": "veryfast",
+            "profile:v": "high",
+            "pix_fmt": "yuv420p",
+            "b:v": f"{kbps}k",
+            "maxrate": f"{kbps}k",
+            "bufsize": f"{2 * kbps}k",
+            "force_key_frames": f"expr:gte(t,n_forced*{seg})",
+            "sc_threshold": 0,
+            "adaptation_sets": "id=0,streams=v",
+        },
+        **_cmaf(spec),
+    )
+    return _compile(out)
+
+
+def audio_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
+    """One audio rendition, stereo 48 kHz (what Opus requires and what AAC players expect).
+    The source may be an audio file or the audio of a video, so both allow-lists apply."""
+    codec = str(_require(spec.audio_codec, "audio_codec", spec))
+    kbps = int(_require(spec.audio_bitrate_kbps, "audio_bitrate_kbps", spec))
+    source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO))
+    out = ffmpeg.output(
+        source["a:0"], str(out_dir / MPD_NAME),
+        **{
+            "c:a": "libopus" if codec == "opus" else "aac",
+            "b:a": f"{kbps}k",
+            "ar": 48000,
+            "ac": 2,
+            "adaptation_sets": "id=0,streams=a",
+        },
+        **_cmaf(spec),
+    )
+    return _compile(out)
+
+
+def still_name(spec: VariantSpec) -> str:
+    if spec.type is TaskType.POSTER:
+        return POSTER_NAME
+    return "image.jpg" if spec.image_format == "jpeg" else "image.webp"
+
+
+def _still_encoder(image_format: str) -> dict[str, object]:
+    if image_format == "jpeg":
+        return {"c:v": "mjpeg", "q:v": 3, "pix_fmt": "yuvj420p", "f": "image2", "update": 1}
+    return {"c:v": "libwebp", "quality": 80, "compression_level": 4, "f": "webp"}
+
+
+def _still_output(stream: ffmpeg.nodes.FilterableStream, path: Path, vf: str,
+                  image_format: str) -> list[str]:
+    # bitexact keeps the encoder's name out of the file; neither encoder writes EXIF and
+    # map_metadata drops what the demuxer exported (camera, GPS).
+    out = ffmpeg.output(stream, str(path), vf=vf, map_metadata=-1, fflags="+bitexact",
+                        flags="+bitexact", **{"frames:v": 1}, **_still_encoder(image_format))
+    return _compile(out)
+
+
+def image_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
+    """One resized still. ffmpeg applies the EXIF orientation before the filter, so the
+    width limit is the displayed width and the output needs no orientation tag."""
+    width = int(_require(spec.width, "width", spec))
+    image_format = str(_require(spec.image_format, "image_format", spec))
+    source = _network_input(input_url, (MediaKind.IMAGE,))
+    vf = f"scale=w=min({width}\\,iw):h=-1"
+    return _still_output(source["v:0"], out_dir / still_name(spec), vf, image_format)
+
+
+def poster_command(input_url: str, spec: VariantSpec, out_dir: Path,
+                   at_seconds: float | None = None) -> list[str]:
+    """One JPEG frame. The seek goes before the input (fast keyframe seek, then decode to
+    the exact time). Anamorphic pixels are squared first: browsers ignore JPEG aspect."""
+    at = spec.poster_at_seconds if at_seconds is None else at_seconds
+    source = _network_input(input_url, (MediaKind.VIDEO,), ss=f"{max(0.0, at or 0.0):.3f}")
+    vf = ("scale=w=trunc(iw*sar/2)*2:h=ih,setsar=1,"
+          f"scale=w=min({POSTER_MAX_WIDTH}\\,iw):h=-2")
+    return _still_output(source["v:0"], out_dir / POSTER_NAME, vf, "jpeg")
+
+
+def still_probe_command(path: Path | str, image_format: str) -> list[str]:
+    """Dimensions of a still we wrote; the demuxer is forced, nothing is guessed."""
+    demuxer = "jpeg_pipe" if image_format == "jpeg" else "webp_pipe"
+    return [FFPROBE, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", PROBE_PROTOCOLS,
+            "-f", demuxer, "-select_streams", "v:0", "-show_entries", "stream=width,height",
+            "-of", "json", str(path)]

@@ -1,0 +1,134 @@
+"""Entry point of one worker pod: read the task, do it, leave the result, exit.
+
+Exit 0 means "a result was written" (a quarantine verdict included); anything else is an
+infrastructure failure the Job controller retries, with a one-line cause left in the
+termination message. Heavy imports wait until the task type is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mediaplane.core.tasks import (
+    MAX_RESULT_BYTES,
+    RESULT_PATH_ENV,
+    SCRATCH_ENV,
+    TASK_ENV,
+    ProbeOutcome,
+    TaskType,
+    VariantOutcome,
+    WorkerTask,
+)
+from mediaplane.worker.errors import (
+    EXIT_INTERNAL,
+    EXIT_INVALID_TASK,
+    EXIT_TERMINATED,
+    InfraError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from types import FrameType
+
+log = logging.getLogger("mediaplane.worker")
+
+DEFAULT_RESULT_PATH = "/dev/termination-log"
+
+
+def parse_task(environ: Mapping[str, str]) -> WorkerTask:
+    raw = environ.get(TASK_ENV)
+    if not raw:
+        raise InfraError("InvalidTask", f"{TASK_ENV} is not set", exit_code=EXIT_INVALID_TASK)
+    try:
+        return WorkerTask.model_validate_json(raw)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = str(exc).splitlines()[:3]
+        raise InfraError("InvalidTask", " ".join(first),
+                         exit_code=EXIT_INVALID_TASK) from exc
+
+
+def render(result: ProbeOutcome | VariantOutcome) -> str:
+    """JSON within the termination-message cap; only a quarantine message can be long."""
+    text = result.model_dump_json(exclude_none=True)
+    if isinstance(result, ProbeOutcome) and result.message:
+        message = result.message
+        while len(text.encode()) > MAX_RESULT_BYTES and message:
+            message = message[: len(message) // 2]
+            text = result.model_copy(update={"message": message + "…"}).model_dump_json(
+                exclude_none=True)
+    if len(text.encode()) > MAX_RESULT_BYTES:
+        raise InfraError("ResultTooLarge", f"{len(text.encode())} bytes")
+    return text
+
+
+def write_result(path: Path, text: str) -> None:
+    data = text.encode()[:MAX_RESULT_BYTES]
+    with path.open("wb") as handle:
+        handle.write(data)
+
+
+@contextmanager
+def scratch_dir(environ: Mapping[str, str]) -> Iterator[Path]:
+    """A fresh directory inside the pod's scratch volume (or a tempdir), always removed."""
+    base = environ.get(SCRATCH_ENV) or None
+    if base:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="task-", dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_task(task: WorkerTask, scratch: Path) -> ProbeOutcome | VariantOutcome:
+    if task.type is TaskType.PROBE:
+        from mediaplane.worker.probe import run_probe
+
+        return run_probe(task, scratch)
+    from mediaplane.worker.transcode import run_variant
+
+    return run_variant(task, scratch)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+    raise InfraError("Terminated", "stopped by SIGTERM", exit_code=EXIT_TERMINATED)
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request with its URL: a presigned GET carries its signature.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    result_path = Path(env.get(RESULT_PATH_ENV) or DEFAULT_RESULT_PATH)
+    try:
+        task = parse_task(env)
+        log.info("task %s%s", task.type, f" {task.variant.name}" if task.variant else "")
+        with scratch_dir(env) as scratch:
+            result = run_task(task, scratch)
+        text = render(result)
+    except InfraError as exc:
+        log.error("%s", exc)
+        write_result(result_path, str(exc))
+        return exc.exit_code
+    except Exception as exc:
+        log.exception("unexpected failure")
+        write_result(result_path, f"Internal: {type(exc).__name__}: {exc}")
+        return EXIT_INTERNAL
+    write_result(result_path, text)
+    log.info("result: %s", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The ingest gate: is this upload what its uploader declared, and can we read it safely?
+
+Every check that fails is a verdict about the input (quarantine), not an error: retrying
+would give the same answer. Only an unreachable source is an infrastructure failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from mediaplane.core.tasks import MediaKind, ProbeOutcome, ProbeResult, Verdict
+from mediaplane.worker import commands, process
+from mediaplane.worker.errors import EXIT_INVALID_TASK, InfraError
+from mediaplane.worker.sniff import (
+    DEMUXED_AS,
+    HEAD_BYTES,
+    Family,
+    accepted_families,
+    canonical_mime,
+    sniff_file,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mediaplane.core.tasks import Expected, WorkerTask
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 60.0
+SOURCE_NAME = "source"  # no extension: ffprobe must pick the demuxer from the bytes alone
+MAX_SIDE = 16384
+_IMAGE_CODECS = frozenset({"png", "mjpeg", "webp", "gif", "bmp", "tiff"})
+
+
+def quarantine(reason: str, message: str) -> ProbeOutcome:
+    return ProbeOutcome(verdict=Verdict.QUARANTINED, reason=reason, message=message)
+
+
+def check_declared(expected: Expected, family: Family | None) -> ProbeOutcome | None:
+    accepted = accepted_families(expected.kind, expected.mime)
+    if not accepted:
+        return quarantine("TypeMismatch", f"{expected.mime!r} is not an accepted "
+                          f"{expected.kind} type")
+    if family is None:
+        return quarantine("TypeMismatch", f"declared {expected.mime} but the content is not "
+                          "a recognised media type")
+    if family not in accepted:
+        return quarantine("TypeMismatch", f"declared {expected.mime} but the content is "
+                          f"{family}")
+    return None
+
+
+def _float(value: object) -> float | None:
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _rotation(entries: list[dict[str, Any]] | None, tags: dict[str, Any] | None = None) -> int:
+    for entry in entries or []:
+        if "rotation" in entry:
+            return int(_float(entry["rotation"]) or 0)
+    return int(_float((tags or {}).get("rotate", 0)) or 0)
+
+
+def _display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """Players and ffmpeg's autorotate show a 90°-rotated frame with its sides swapped."""
+    return (height, width) if rotation % 180 else (width, height)
+
+
+def interpret(kind: MediaKind, family: Family, report: dict[str, Any],
+              detected_mime: str) -> ProbeOutcome:
+    """Pure judgement of an ffprobe JSON report; unit tests feed it real ffprobe output."""
+    fmt = report.get("format") or {}
+    format_name = str(fmt.get("format_name", ""))
+    if format_name not in DEMUXED_AS.get(family, frozenset()):
+        return quarantine("TypeMismatch", f"content sniffed as {family} but ffprobe read it "
+                          f"as {format_name or 'nothing'}")
+    streams: list[dict[str, Any]] = report.get("streams") or []
+    videos = [s for s in streams if s.get("codec_type") == "video"
+              and not (s.get("disposition") or {}).get("attached_pic")]
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    for stream in (videos[:1] + audios[:1]):
+        if not stream.get("codec_name"):
+            return quarantine("Unreadable", f"stream {stream.get('index')} has a codec "
+                              "ffprobe does not know")
+    duration = _float(fmt.get("duration"))
+    frames = [f for f in report.get("frames") or [] if f.get("media_type") == "video"]
+
+    if kind is MediaKind.VIDEO:
+        if not videos:
+            return quarantine("KindMismatch", "declared video but the file has no video stream")
+        if duration is not None and duration <= 0:
+            return quarantine("KindMismatch", "declared video but the file has no duration")
+    elif kind is MediaKind.AUDIO:
+        if not audios:
+            return quarantine("KindMismatch", "declared audio but the file has no audio stream")
+    else:
+        if len(videos) != 1 or audios or videos[0].get("codec_name") not in _IMAGE_CODECS:
+            return quarantine("KindMismatch", "declared image but the file is not a single "
+                              "still picture")
+        if not frames:
+            return quarantine("Unreadable", "the image does not decode")
+        if len(frames) > 1 and family is not Family.GIF:
+            return quarantine("KindMismatch", "declared image but the file holds a sequence "
+                              "of pictures")
+        duration = None
+
+    width = height = None
+    if videos:
+        video = videos[0]
+        width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+        if width <= 0 or height <= 0:
+            return quarantine("Unreadable", "the video stream has no dimensions")
+        side_data = frames[0].get("side_data_list") if frames else video.get("side_data_list")
+        width, height = _display_size(width, height, _rotation(side_data, video.get("tags")))
+        if max(width, height) > MAX_SIDE or width * height > commands.MAX_PIXELS[kind]:
+            return quarantine("DimensionsTooLarge", f"{width}x{height} is larger than we "
+                              "process")
+
+    return ProbeOutcome(verdict=Verdict.ACCEPTED, probe=ProbeResult(
+        detected_mime=detected_mime,
+        format_name=format_name,
+        duration_seconds=duration,
+        width=width,
+        height=height,
+        video_codec=videos[0].get("codec_name") if videos else None,
+        audio_codec=audios[0].get("codec_name") if audios else None,
+        has_video=bool(videos),
+        has_audio=bool(audios),
+    ))
+
+
+def inspect(path: Path, expected: Expected, family: Family, workdir: Path) -> ProbeOutcome:
+    """ffprobe the local copy with the kind's demuxers only and judge what it saw."""
+    done = process.run(commands.probe_command(path, expected.kind), timeout=PROBE_TIMEOUT,
+                       workdir=str(workdir))
+    if done.timed_out:
+        return quarantine("Unreadable", f"ffprobe did not finish within {PROBE_TIMEOUT:.0f} s")
+    if any(message in done.stderr_tail for message in commands.OVERSIZE_MESSAGES):
+        return quarantine("DimensionsTooLarge", "the picture is larger than "
+                          f"{commands.MAX_PIXELS[expected.kind]} pixels")
+    if done.returncode != 0:
+        if "not on whitelist" in done.stderr_tail:
+            return quarantine("DemuxerNotAllowed", f"the {expected.kind} demuxers refuse it: "
+                              f"{done.stderr_tail[-300:]}")
+        return quarantine("Unreadable", f"ffprobe failed: {done.stderr_tail[-300:]}")
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        return quarantine("Unreadable", "ffprobe's report is not readable")
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    return interpret(expected.kind, family, report,
+                     canonical_mime(expected.kind, family, head))
+
+
+def run_probe(task: WorkerTask, scratch: Path) -> ProbeOutcome:
+    from mediaplane.worker.download import fetch  # deferred: httpx only when needed
+
+    expected = task.expected
+    if expected is None:
+        raise InfraError("InvalidTask", "a probe task needs `expected`",
+                         exit_code=EXIT_INVALID_TASK)
+    source = scratch / SOURCE_NAME
+    fetched = fetch(task.input_url, source, expected.size_bytes)
+    if fetched.sha256 is None or fetched.size != expected.size_bytes:
+        received = f"more than {expected.size_bytes}" if fetched.oversize else str(fetched.size)
+        return quarantine("SizeMismatch", f"declared {expected.size_bytes} bytes, the object "
+                          f"has {received}")
+    if fetched.sha256 != expected.sha256.lower():
+        return quarantine("ChecksumMismatch", f"declared sha256 {expected.sha256}, the "
+                          f"object's is {fetched.sha256}")
+    family = sniff_file(source)
+    log.info("fetched %d bytes, sniffed %s", fetched.size, family)
+    verdict = check_declared(expected, family)
+    if verdict is not None or family is None:
+        return verdict or quarantine("TypeMismatch", "unrecognised content")
+    return inspect(source, expected, family, scratch)

@@ -1,0 +1,76 @@
+"""Running ffmpeg and ffprobe with a hard time limit and bounded memory.
+
+Hostile inputs can make a demuxer loop or print an error per frame, so stdout and stderr
+go to files (not pipes held in memory) and only a bounded amount is read back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import IO
+
+STDERR_TAIL = 600  # characters: enough for ffmpeg's last error lines, fits a termination message
+STDERR_SCAN = 1024 * 1024  # bytes of stderr searched for watched phrases
+MAX_STDOUT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr_tail: str
+    timed_out: bool = False
+    stdout_truncated: bool = False
+    flagged: str | None = None  # the first watched phrase found in stderr
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and self.flagged is None
+
+
+def _child_env() -> dict[str, str]:
+    """The task (with its presigned URLs) is none of ffmpeg's business."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MEDIAPLANE_")}
+
+
+def _tail(handle: IO[bytes], limit: int) -> str:
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - limit))
+    return handle.read().decode("utf-8", "replace")
+
+
+def run(argv: Sequence[str], *, timeout: float, workdir: str | None = None,
+        watch: Sequence[str] = ()) -> Completed:
+    """Run `argv`, killing it after `timeout` seconds. Never raises for the child's failure.
+    `watch`: phrases that mean failure even when the exit code says success (ffmpeg exits 0
+    after some input errors)."""
+    with (tempfile.TemporaryFile(dir=workdir) as out,
+          tempfile.TemporaryFile(dir=workdir) as err):
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                env=_child_env())
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.kill()
+            proc.wait()
+        except BaseException:  # SIGTERM from the kubelet, Ctrl-C: never leave ffmpeg behind
+            proc.kill()
+            proc.wait()
+            raise
+        size = out.seek(0, os.SEEK_END)
+        out.seek(0)
+        stdout = out.read(MAX_STDOUT)
+        stderr = _tail(err, STDERR_SCAN)
+        flagged = next((phrase for phrase in watch if phrase in stderr), None)
+        return Completed(returncode=proc.returncode, stdout=stdout,
+                         stderr_tail=stderr.strip()[-STDERR_TAIL:], timed_out=timed_out,
+                         stdout_truncated=size > MAX_STDOUT, flagged=flagged)

@@ -1,0 +1,136 @@
+"""Producing one variant and publishing it: a CMAF rendition or a single still.
+
+ffmpeg reads the presigned URL itself (ranged reads, no full copy on the scratch volume).
+Success is judged from what ffmpeg wrote, not from its exit code alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from mediaplane.core.tasks import TaskType, VariantOutcome, VariantOutput
+from mediaplane.worker import commands, manifests, process
+from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
+from mediaplane.worker.upload import upload_all
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
+
+log = logging.getLogger(__name__)
+
+RENDITION_TIMEOUT = 4 * 3600.0
+STILL_TIMEOUT = 300.0
+# ffmpeg can log these and still exit 0 with a truncated output: a retry is the answer.
+INPUT_ERRORS = ("Stream ends prematurely", "Input/output error", "Server returned",
+                "Connection reset", "Connection refused", "Connection timed out",
+                "Operation timed out")
+
+
+def _failed(what: str, done: process.Completed | None = None) -> InfraError:
+    detail = ""
+    if done is not None:
+        status = ("timed out" if done.timed_out else f"input error {done.flagged!r}"
+                  if done.flagged else f"exit {done.returncode}")
+        detail = f" ({status}): {done.stderr_tail[-400:]}"
+    return InfraError("TranscodeFailed", what + detail, exit_code=EXIT_TRANSCODE)
+
+
+def _invalid(message: str) -> InfraError:
+    return InfraError("InvalidTask", message, exit_code=EXIT_INVALID_TASK)
+
+
+def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
+              out_dir: Path) -> VariantOutput:
+    build = commands.video_command if spec.type is TaskType.VIDEO else commands.audio_command
+    try:
+        argv = build(task.input_url, spec, out_dir)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    started = time.monotonic()
+    done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
+                       watch=INPUT_ERRORS)
+    if not done.ok:
+        raise _failed("ffmpeg failed", done)
+    log.info("ffmpeg wrote %s in %.2f s", spec.name, time.monotonic() - started)
+
+    playlist_path = out_dir / commands.HLS_MEDIA_NAME
+    mpd_path = out_dir / commands.MPD_NAME
+    if not playlist_path.is_file() or not mpd_path.is_file():
+        raise _failed("ffmpeg wrote no playlist or MPD", done)
+    try:
+        playlist = manifests.parse_media_playlist(playlist_path.read_text())
+        rep = manifests.parse_mpd(mpd_path.read_text())
+    except (ValueError, SyntaxError) as exc:  # ParseError is a SyntaxError
+        raise _failed(f"unreadable manifest: {exc}", done) from exc
+    missing = [n for n in playlist.files if not (out_dir / n).is_file()]
+    if not playlist.ended or playlist.init is None or not playlist.segments or missing:
+        raise _failed(f"incomplete rendition (ended={playlist.ended}, "
+                      f"segments={len(playlist.segments)}, missing={missing[:3]})", done)
+    playlist_path.write_text(manifests.normalise_media_playlist(playlist_path.read_text()))
+
+    sizes = {n: (out_dir / n).stat().st_size for n in playlist.files}
+    peak = manifests.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)
+    names = [*playlist.files, commands.HLS_MEDIA_NAME, commands.MPD_NAME]
+    sent = upload_all(post, out_dir, names, audio_only=spec.type is TaskType.AUDIO)
+    return VariantOutput(
+        name=spec.name, files=len(names), bytes=sent,
+        bandwidth=max(rep.bandwidth or 0, peak) or None,
+        width=rep.width, height=rep.height, codecs=rep.codecs,
+        duration_seconds=round(playlist.duration, 3),
+        playlist=commands.HLS_MEDIA_NAME, mpd=commands.MPD_NAME,
+    )
+
+
+def _encode_still(task: WorkerTask, spec: VariantSpec, out_dir: Path) -> process.Completed:
+    if spec.type is TaskType.IMAGE:
+        argv = commands.image_command(task.input_url, spec, out_dir)
+        return process.run(argv, timeout=STILL_TIMEOUT, workdir=str(out_dir.parent),
+                           watch=INPUT_ERRORS)
+    done = process.run(commands.poster_command(task.input_url, spec, out_dir),
+                       timeout=STILL_TIMEOUT, workdir=str(out_dir.parent), watch=INPUT_ERRORS)
+    if done.ok and not (out_dir / commands.POSTER_NAME).is_file() and spec.poster_at_seconds:
+        # Seeking past the last frame yields no picture: fall back to the first frame.
+        log.info("no frame at %.3f s, taking the first one", spec.poster_at_seconds)
+        argv = commands.poster_command(task.input_url, spec, out_dir, at_seconds=0.0)
+        done = process.run(argv, timeout=STILL_TIMEOUT, workdir=str(out_dir.parent),
+                           watch=INPUT_ERRORS)
+    return done
+
+
+def still(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
+          out_dir: Path) -> VariantOutput:
+    try:
+        done = _encode_still(task, spec, out_dir)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    name = commands.still_name(spec)
+    path = out_dir / name
+    if not done.ok or not path.is_file() or path.stat().st_size == 0:
+        raise _failed("ffmpeg wrote no picture", done)
+    image_format = "jpeg" if name.endswith(".jpg") else "webp"
+    probed = process.run(commands.still_probe_command(path, image_format), timeout=60,
+                         workdir=str(out_dir.parent))
+    size: dict[str, int] = {}
+    if probed.ok:
+        size = (json.loads(probed.stdout).get("streams") or [{}])[0]
+    sent = upload_all(post, out_dir, [name])
+    return VariantOutput(name=spec.name, files=1, bytes=sent, width=size.get("width"),
+                         height=size.get("height"), file=name)
+
+
+def run_variant(task: WorkerTask, scratch: Path) -> VariantOutcome:
+    spec, post = task.variant, task.output
+    if spec is None or post is None:
+        raise _invalid(f"a {task.type} task needs `variant` and `output`")
+    if spec.type is not task.type:
+        raise _invalid(f"task type {task.type} with a {spec.type} variant")
+    out_dir = scratch / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if spec.type in (TaskType.VIDEO, TaskType.AUDIO):
+        return VariantOutcome(output=rendition(task, spec, post, out_dir))
+    return VariantOutcome(output=still(task, spec, post, out_dir))
