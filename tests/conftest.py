@@ -36,7 +36,7 @@ class OperatorHandle:
         self.process: ManagedProcess | None = None
 
     def start(self) -> None:
-        self.process = start_operator(self.cluster.state_dir, self.cluster.env())
+        self.process = start_operator(self.cluster)
 
     def kill(self) -> None:
         assert self.process is not None

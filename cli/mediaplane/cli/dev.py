@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 # Called in order once the cluster is ready, before "ready" is printed (and before a
 # detached `dev up` returns): e.g. start the operator and the API with `cluster.spawn`,
 # load demo data. An exception stops the cluster and fails `dev up`.
-ON_READY: list[Callable[[DevCluster], None]] = []
+def _start_operator(cluster: DevCluster) -> None:
+    from mediaplane.devcluster.services import start_operator
+
+    start_operator(cluster)
+
+
+ON_READY: list[Callable[[DevCluster], None]] = [_start_operator]
 
 DOWN_TIMEOUT = 90.0
 
@@ -60,6 +66,17 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     up.add_argument(
         "--detach", action="store_true", help="run in the background, return when ready"
     )
+    up.add_argument(
+        "--no-demo", action="store_true",
+        help="do not run the embedded demo (the examples, applied and transcoded) once ready",
+    )
+    put = add("put", "upload a file to the dev bucket (a source for a MediaAsset)", cmd_put)
+    put.add_argument("file", type=Path)
+    put.add_argument("key", help="object key, e.g. tenants/demo/assets/<asset id>/source")
+    manifest = add("manifest", "print a MediaAsset manifest for a file, and its `dev put`",
+                   cmd_manifest)
+    manifest.add_argument("file", type=Path)
+    manifest.add_argument("--tenant", required=True, help="the namespace")
     add("down", "stop a cluster started with `dev up`", cmd_down)
     add("env", "print `export` lines for the running cluster", cmd_env)
     logs = add("logs", "print a pod's container log", cmd_logs)
@@ -109,14 +126,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         if env is not None:
             print(exports(env))
         return 0 if args.detach else 1
-    return _up_detached(state) if args.detach else _up_foreground(state)
+    demo = not (args.no_demo or args.detach)
+    return _up_detached(state) if args.detach else _up_foreground(state, demo)
 
 
 def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
     raise _Shutdown(signum)
 
 
-def _up_foreground(state: Path) -> int:
+def _up_foreground(state: Path, demo: bool) -> int:
     from mediaplane.devcluster.cluster import DevCluster
 
     pid_path, ready_path = state / "pid", state / "ready"
@@ -132,6 +150,14 @@ def _up_foreground(state: Path) -> int:
         print(exports(cluster.env()))
         print("ready", flush=True)
         ready_path.write_text(f"{os.getpid()}\n")
+        if demo:
+            from mediaplane.devcluster import demo as embedded_demo
+
+            try:
+                embedded_demo.run(cluster.env())
+            except Exception as err:  # the cluster stays useful without the demo
+                print(f"demo failed: {err}", file=sys.stderr)
+            print("still running; Ctrl-C stops everything", flush=True)
         while True:
             time.sleep(1)
             dead = cluster.dead_processes()
@@ -169,7 +195,8 @@ def _up_detached(state: Path) -> int:
     log_path = logs / "supervisor.log"
     ready_path = state / "ready"
     ready_path.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "mediaplane.cli.main", "dev", "up", "--state-dir", str(state)]
+    argv = [sys.executable, "-m", "mediaplane.cli.main", "dev", "up", "--no-demo",
+            "--state-dir", str(state)]
     with log_path.open("ab") as out:
         child = subprocess.Popen(
             argv,
@@ -266,4 +293,55 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.buffer.write(path.read_bytes())
     sys.stdout.flush()
+    return 0
+
+
+def _running_env(args: argparse.Namespace) -> Mapping[str, str] | None:
+    env = read_env(_state_dir(args))
+    if env is None:
+        print("no dev cluster is running (start one with `mediaplane dev up`)", file=sys.stderr)
+    return env
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    env = _running_env(args)
+    if env is None:
+        return 1
+    from mediaplane.core.storage import Storage
+
+    storage = Storage.from_env(env)
+    storage.client.upload_file(str(args.file), storage.bucket, args.key)
+    print(f"s3://{storage.bucket}/{args.key} ({args.file.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    import hashlib
+    import mimetypes
+
+    import yaml
+
+    from mediaplane.core import keys, names
+
+    mime = mimetypes.guess_type(args.file.name)[0] or ""
+    kind = mime.split("/")[0]
+    if kind not in ("video", "audio", "image"):
+        print(f"cannot tell the media kind of {args.file.name} ({mime or 'unknown type'})",
+              file=sys.stderr)
+        return 2
+    digest = hashlib.sha256()
+    with args.file.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    asset_id = names.new_asset_id()
+    key = keys.source_key(args.tenant, asset_id)
+    body = {
+        "apiVersion": names.API_VERSION, "kind": names.ASSET_KIND,
+        "metadata": {"name": names.name_from_asset_id(asset_id), "namespace": args.tenant},
+        "spec": {"kind": kind, "mime": mime, "sha256": digest.hexdigest(),
+                 "sizeBytes": args.file.stat().st_size, "filename": args.file.name,
+                 "source": {"origin": "object", "key": key}},
+    }
+    print(f"# upload first: mediaplane dev put {shlex.quote(str(args.file))} {key}")
+    print(yaml.safe_dump(body, sort_keys=False), end="")
     return 0

@@ -6,6 +6,7 @@ boto3 is synchronous; callers on an event loop run the I/O methods in a thread
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -29,9 +30,20 @@ class ObjectInfo:
 
 
 class Storage:
-    def __init__(self, settings: S3Settings) -> None:
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Storage:
+        """A client for the dev cluster's S3 from `mediaplane dev env`'s variables."""
+        settings = S3Settings(endpoint=env["MEDIAPLANE_S3_ENDPOINT"],
+                              bucket=env["MEDIAPLANE_S3_BUCKET"],
+                              region=env["MEDIAPLANE_S3_REGION"])
+        return cls(settings, (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]))
+
+    def __init__(self, settings: S3Settings, credentials: tuple[str, str] | None = None) -> None:
+        """`credentials` (access key, secret) override boto3's chain; tools use it, services
+        leave it None so cloud identity works."""
         self.settings = settings
         self.bucket = settings.bucket
+        self._credentials = credentials
 
     def _client(self, endpoint: str | None) -> S3Client:
         config = Config(
@@ -40,7 +52,9 @@ class Storage:
             retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=32,
         )
+        access_key, secret_key = self._credentials or (None, None)
         return boto3.client("s3", endpoint_url=endpoint, region_name=self.settings.region,
+                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                             config=config)
 
     @cached_property

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import yaml
 
-from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
 
 EXAMPLES = ("video.yaml", "image.yaml", "audio.yaml")
@@ -32,9 +31,7 @@ def examples_dir() -> Path | None:
 
 
 def put_sources(examples: Path, env: Mapping[str, str]) -> list[str]:
-    storage = Storage(S3Settings(endpoint=env["MEDIAPLANE_S3_ENDPOINT"],
-                                 bucket=env["MEDIAPLANE_S3_BUCKET"],
-                                 region=env["MEDIAPLANE_S3_REGION"]))
+    storage = Storage.from_env(env)
     keys = []
     for manifest in EXAMPLES:
         spec = yaml.safe_load((examples / manifest).read_text())["spec"]

@@ -12,8 +12,11 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mediaplane.devcluster.processes import ManagedProcess, spawn
+if TYPE_CHECKING:
+    from mediaplane.devcluster.cluster import DevCluster
+    from mediaplane.devcluster.processes import ManagedProcess
 
 
 def worker_command() -> list[str]:
@@ -27,12 +30,11 @@ def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def start_operator(state_dir: Path, cluster_env: Mapping[str, str]) -> ManagedProcess:
-    """Starts the operator standalone (one replica) against the dev cluster."""
-    return spawn(
+def start_operator(cluster: DevCluster) -> ManagedProcess:
+    """Starts the operator standalone (one replica), tied to the cluster's life."""
+    return cluster.spawn(
         "operator",
         [sys.executable, "-m", "mediaplane.operator", "--standalone"],
-        operator_env(cluster_env),
-        log_path=state_dir / "logs" / "operator.log",
+        operator_env(cluster.env()),
         stop_timeout=10.0,
     )
