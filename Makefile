@@ -43,3 +43,7 @@ lock: ## Re-pin every transitive Python dependency into constraints.txt
 .PHONY: clean
 clean: ## Remove caches of this checkout (not the cached binaries)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench
+bench: setup ## Benchmarks (not tests): pipeline latency vs SLOs and raw ffmpeg, p50/p95/p99
+	$(BIN)/python -m bench.pipeline

@@ -188,7 +188,7 @@ def test_env_references_configmaps_and_secrets() -> None:
 def test_argv_expands_and_rewrites_and_needs_a_command() -> None:
     container = {
         "name": "main",
-        "image": "ghcr.io/x/worker:1",
+        "image": "example/worker:1",
         "command": ["python", "-c", "print(1)"],
         "args": ["/dev/termination-log", "$(OUT)", "--in=/data/a.wav"],
     }
@@ -200,8 +200,17 @@ def test_argv_expands_and_rewrites_and_needs_a_command() -> None:
         "/host/pods/ns/p/volumes/data/o",
         "--in=/host/pods/ns/p/volumes/data/a.wav",
     ]
-    with pytest.raises(PodSpecError, match=re.escape("ghcr.io/x/worker:1")):
-        container_argv({"name": "main", "image": "ghcr.io/x/worker:1", "args": ["x"]}, {}, MAPPING)
+    with pytest.raises(PodSpecError, match=re.escape("example/worker:1")):
+        container_argv({"name": "main", "image": "example/worker:1", "args": ["x"]}, {}, MAPPING)
+
+
+def test_the_executable_is_never_remapped_into_a_volume() -> None:
+    """A host checkout under a mounted path (/tmp in CI) keeps its real path."""
+    container = {"name": "main", "command": ["/data/venv/bin/worker"], "args": ["/data/in"]}
+    assert container_argv(container, {}, MAPPING) == [
+        "/data/venv/bin/worker",
+        "/host/pods/ns/p/volumes/data/in",
+    ]
 
 
 def test_volume_files() -> None:

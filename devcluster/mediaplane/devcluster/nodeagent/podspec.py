@@ -357,8 +357,11 @@ def container_argv(
             f"command on the host and cannot know the entrypoint of image "
             f"{container.get('image', '')!r}; set `command` in the pod spec"
         )
-    argv = command + list(container.get("args") or [])
-    return [rewrite(expand(str(arg), env), mapping) for arg in argv]
+    argv = [expand(str(arg), env) for arg in command + list(container.get("args") or [])]
+    # The executable comes from the image's filesystem, which here is the host's: it is never
+    # inside a volume, so it is not remapped (a checkout under /tmp must not become a path in
+    # the pod's /tmp emptyDir). Arguments are.
+    return [argv[0], *(rewrite(arg, mapping) for arg in argv[1:])]
 
 
 def working_dir(container: Container, mapping: Mapping[str, Path], default: Path) -> Path:
