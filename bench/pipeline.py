@@ -96,6 +96,7 @@ def main() -> None:
         work = Path(tmp)
         clip = video_clip(work, seconds=args.seconds, width=args.height * 16 // 9,
                           height=args.height)
+        clip_mb = clip.size / 1e6
         with DevCluster(work / "cluster") as cluster:
             start_operator(cluster)
             env = cluster.env()
@@ -114,7 +115,7 @@ def main() -> None:
     first_pod = [r["first_pod"] for r in runs]
     playable = [r["playable"] for r in runs]
     print(f"\nclip: {args.seconds}s {args.height * 16 // 9}x{args.height} H.264/AAC, "
-          f"{clip.size / 1e6:.1f} MB; {args.runs} runs, one asset at a time")
+          f"{clip_mb:.1f} MB; {args.runs} runs, one asset at a time")
     print(row("raw ffmpeg, lowest rung", raw))
     print(row("create -> first variant pod running", first_pod, TARGET_FIRST_POD, "3s"))
     print(row("  (same, against the contract SLO)", first_pod, SLO_TRANSCODE_START, "SLO30s"))

@@ -60,7 +60,7 @@ def test_first_wave_is_what_makes_a_video_playable() -> None:
     plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1280, height=720, has_video=True,
                                                           has_audio=True, duration_seconds=30))
     assert [v.name for v in plan][:4] == ["240p", "360p", "480p", "720p"]
-    assert first_wave(plan) == {"240p", "audio", "poster"}
+    assert first_wave(plan) == {"240p", "audio"}
     image_plan = plan_variants(MediaKind.IMAGE, Ladder(), probe(detected_mime="image/png",
                                                                 width=2000))
     assert first_wave(image_plan) == {v.name for v in image_plan}

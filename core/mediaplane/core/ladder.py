@@ -118,11 +118,11 @@ def plan_variants(kind: MediaKind, ladder: Ladder, probe: ProbeResult) -> list[V
 def first_wave(plan: list[VariantSpec]) -> set[str]:
     """The variants that make an asset playable, to run before the rest.
 
-    On a small cluster every extra rung running at once slows the one that decides when
-    viewers can start; the rest of the ladder follows once these are done.
+    On a small cluster every extra rung (or poster) running at once slows the one that
+    decides when viewers can start; the rest of the ladder follows once these are done.
     """
     videos = [v for v in plan if v.type is TaskType.VIDEO]
-    wave = {v.name for v in plan if v.type in (TaskType.AUDIO, TaskType.POSTER)}
+    wave = {v.name for v in plan if v.type is TaskType.AUDIO}
     if videos:
         wave.add(min(videos, key=lambda v: v.height or 0).name)
         return wave

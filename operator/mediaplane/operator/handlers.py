@@ -2,7 +2,8 @@
 
 Three watches drive everything: MediaAssets (spec changes, deletion), TranscodeJobs (their
 status feeds the owner asset) and the batch Jobs we created (their outcome feeds the
-TranscodeJob). A timer re-reconciles unfinished assets in case a watch event was missed.
+TranscodeJob). Worker pods are watched too, for their result as soon as they succeed.
+A timer re-reconciles unfinished assets in case a watch event was missed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 4
+    # Events of one object are coalesced for this long before handling; every hop of the
+    # asset → probe → variants chain pays it once.
+    settings.batching.batch_window = 0.05
     memo.ctx = await Context.create()
 
 
@@ -100,6 +104,16 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
     _seen()
     await reconcile.reconcile_asset(_ctx(memo), obj["metadata"]["namespace"],
                                     obj["spec"]["assetRef"]["name"])
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A worker finished: its result is final before the Job controller says so."""
+    pod = event["object"]
+    if event["type"] == "DELETED" or (pod.get("status") or {}).get("phase") != "Succeeded":
+        return
+    _seen()
+    await reconcile.sync_from_pod(_ctx(memo), pod)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)

@@ -218,6 +218,56 @@ async def sync_from_job(ctx: Context, job: Mapping[str, Any]) -> None:
             post_event(tj, "Warning", "JobFailed", str(new.get("message", "")))
 
 
+async def sync_from_pod(ctx: Context, pod: Mapping[str, Any]) -> None:
+    """Takes a worker's result from its Succeeded pod, without waiting for the Job.
+
+    With completions 1 a Succeeded pod is final, but the Job controller batches pod updates
+    for about a second before it marks the Job Complete: reading the pod saves that second
+    at every step of the asset's chain. Failures still come from the Job, which retries.
+    """
+    meta = pod["metadata"]
+    tj_name = (meta.get("labels") or {}).get(names.LABEL_TRANSCODE_JOB)
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    terminated = (statuses[0].get("state") or {}).get("terminated") if statuses else None
+    if not tj_name or not terminated or terminated.get("exitCode") != 0:
+        return
+    namespace = meta["namespace"]
+    try:
+        tj = await ctx.kube.custom.get_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, tj_name)
+    except Exception as error:  # a vanished TranscodeJob needs no status
+        log.debug("transcodejob %s/%s not readable: %s", namespace, tj_name, error)
+        return
+    old = tj.get("status") or {}
+    if old.get("phase") in ("Succeeded", "Failed"):
+        return
+    new = _succeeded(tj, str(terminated.get("message") or ""),
+                     {"jobName": tj_name, "attempts": old.get("attempts", 0),
+                      "startTime": old.get("startTime") or terminated.get("startedAt"),
+                      "completionTime": terminated.get("finishedAt") or now_rfc3339()})
+    await ctx.kube.patch_status(names.JOB_PLURAL, namespace, tj_name, new)
+
+
+def _succeeded(tj: Mapping[str, Any], message: str, base: dict[str, Any]) -> dict[str, Any]:
+    """The TranscodeJob status for a finished worker, from its result message."""
+    old = tj.get("status") or {}
+    generation = tj["metadata"].get("generation")
+    new: dict[str, Any] = {**{k: v for k, v in base.items() if v is not None},
+                           "observedGeneration": generation}
+    try:
+        result = RESULT.validate_json(message)
+    except ValidationError as error:
+        new.update(phase="Failed", message=f"unreadable worker result: {error.errors()[:1]}")
+        conditions = set_condition(old.get("conditions", []), "Succeeded", "False",
+                                   "InvalidResult", new["message"], generation, now_rfc3339())
+    else:
+        new.update(phase="Succeeded", result=_result_status(result), message="done")
+        conditions = set_condition(old.get("conditions", []), "Succeeded", "True", "Completed",
+                                   "the worker finished", generation, now_rfc3339())
+    new["conditions"] = conditions
+    return new
+
+
 async def job_outcome(ctx: Context, tj: Mapping[str, Any],
                       job: Mapping[str, Any]) -> dict[str, Any]:
     job_status = job.get("status") or {}
@@ -241,17 +291,9 @@ async def job_outcome(ctx: Context, tj: Mapping[str, Any],
         messages = await ctx.kube.termination_messages(job["metadata"]["namespace"],
                                                        job["metadata"]["name"])
         succeeded = [m for phase, m in messages if phase == "Succeeded"]
-        try:
-            result = RESULT.validate_json(succeeded[-1] if succeeded else "")
-        except ValidationError as error:
-            new.update(phase="Failed", message=f"unreadable worker result: {error.errors()[:1]}")
-            condition("False", "InvalidResult", new["message"])
-        else:
-            new.update(phase="Succeeded", result=_result_status(result),
-                       completionTime=job_status.get("completionTime") or now,
-                       message="done")
-            condition("True", "Completed", "the worker finished")
-    elif failed is not None and failed.get("status") == "True":
+        new["completionTime"] = job_status.get("completionTime") or now
+        return _succeeded(tj, succeeded[-1] if succeeded else "", new)
+    if failed is not None and failed.get("status") == "True":
         messages = await ctx.kube.termination_messages(job["metadata"]["namespace"],
                                                        job["metadata"]["name"])
         last = next((m for _, m in reversed(messages) if m), "")
