@@ -13,7 +13,7 @@ import m3u8
 from mpegdash.parser import MPEGDASHParser
 
 from mediaplane.core import keys, names
-from tests.support.assets import Assets, condition, reason
+from tests.support.assets import Assets, condition, manifest, reason
 from tests.support.media import Media, decode_all, ffprobe
 
 if TYPE_CHECKING:
@@ -146,3 +146,19 @@ def test_checksum_mismatch_is_quarantined(tenant: str, assets: Assets, clip: Med
     assert reason(body, "Quarantined") == "ChecksumMismatch"
     assert clip.sha256 in body["status"]["quarantine"]["message"]
     assert body["status"].get("variants") is None
+
+
+def test_asset_applied_before_its_upload_waits_then_proceeds(tenant: str, assets: Assets,
+                                                             image: Media) -> None:
+    asset_id = names.new_asset_id()
+    name = assets.create(manifest(tenant, asset_id, image))["metadata"]["name"]
+    waiting = assets.wait(tenant, name, lambda b: reason(b, "Uploaded") == "AwaitingUpload",
+                          30, "AwaitingUpload")
+    assert waiting["status"]["phase"] == "pending"
+    assert condition(waiting, "Ready") == "False"
+    assert assets.transcode_jobs(tenant, name) == [], "nothing runs before the bytes exist"
+
+    assets.s3.put_object(Bucket=assets.bucket, Key=keys.source_key(tenant, asset_id),
+                         Body=image.data, ContentType=image.mime)
+    body = assets.wait_phase(tenant, name, "ready", complete=True, timeout=120)
+    assert condition(body, "Uploaded") == "True"

@@ -65,12 +65,15 @@ def liveness(**_: Any) -> float:
 @kopf.on.resume(*ASSETS)
 @kopf.on.create(*ASSETS)
 @kopf.on.update(*ASSETS, field="spec")
-async def asset_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf.Memo,
+                        **_: Any) -> None:
     assert namespace is not None  # MediaAsset is namespaced
     _seen()
-    retry = await reconcile.reconcile_asset(_ctx(memo), namespace, name)
-    if retry is not None:
-        raise kopf.TemporaryError("the source object is not in storage yet", delay=retry)
+    if await reconcile.reconcile_asset(_ctx(memo), namespace, name):
+        # Backs off to a minute: an abandoned upload must not cost a HEAD every few seconds.
+        # Finalizing an upload (spec.source.etag) or the timer brings it back sooner.
+        raise kopf.TemporaryError("the source object is not in storage yet",
+                                  delay=min(60.0, 2.0 ** min(retry + 1, 6)))
 
 
 @kopf.timer(*ASSETS, interval=30, idle=30,

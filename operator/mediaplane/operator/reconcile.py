@@ -31,12 +31,12 @@ def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) ->
 
 # --- MediaAsset --------------------------------------------------------------------------
 
-async def reconcile_asset(ctx: Context, namespace: str, name: str) -> float | None:
-    """Brings one asset forward; returns seconds to wait before looking again, if needed."""
+async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
+    """Brings one asset forward; True when it waits for its source object to appear."""
     async with ctx.lock(namespace, name):
         asset = await ctx.kube.get_asset(namespace, name)
         if asset is None or asset["metadata"].get("deletionTimestamp"):
-            return None
+            return False
         tjs = await ctx.kube.transcode_jobs(namespace, name)
         old_status = asset.get("status") or {}
 
@@ -63,7 +63,7 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> float | No
             await ctx.kube.patch_status(names.ASSET_PLURAL, namespace, name, status)
         for event in events:
             post_event(asset, event.type, event.reason, event.message)
-        return None if uploaded else 5.0
+        return not uploaded
 
 
 async def check_source(ctx: Context, asset: Mapping[str, Any]) -> assetstatus.SourceCheck:
