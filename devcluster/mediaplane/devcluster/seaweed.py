@@ -21,6 +21,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from mediaplane.devcluster.ports import free_ports
+from mediaplane.devcluster.processes import ManagedProcess, spawn, wait_until
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -180,3 +183,39 @@ def ensure_bucket(s3: S3Client, bucket: str = BUCKET) -> bool:
     s3.put_object(Bucket=bucket, Key=PROBE_KEY, Body=b"ok")
     s3.delete_object(Bucket=bucket, Key=PROBE_KEY)
     return True
+
+
+@dataclass(frozen=True)
+class Standalone:
+    """A SeaweedFS S3 server on its own (the worker tests need S3 without a cluster)."""
+
+    process: ManagedProcess
+    endpoint: str
+    credentials: S3Credentials
+    ports: SeaweedPorts
+
+    def stop(self) -> None:
+        self.process.stop()
+        remove_stray_sockets(self.ports)
+
+
+def start_standalone(directory: Path, bucket: str = BUCKET,
+                     timeout: float = 60.0) -> Standalone:
+    """Starts `weed server -s3` on free loopback ports and returns once `bucket` takes writes.
+
+    The same pieces as the dev cluster's S3 (which starts it earlier and waits later, to
+    overlap with the API server's start-up).
+    """
+    creds, config = ensure_credentials(directory / "s3")
+    ports = SeaweedPorts.from_list(free_ports(SeaweedPorts.COUNT))
+    argv = server_argv(weed_binary(), directory / "data", ports, config, directory / "sockets")
+    process = spawn("seaweedfs", argv, log_path=directory / "seaweedfs.log", stop_timeout=5.0)
+    server = Standalone(process, f"http://127.0.0.1:{ports.s3}", creds, ports)
+    try:
+        s3 = client(server.endpoint, creds, timeout=5.0)
+        wait_until(lambda: ensure_bucket(s3, bucket), what="SeaweedFS S3 and bucket",
+                   timeout=timeout, watch=[process], interval=0.25)
+    except BaseException:
+        server.stop()
+        raise
+    return server
