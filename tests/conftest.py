@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from mediaplane.devcluster.cluster import DevCluster
+from mediaplane.devcluster.ports import free_port
 from mediaplane.devcluster.processes import ManagedProcess
 from mediaplane.devcluster.services import start_operator
 from tests.support import media
@@ -56,7 +57,7 @@ class OperatorHandle:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     state = Path(tmp_path_factory.mktemp("devcluster"))
-    dev = DevCluster(state)
+    dev = DevCluster(state, api_port=free_port())
     try:
         dev.start()
         yield dev
@@ -126,7 +127,7 @@ def audio(media_dir: Path) -> media.Media:
 def pytest_collection_modifyitems(items: list[Any]) -> None:
     """Anything using the session environment is a `cluster` test (for `make unit`)."""
     for item in items:
-        if {"cluster", "operator", "tenant", "kube_api", "s3"} & set(
+        if {"cluster", "operator", "tenant", "kube_api", "s3", "api_url"} & set(
                 getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
 

@@ -36,7 +36,13 @@ def _start_operator(cluster: DevCluster) -> None:
     start_operator(cluster)
 
 
-ON_READY: list[Callable[[DevCluster], None]] = [_start_operator]
+def _start_api(cluster: DevCluster) -> None:
+    from mediaplane.devcluster.services import start_api
+
+    start_api(cluster)
+
+
+ON_READY: list[Callable[[DevCluster], None]] = [_start_operator, _start_api]
 
 DOWN_TIMEOUT = 90.0
 

@@ -18,6 +18,8 @@ from typing import Protocol, cast
 
 COMMAND_MODULES: list[str] = [
     "mediaplane.cli.dev",
+    "mediaplane.cli.tenants",
+    "mediaplane.cli.tokens",
 ]
 
 Subparsers = argparse._SubParsersAction  # argparse exposes no public name for it

@@ -87,6 +87,20 @@ class Storage:
         fields = {k: v for k, v in post["fields"].items() if k != "key"}
         return PresignedPost(url=post["url"], fields=fields, key_prefix=prefix)
 
+    def presign_post_exact(self, key: str, size_bytes: int, content_type: str,
+                           expires_seconds: int) -> dict[str, object]:
+        """A browser-style POST policy for one object: this key, exactly this many bytes,
+        this Content-Type. The storage itself refuses anything else."""
+        post = self._presigner.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type},
+                        ["content-length-range", size_bytes, size_bytes]],
+            ExpiresIn=expires_seconds,
+        )
+        return dict(post)
+
     # I/O below: call from a thread when on an event loop.
 
     def head(self, key: str) -> ObjectInfo | None:

@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import socket
 import ssl
 import sys
@@ -59,6 +60,22 @@ CONTROLLERS = (
 )
 APISERVER_READY_TIMEOUT = 90.0
 READY_TIMEOUT = 60.0
+DEFAULT_API_PORT = 8080
+
+
+def ensure_api_secrets(path: Path) -> dict[str, str]:
+    """The dev API's JWT secret and stream-signing key: made once per state dir (0600) so
+    tokens minted by `mediaplane token` survive a restart of the dev cluster."""
+    if path.exists():
+        data = json.loads(path.read_text())
+    else:
+        data = {"MEDIAPLANE_API_JWT_SECRET": secrets.token_urlsafe(32),
+                "MEDIAPLANE_API_STREAM_SIGNING_KEY": secrets.token_urlsafe(48)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+    return {str(k): str(v) for k, v in data.items()}
 
 
 @dataclass(frozen=True)
@@ -123,10 +140,13 @@ class DevCluster:
         crds_dir: Path | None = None,
         install_crds: bool = True,
         bucket: str = seaweed.BUCKET,
+        api_port: int = DEFAULT_API_PORT,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.crds_dir = (crds_dir or crds.default_crds_dir()) if install_crds else None
         self.bucket = bucket
+        self.api_port = api_port
+        self._api_secrets: dict[str, str] | None = None
         self.timings: dict[str, float] = {}
         self._procs: dict[str, ManagedProcess] = {}
         self._extra: list[ManagedProcess] = []
@@ -149,6 +169,10 @@ class DevCluster:
     @property
     def env_path(self) -> Path:
         return self.state_dir / "env.json"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.api_port}"
 
     @property
     def pods_dir(self) -> Path:
@@ -198,6 +222,10 @@ class DevCluster:
             "AWS_ACCESS_KEY_ID": creds.access_key,
             "AWS_SECRET_ACCESS_KEY": creds.secret_key,
             "MEDIAPLANE_DEV_DIR": str(self.state_dir),
+            # The REST API (started by `dev up` and the tests) and its dev-only secrets.
+            "MEDIAPLANE_API": self.api_url,
+            "MEDIAPLANE_API_PUBLIC_URL": self.api_url,
+            **self._require(self._api_secrets),
             "PATH": os.pathsep.join([str(bins.kube_bin_dir), os.environ.get("PATH", os.defpath)]),
         }
 
@@ -285,6 +313,7 @@ class DevCluster:
             self._pki.admin_token(),
         )
         self._s3, s3_config = seaweed.ensure_credentials(self.state_dir / "s3")
+        self._api_secrets = ensure_api_secrets(self.state_dir / "api-secrets.json")
         self._step("certs", t0)
 
         etcd = self._run("etcd", self._etcd_argv())

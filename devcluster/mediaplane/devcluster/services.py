@@ -38,3 +38,32 @@ def start_operator(cluster: DevCluster) -> ManagedProcess:
         operator_env(cluster.env()),
         stop_timeout=10.0,
     )
+
+
+def start_api(cluster: DevCluster, *, wait: bool = True) -> ManagedProcess:
+    """Starts the REST API on the cluster's API port, tied to the cluster's life."""
+    from mediaplane.devcluster.processes import wait_until
+
+    env = {**os.environ, **cluster.env()}
+    # A dev cluster may have pages of assets and several users: keep the contract's limit.
+    env.setdefault("MEDIAPLANE_API_RATE_LIMIT_STORAGE", "memory://")
+    process = cluster.spawn(
+        "api",
+        [sys.executable, "-m", "mediaplane.api", "--host", "127.0.0.1",
+         "--port", str(cluster.api_port), "--log-level", "warning"],
+        env,
+        stop_timeout=10.0,
+    )
+    if wait:
+        import httpx
+
+        def ready() -> bool:
+            if not process.alive():
+                raise RuntimeError(f"the API exited: {process.log_tail(30)}")
+            try:
+                return httpx.get(f"{cluster.api_url}/readyz", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=30.0, what="the REST API")
+    return process

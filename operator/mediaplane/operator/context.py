@@ -7,9 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mediaplane.core.kubeclient import connect
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
-from mediaplane.operator.kube import Kube, connect
+from mediaplane.operator.kube import Kube
 from mediaplane.operator.settings import OperatorSettings
 
 if TYPE_CHECKING:

@@ -8,19 +8,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from mediaplane.core import names
 from mediaplane.operator.builders import BATCH_JOB_NAME_LABEL
-
-
-async def connect() -> client.ApiClient:
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        await config.load_kube_config()
-    return client.ApiClient()
 
 
 class Kube:

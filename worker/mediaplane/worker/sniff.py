@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from mediaplane.core import mimes
 from mediaplane.core.tasks import MediaKind
 
 if TYPE_CHECKING:
@@ -57,39 +58,10 @@ DEMUXED_AS: dict[Family, frozenset[str]] = {
     Family.TIFF: frozenset({"tiff_pipe"}),
 }
 
-# Declared mime (lower case, parameters dropped) -> families it may be, per kind.
+# Declared mime -> families it may be, per kind (the table is shared with the API).
 _ACCEPTED: dict[MediaKind, dict[str, frozenset[Family]]] = {
-    MediaKind.VIDEO: {
-        **dict.fromkeys(("video/mp4", "video/quicktime", "video/x-m4v", "video/3gpp",
-                         "video/3gpp2"), frozenset({Family.ISOBMFF})),
-        **dict.fromkeys(("video/webm", "video/x-matroska", "video/matroska"),
-                        frozenset({Family.MATROSKA})),
-        **dict.fromkeys(("video/x-msvideo", "video/avi", "video/msvideo"),
-                        frozenset({Family.AVI})),
-        "video/mp2t": frozenset({Family.MPEGTS}),
-    },
-    MediaKind.AUDIO: {
-        **dict.fromkeys(("audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg-3"),
-                        frozenset({Family.MP3})),
-        **dict.fromkeys(("audio/mp4", "audio/x-m4a", "audio/m4a"), frozenset({Family.ISOBMFF})),
-        # "audio/aac" is what many clients call an .m4a too.
-        **dict.fromkeys(("audio/aac", "audio/x-aac", "audio/aacp"),
-                        frozenset({Family.AAC, Family.ISOBMFF})),
-        **dict.fromkeys(("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"),
-                        frozenset({Family.WAV})),
-        **dict.fromkeys(("audio/flac", "audio/x-flac"), frozenset({Family.FLAC})),
-        **dict.fromkeys(("audio/ogg", "audio/opus", "audio/vorbis", "application/ogg"),
-                        frozenset({Family.OGG})),
-        **dict.fromkeys(("audio/webm", "audio/x-matroska"), frozenset({Family.MATROSKA})),
-    },
-    MediaKind.IMAGE: {
-        "image/png": frozenset({Family.PNG}),
-        **dict.fromkeys(("image/jpeg", "image/jpg", "image/pjpeg"), frozenset({Family.JPEG})),
-        "image/webp": frozenset({Family.WEBP}),
-        "image/gif": frozenset({Family.GIF}),
-        **dict.fromkeys(("image/bmp", "image/x-ms-bmp", "image/x-bmp"), frozenset({Family.BMP})),
-        "image/tiff": frozenset({Family.TIFF}),
-    },
+    kind: {mime: frozenset(Family(f) for f in families) for mime, families in table.items()}
+    for kind, table in mimes.ACCEPTED.items()
 }
 
 # puremagic answers with file extensions; these are the ones we map.
@@ -118,8 +90,7 @@ _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", 
 _TS_PACKET = 188
 
 
-def normalise_mime(mime: str) -> str:
-    return mime.split(";", 1)[0].strip().lower()
+normalise_mime = mimes.normalise_mime
 
 
 def accepted_families(kind: MediaKind, declared_mime: str) -> frozenset[Family]:

@@ -1,0 +1,1 @@
+"""The REST façade: the API contract mapped onto MediaAsset custom resources."""

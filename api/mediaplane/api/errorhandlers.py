@@ -1,0 +1,133 @@
+"""The one place errors become responses: every error, ours or the framework's, leaves in
+the contract's envelope with a request id. Nothing a client sends produces a 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediaplane.api.errors import ApiError
+from mediaplane.api.metrics import ERRORS
+
+log = logging.getLogger("mediaplane.api")
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request.too_large",
+               415: "request.unsupported_media_type", 401: "auth.unauthenticated",
+               403: "auth.forbidden", 400: "validation.malformed", 422: "validation.invalid"}
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id") or "")
+
+
+def envelope(request: Request, code: str, status: int, message: str,
+             headers: dict[str, str] | None = None, details: Any = None) -> JSONResponse:
+    ERRORS.labels(code).inc()
+    body: dict[str, Any] = {"code": code, "message": message, "requestId": request_id(request)}
+    if details is not None:
+        body["details"] = jsonable_encoder(details)
+    return JSONResponse({"error": body}, status_code=status,
+                        headers={**(headers or {}), REQUEST_ID_HEADER: request_id(request)})
+
+
+async def on_api_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    if error.status >= 500:
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, error.code,
+                    error.message)
+    return envelope(request, error.code, error.status, error.message, error.headers,
+                    error.details)
+
+
+async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = error.errors()
+    if any(p.get("type") == "json_invalid" for p in problems):
+        return envelope(request, "validation.malformed", 400, "the body is not valid JSON")
+    details = [{"location": ".".join(str(part) for part in p.get("loc", ())),
+                "message": p.get("msg", ""), "type": p.get("type", "")} for p in problems]
+    summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:5])
+    return envelope(request, "validation.invalid", 422, summary or "invalid request",
+                    details=details)
+
+
+async def on_http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    if isinstance(error.__cause__, ApiError):  # raised while FastAPI read the body
+        return await on_api_error(request, error.__cause__)
+    code = _HTTP_CODES.get(error.status_code, "validation.invalid" if error.status_code < 500
+                           else "internal")
+    message = str(error.detail) if error.detail else code
+    return envelope(request, code, error.status_code, message,
+                    dict(error.headers) if error.headers else None)
+
+
+async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s (request %s)", request.method, request.url.path,
+                  request_id(request), exc_info=error)
+    return envelope(request, "internal", 500, "unexpected error; quote the request id")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class RequestGuard:
+    """Gives every request an id and refuses oversize bodies before they are read.
+
+    A declared Content-Length over the limit is refused at once; a chunked body is
+    counted as it streams and cut off with the same 413 envelope.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or [])
+        offered = incoming.get(b"x-request-id", b"").decode("latin-1")
+        rid = offered if _SANE_REQUEST_ID.match(offered) else secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = rid
+        length = incoming.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response = envelope(Request(scope), "request.too_large", 413,
+                                f"the body is larger than {self.max_body_bytes} bytes")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise ApiError("request.too_large",
+                                   f"the body is larger than {self.max_body_bytes} bytes")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, counting_receive, send_with_id)

@@ -1,0 +1,84 @@
+"""Domain errors and the one table that maps them to the contract's codes and statuses.
+
+Routes raise `ApiError` subclasses (or `ApiError(code, ...)`); the single handler in
+`errorhandlers` renders every one of them, and every framework error, in the envelope
+`{"error": {"code", "message", "requestId"}}`. The table also feeds OpenAPI, so the docs
+list each route's possible errors with their codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    status: int
+    summary: str
+
+
+def _codes(*codes: ErrorCode) -> dict[str, ErrorCode]:
+    return {c.code: c for c in codes}
+
+
+CODES: dict[str, ErrorCode] = _codes(
+    # The contract's codes.
+    ErrorCode("validation.mime.unsupported", 422, "The mime type is not accepted for the kind."),
+    ErrorCode("validation.size.exceeds_limit", 422, "The declared size is above the tenant's "
+              "limit for one upload."),
+    ErrorCode("media.quarantined", 451, "The asset failed its safety checks and is never "
+              "served (451 Unavailable For Legal Reasons, as the contract allows)."),
+    ErrorCode("media.transcoding", 409, "The asset is not playable yet; retry later."),
+    ErrorCode("rate.limited", 429, "Too many requests; see Retry-After."),
+    # Ours, in the same style: area.reason.
+    ErrorCode("validation.invalid", 422, "The request does not match the schema."),
+    ErrorCode("validation.malformed", 400, "The body is not valid JSON."),
+    ErrorCode("validation.page_size", 422, "page[size] must be between 1 and 200."),
+    ErrorCode("validation.cursor", 422, "The cursor is invalid, expired, or for other filters."),
+    ErrorCode("validation.caption", 422, "The caption file is not valid WebVTT or SubRip."),
+    ErrorCode("validation.variant", 404, "The asset has no such variant."),
+    ErrorCode("request.too_large", 413, "The request body is larger than the API accepts."),
+    ErrorCode("request.unsupported_media_type", 415, "The body must be application/json."),
+    ErrorCode("auth.unauthenticated", 401, "A valid bearer token is required."),
+    ErrorCode("auth.forbidden", 403, "The token's tenant is not a tenant here."),
+    ErrorCode("stream.signature.invalid", 403, "The stream link's signature is missing, "
+              "tampered with, or for another user or asset."),
+    ErrorCode("stream.signature.expired", 403, "The stream link has expired."),
+    ErrorCode("media.not_found", 404, "No such asset for this tenant."),
+    ErrorCode("media.conflict", 409, "The request conflicts with the asset's state."),
+    ErrorCode("media.deleting", 409, "The asset is being deleted."),
+    ErrorCode("transcript.not_found", 404, "The asset has no transcript in that language yet."),
+    ErrorCode("media.failed", 409, "The asset's processing failed; it has nothing to serve."),
+    ErrorCode("upload.missing", 409, "No object has been uploaded for this asset yet."),
+    ErrorCode("upload.mismatch", 409, "The uploaded object differs from the declared one "
+              "(size or ETag)."),
+    ErrorCode("not_found", 404, "No such route."),
+    ErrorCode("method_not_allowed", 405, "The route does not take this method."),
+    ErrorCode("unavailable", 503, "A backing service (Kubernetes, S3, rate-limit storage) "
+              "did not answer; retry."),
+    ErrorCode("internal", 500, "An unexpected error; reported with its request id."),
+)
+
+
+class ApiError(Exception):
+    """An error with a contract code; `headers` go on the response (Retry-After…)."""
+
+    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None,
+                 details: Any = None) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return CODES[self.code].status
+
+
+def not_found(asset_id: str) -> ApiError:
+    return ApiError("media.not_found", f"asset {asset_id} not found")

@@ -1,0 +1,159 @@
+"""MediaAssets and tenants on the Kubernetes API (kubernetes_asyncio, one shared client).
+
+Only this module speaks to Kubernetes; it turns its errors into the contract's: a missing
+object is None (routes answer `media.not_found`), a refused write is `validation.invalid`
+or `media.conflict`, an unreachable API server is `unavailable`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from mediaplane.api.errors import ApiError
+from mediaplane.core import names
+
+TENANT_LABEL = f"{names.GROUP}/tenant"
+MAX_UPLOAD_ANNOTATION = f"{names.GROUP}/max-upload-bytes"
+
+Asset = dict[str, Any]
+
+
+
+
+def _unavailable(error: Exception) -> ApiError:
+    return ApiError("unavailable", f"Kubernetes API: {error}")
+
+
+def _refused(error: ApiException) -> ApiError:
+    if error.status == 422:
+        body = error.body.decode() if isinstance(error.body, bytes) else str(error.body)
+        return ApiError("validation.invalid", f"refused by the API server: {body}")
+    if error.status == 409:
+        return ApiError("media.conflict", "the asset changed meanwhile; retry")
+    return _unavailable(error)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Asset]
+    continue_token: str | None
+
+
+class AlreadyExistsError(Exception):
+    pass
+
+
+class AssetStore:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+
+    async def get(self, namespace: str, name: str) -> Asset | None:
+        try:
+            body: Asset = await self.custom.get_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise _unavailable(error) from None
+        return body
+
+    async def create(self, namespace: str, body: Asset) -> Asset:
+        """Raises AlreadyExistsError when the name is taken: that is how dedup works."""
+        try:
+            created: Asset = await self.custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, body)
+        except ApiException as error:
+            if error.status == 409:
+                raise AlreadyExistsError from None
+            raise _refused(error) from None
+        return created
+
+    async def patch(self, namespace: str, name: str, patch: Asset,
+                    resource_version: str | None = None) -> Asset | None:
+        """A JSON merge patch; with `resource_version` it only applies to that version."""
+        if resource_version is not None:
+            patch = {**patch, "metadata": {"resourceVersion": resource_version}}
+        try:
+            patched: Asset = await self.custom.patch_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name, patch,
+                _content_type="application/merge-patch+json")  # type: ignore[call-arg]
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise _refused(error) from None
+        return patched
+
+    async def delete(self, namespace: str, name: str) -> bool:
+        try:
+            await self.custom.delete_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name,
+                propagation_policy="Background")
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise _unavailable(error) from None
+        return True
+
+    async def list(self, namespace: str, *, limit: int, continue_token: str | None,
+                   field_selector: str | None) -> Page:
+        try:
+            listing = await self.custom.list_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, limit=limit,
+                _continue=continue_token or "", field_selector=field_selector or "")
+        except ApiException as error:
+            if error.status == 410:
+                raise ApiError("validation.cursor", "the cursor has expired; list again "
+                               "from the first page") from None
+            if error.status in (400, 422):
+                raise ApiError("validation.cursor", "the cursor is not valid") from None
+            raise _unavailable(error) from None
+        token = listing.get("metadata", {}).get("continue") or None
+        return Page(items=list(listing.get("items", [])), continue_token=token)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    max_upload_bytes: int
+
+
+class TenantDirectory:
+    """Tenants are namespaces with the tenant label; read through a short cache."""
+
+    def __init__(self, api: client.ApiClient, default_max_upload: int,
+                 cache_seconds: float) -> None:
+        self.core = client.CoreV1Api(api)
+        self.default_max_upload = default_max_upload
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Tenant | None]] = {}
+
+    async def get(self, name: str) -> Tenant | None:
+        cached = self._cache.get(name)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        tenant = await self._read(name)
+        self._cache[name] = (now, tenant)
+        return tenant
+
+    async def _read(self, name: str) -> Tenant | None:
+        try:
+            namespace = await self.core.read_namespace(name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise _unavailable(error) from None
+        meta = namespace.metadata
+        if (meta.labels or {}).get(TENANT_LABEL) != "true" or meta.deletion_timestamp:
+            return None
+        limit = self.default_max_upload
+        raw = (meta.annotations or {}).get(MAX_UPLOAD_ANNOTATION)
+        if raw and raw.isdigit() and int(raw) > 0:
+            limit = int(raw)
+        return Tenant(name=name, max_upload_bytes=limit)

@@ -1,0 +1,132 @@
+"""Request and response bodies of the contract (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+MediaKindName = Literal["video", "image", "audio"]
+StatusName = Literal["pending", "processing", "ready", "quarantined", "failed"]
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True,
+                              extra="forbid", frozen=True)
+
+
+class Envelope(BaseModel, Generic[T]):
+    data: T
+
+
+class ListEnvelope(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(
+        default=None, serialization_alias="nextCursor",
+        description="pass as `cursor` for the next page; absent on the last page")
+
+
+class ErrorBody(Wire):
+    code: str = Field(description="the contract's error code, e.g. media.transcoding")
+    message: str
+    request_id: str
+    details: list[dict[str, object]] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+# Requests
+
+
+class UploadUrlRequest(Wire):
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the file")
+    size_bytes: int = Field(gt=0, le=2**53, description="exact size in bytes")
+    mime: str = Field(min_length=3, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
+    filename: str = Field(min_length=1, max_length=255)
+    kind: MediaKindName | None = Field(default=None, description="inferred from mime if absent")
+
+
+class FinalizeRequest(Wire):
+    etag: str = Field(min_length=1, max_length=128,
+                      description="the ETag S3 answered the upload with")
+
+
+class CaptionRequest(Wire):
+    language: str = Field(min_length=2, max_length=35, description="BCP 47, e.g. en-US")
+    content: str = Field(min_length=1, description="WebVTT or SubRip text")
+    label: str | None = Field(default=None, max_length=128)
+
+
+# Responses
+
+
+class UploadUrlResponse(Wire):
+    asset_id: str
+    upload_url: str | None = Field(description="POST the file here as multipart/form-data; "
+                                   "null when the bytes are already stored")
+    upload_fields: dict[str, str] = Field(description="form fields to send before the file")
+    expires_at: datetime | None
+    upload_required: bool = Field(description="false when this sha256 is already uploaded "
+                                  "for the tenant (dedup): no upload is needed")
+    status: StatusName
+
+
+class Streams(Wire):
+    hls: str | None = Field(description="signed HLS master playlist URL")
+    dash: str | None = Field(description="signed DASH MPD URL")
+    expires_at: datetime | None
+
+
+class Variant(Wire):
+    name: str
+    type: Literal["video", "audio", "image", "poster"]
+    state: Literal["pending", "running", "succeeded", "failed"]
+    width: int | None = None
+    height: int | None = None
+    bandwidth: int | None = None
+    codecs: str | None = None
+    duration_seconds: float | None = None
+    size_bytes: int | None = None
+    hls: str | None = Field(default=None, description="signed HLS playlist of this rendition")
+    dash: str | None = Field(default=None, description="signed DASH MPD of this rendition")
+    url: str | None = Field(default=None, description="presigned URL of a single-file variant")
+
+
+class Caption(Wire):
+    language: str
+    url: str
+    approved: bool
+    label: str | None = None
+    source: Literal["manual", "generated"]
+
+
+class Transcript(Wire):
+    language: str
+    url: str
+
+
+class MediaAsset(Wire):
+    id: str
+    kind: MediaKindName
+    source: Literal["upload", "object", "ai"]
+    status: StatusName
+    playable: bool
+    mime: str
+    filename: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
+    sha256: str
+    size_bytes: int
+    variants: list[Variant]
+    captions: list[Caption]
+    transcript: Transcript | None
+    streams: Streams | None = Field(description="signed for the caller; null until playable")
+    created_at: datetime | None = None
+    quarantine_reason: str | None = None

@@ -1,0 +1,100 @@
+"""Caption tracks (manual ones stored here, generated ones listed) and transcripts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from mediaplane.api import models
+from mediaplane.api.captions import check_language, to_webvtt
+from mediaplane.api.deps import AssetId, Context, CurrentPrincipal, CurrentTenant
+from mediaplane.api.errors import ApiError, not_found
+from mediaplane.api.openapi import errors
+from mediaplane.api.views import Presenter, phase
+from mediaplane.core import keys, names
+
+router = APIRouter(prefix="/api/v1/media", tags=["captions"])
+
+Language = Annotated[str | None, Query(alias="lang", max_length=35,
+                                       description="BCP 47 tag, e.g. en-US")]
+CONFLICT_RETRIES = 5
+
+
+def caption_key(tenant: str, asset_id: str, language: str) -> str:
+    return keys.asset_prefix(tenant, asset_id) + f"captions/{language}.vtt"
+
+
+@router.get("/{asset_id}/captions", response_model=models.Envelope[list[models.Caption]],
+            summary="Caption tracks, optionally of one language",
+            responses=errors("media.not_found"))
+async def list_captions(asset_id: AssetId, context: Context, principal: CurrentPrincipal,
+                        tenant: CurrentTenant, lang: Language = None
+                        ) -> models.Envelope[list[models.Caption]]:
+    asset = await context.assets.get(tenant.name, names.name_from_asset_id(asset_id))
+    if asset is None:
+        raise not_found(asset_id)
+    return models.Envelope(data=Presenter(context, principal).captions(asset, lang))
+
+
+@router.post("/{asset_id}/captions", status_code=201,
+             response_model=models.Envelope[models.Caption],
+             summary="Add or replace a manual caption track (WebVTT or SubRip)",
+             responses=errors("media.not_found", "validation.caption", "media.quarantined",
+                              "media.deleting", "media.conflict"))
+async def add_caption(asset_id: AssetId, body: models.CaptionRequest, context: Context,
+                      principal: CurrentPrincipal, tenant: CurrentTenant
+                      ) -> models.Envelope[models.Caption]:
+    language = check_language(body.language)
+    vtt, _ = to_webvtt(body.content)
+    name = names.name_from_asset_id(asset_id)
+    key = caption_key(tenant.name, asset_id, language)
+    for _ in range(CONFLICT_RETRIES):
+        asset = await context.assets.get(tenant.name, name)
+        if asset is None:
+            raise not_found(asset_id)
+        _check_writable(asset)
+        await asyncio.to_thread(context.storage.put_text, key, vtt, "text/vtt; charset=utf-8")
+        track: dict[str, Any] = {"language": language, "key": key, "approved": True}
+        if body.label:
+            track["label"] = body.label
+        others = [t for t in asset["spec"].get("captions") or []
+                  if t["language"].lower() != language.lower()]
+        try:
+            patched = await context.assets.patch(
+                tenant.name, name, {"spec": {"captions": [*others, track]}},
+                resource_version=asset["metadata"]["resourceVersion"])
+        except ApiError as error:
+            if error.code == "media.conflict":
+                continue  # someone else changed the asset: read it again
+            raise
+        if patched is None:
+            raise not_found(asset_id)
+        context.asset_cache.drop((tenant.name, name))
+        created = Presenter(context, principal).captions(patched, language)
+        return models.Envelope(data=created[0])
+    raise ApiError("media.conflict", "the asset kept changing; retry")
+
+
+def _check_writable(asset: dict[str, Any]) -> None:
+    if asset["metadata"].get("deletionTimestamp"):
+        raise ApiError("media.deleting", "the asset is being deleted")
+    if phase(asset) == "quarantined":
+        raise ApiError("media.quarantined", "the asset is quarantined")
+
+
+@router.get("/{asset_id}/transcript", response_model=models.Envelope[models.Transcript],
+            summary="The transcript, once speech-to-text has made one",
+            responses=errors("media.not_found", "transcript.not_found"))
+async def get_transcript(asset_id: AssetId, context: Context, principal: CurrentPrincipal,
+                         tenant: CurrentTenant, lang: Language = None
+                         ) -> models.Envelope[models.Transcript]:
+    asset = await context.assets.get(tenant.name, names.name_from_asset_id(asset_id))
+    if asset is None:
+        raise not_found(asset_id)
+    transcript = Presenter(context, principal).transcript(asset, lang)
+    if transcript is None:
+        raise ApiError("transcript.not_found",
+                       f"asset {asset_id} has no transcript" + (f" in {lang}" if lang else ""))
+    return models.Envelope(data=transcript)

@@ -1,0 +1,35 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mediaplane.api.deps import Context
+from mediaplane.api.errors import ApiError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Kubernetes and the rate-limit storage answer",
+            responses={503: {"description": "`unavailable`"}})
+async def readyz(context: Context) -> dict[str, str]:
+    try:
+        await context.tenants.core.get_api_resources()
+        healthy = await context.limiter.check()
+    except Exception as error:
+        raise ApiError("unavailable", f"not ready: {error}") from None
+    if not healthy:
+        raise ApiError("unavailable", "rate-limit storage does not answer")
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,56 @@
+"""API settings (environment, prefix MEDIAPLANE_API_)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_API_", extra="ignore", frozen=True)
+
+    # Identity: HS256 with a shared secret (dev), or RS256/ES256 keys from a JWKS.
+    jwt_algorithms: str = Field(default="HS256", description="comma-separated allow-list")
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = Field(default=None, description="https URL or a file path")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    tenant_claim: str = "tenant"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    # Stream URLs: signed with a key of their own, so a leaked stream link never
+    # authenticates anything but streaming that asset until it expires.
+    stream_signing_key: SecretStr = SecretStr("")
+    stream_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    public_url: str = Field(default="http://127.0.0.1:8080",
+                            description="external base URL of the API, used in stream links")
+
+    rate_limit_storage: str = Field(default="memory://",
+                                    description="limits storage URI: memory:// or redis://…")
+    upload_url_rate: str = "30/minute"
+
+    max_upload_bytes: int = Field(default=5 * 1024**3, ge=1,
+                                  description="default per-tenant limit on one upload")
+    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    max_body_bytes: int = Field(default=2 * 1024**2, ge=1024,
+                                description="largest request body (captions are the biggest)")
+    # A MediaAsset read by the streaming routes is reused this long; streaming is the
+    # hot path and a playable asset changes rarely.
+    asset_cache_seconds: float = Field(default=2.0, ge=0.0, le=60.0)
+    tenant_cache_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
+
+    @property
+    def algorithms(self) -> list[str]:
+        return [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
+
+    @model_validator(mode="after")
+    def _keys_present(self) -> ApiSettings:
+        symmetric = any(a.startswith("HS") for a in self.algorithms)
+        if symmetric and self.jwt_secret is None:
+            raise ValueError("MEDIAPLANE_API_JWT_SECRET is required for HS* algorithms")
+        asymmetric = any(not a.startswith("HS") for a in self.algorithms)
+        if asymmetric and not self.jwt_jwks_url:
+            raise ValueError("MEDIAPLANE_API_JWT_JWKS_URL is required for RS*/ES* algorithms")
+        if len(self.stream_signing_key.get_secret_value()) < 32:
+            raise ValueError("MEDIAPLANE_API_STREAM_SIGNING_KEY must be at least 32 characters")
+        return self

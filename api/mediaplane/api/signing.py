@@ -1,0 +1,60 @@
+"""Stream links: a short HS256 token bound to the user, the tenant, the asset and an expiry.
+
+Players cannot send an Authorization header, so the link itself carries the grant. It is
+signed with a key of its own (never the login secret), names exactly one asset, and
+expires; a token for another asset, another tenant or (when the request also carries a
+bearer) another user is refused with 403.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from mediaplane.api.auth import Principal
+from mediaplane.api.errors import ApiError
+
+ALGORITHM = "HS256"
+TOKEN_TYPE = "mediaplane.stream"  # noqa: S105 (a claim value, not a secret)
+
+
+@dataclass(frozen=True)
+class StreamGrant:
+    tenant: str
+    user: str
+    asset_id: str
+    expires_at: int
+
+
+class StreamSigner:
+    def __init__(self, key: str, ttl_seconds: int) -> None:
+        self._key = key
+        self.ttl_seconds = ttl_seconds
+
+    def sign(self, principal: Principal, asset_id: str, now: float | None = None) -> StreamGrant:
+        issued = int(now if now is not None else time.time())
+        return StreamGrant(tenant=principal.tenant, user=principal.user, asset_id=asset_id,
+                           expires_at=issued + self.ttl_seconds)
+
+    def token(self, grant: StreamGrant) -> str:
+        claims = {"typ": TOKEN_TYPE, "sub": grant.user, "ten": grant.tenant,
+                  "ast": grant.asset_id, "exp": grant.expires_at}
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def verify(self, token: str | None, asset_id: str) -> StreamGrant:
+        if not token:
+            raise ApiError("stream.signature.invalid", "the stream link has no token")
+        try:
+            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM],
+                                options={"require": ["exp", "sub", "ten", "ast", "typ"]})
+        except jwt.ExpiredSignatureError:
+            raise ApiError("stream.signature.expired", "the stream link has expired") from None
+        except jwt.PyJWTError:
+            raise ApiError("stream.signature.invalid",
+                           "the stream link's signature is not valid") from None
+        if claims["typ"] != TOKEN_TYPE or claims["ast"] != asset_id:
+            raise ApiError("stream.signature.invalid", "the stream link is for another asset")
+        return StreamGrant(tenant=str(claims["ten"]), user=str(claims["sub"]),
+                           asset_id=asset_id, expires_at=int(claims["exp"]))
