@@ -1,0 +1,163 @@
+"""Tenant isolation on every route, and cursor pagination over many assets."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from mediaplane.api.auth import Principal
+from mediaplane.api.signing import StreamSigner
+from tests.api.conftest import UserFactory
+from tests.support.api import ApiUser, error_code, post_form
+from tests.support.media import Media
+
+
+def test_another_tenant_gets_404_on_every_asset_route(alice: ApiUser, mallory: ApiUser,
+                                                      image: Media) -> None:
+    asset_id = alice.upload(image)
+    asset = alice.get(asset_id)
+    bodies: dict[str, Any] = {
+        "finalize": {"etag": "0" * 32},
+        "captions": {"language": "en", "content": "WEBVTT\n\n00:00.000 --> 00:01.000\nx\n"},
+    }
+    checked = 0
+    openapi = httpx.get(f"{alice.base_url}/openapi.json").json()
+    routes = [(method.upper(), path) for path, item in openapi["paths"].items()
+              if "{asset_id}" in path for method in item]
+    for method, template in routes:
+        path = template.replace("{asset_id}", asset_id).replace("{variant}", "all")
+        body = next((b for k, b in bodies.items() if path.endswith(k)), None)
+        response = mallory.client.request(method, path, json=body)
+        if "/stream/" in path:
+            # No link for her: a stream route without a valid token is 403, never data.
+            assert response.status_code == 403, (method, path, response.text)
+        else:
+            assert response.status_code == 404, (method, path, response.text)
+            assert error_code(response) == "media.not_found"
+            assert asset_id not in response.text or "not found" in response.text
+        checked += 1
+    assert checked >= 9
+    # Mallory's list does not show it; Alice's asset is untouched.
+    assert mallory.call("GET", "/api/v1/media")["data"] == []
+    assert alice.get(asset_id)["sha256"] == asset["sha256"]
+
+
+def test_a_stream_link_does_not_cross_tenants(alice: ApiUser, mallory: ApiUser,
+                                              audio: Media, stream_key: str) -> None:
+    asset_id = alice.upload(audio)
+    link = alice.wait_status(asset_id, "ready")["streams"]["hls"]
+    assert httpx.get(link).status_code == 200
+    # Alice's link with Mallory's bearer: refused.
+    response = httpx.get(link, headers={"Authorization": mallory.client.headers["Authorization"]})
+    assert response.status_code == 403
+    assert error_code(response) == "stream.signature.invalid"
+    # A validly signed link for Mallory's tenant naming Alice's asset finds nothing there.
+    signer = StreamSigner(stream_key, 600)
+    token = signer.token(signer.sign(Principal(mallory.tenant, "mallory"), asset_id))
+    response = httpx.get(link.split("?")[0] + "?token=" + token)
+    assert response.status_code == 404
+    assert error_code(response) == "media.not_found"
+
+
+def test_cursor_pagination_returns_each_asset_exactly_once(
+        make_tenant: Callable[..., str], make_user: UserFactory) -> None:
+    tenant = make_tenant()
+    users = [make_user(tenant, f"pager-{i}") for i in range(10)]
+
+    def create(index: int) -> str:
+        user = users[index % len(users)]
+        data = b"\x89PNG\r\n\x1a\n" + hashlib.sha256(str(index).encode()).digest()
+        grant = user.call("POST", "/api/v1/media/upload-url", json={
+            "sha256": hashlib.sha256(data).hexdigest(), "sizeBytes": len(data),
+            "mime": "image/png", "filename": f"{index}.png"})["data"]
+        return str(grant["assetId"])
+
+    with ThreadPoolExecutor(8) as pool:
+        created = set(pool.map(create, range(250)))
+    assert len(created) == 250
+    reader = users[0]
+    for size in (200, 100):
+        seen: list[str] = []
+        pages = 0
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"page[size]": size}
+            if cursor:
+                params["cursor"] = cursor
+            page = reader.call("GET", "/api/v1/media", params=params)
+            pages += 1
+            assert len(page["data"]) <= size
+            seen.extend(item["id"] for item in page["data"])
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+        assert pages == -(-250 // size)
+        assert len(seen) == len(set(seen)) == 250
+        assert set(seen) == created
+    default = reader.call("GET", "/api/v1/media")
+    assert len(default["data"]) == 50
+    assert default["nextCursor"]
+    too_big = reader.client.get("/api/v1/media", params={"page[size]": 201})
+    assert too_big.status_code == 422
+    assert error_code(too_big) == "validation.page_size"
+    wrong = reader.client.get("/api/v1/media", params={"cursor": "not-a-cursor"})
+    assert wrong.status_code == 422
+    assert error_code(wrong) == "validation.cursor"
+    other_filter = reader.client.get("/api/v1/media", params={
+        "cursor": default["nextCursor"], "filter[kind]": "video"})
+    assert other_filter.status_code == 422
+    assert error_code(other_filter) == "validation.cursor"
+
+
+def test_filters(alice: ApiUser, image: Media, audio: Media) -> None:
+    image_id = alice.upload(image)
+    audio_grant = alice.upload_url(audio)  # left pending: never uploaded
+    alice.wait_status(image_id, "ready")
+    kinds = alice.call("GET", "/api/v1/media", params={"filter[kind]": "image"})["data"]
+    assert [a["id"] for a in kinds] == [image_id]
+    ready = alice.call("GET", "/api/v1/media", params={"filter[status]": "ready"})["data"]
+    assert [a["id"] for a in ready] == [image_id]
+    both = alice.call("GET", "/api/v1/media", params={"filter[kind]": "audio",
+                                                      "filter[status]": "ready"})["data"]
+    assert both == []
+    audio_only = alice.call("GET", "/api/v1/media", params={"filter[kind]": "audio"})["data"]
+    assert [a["id"] for a in audio_only] == [audio_grant["assetId"]]
+    bad = alice.client.get("/api/v1/media", params={"filter[kind]": "document"})
+    assert bad.status_code == 422
+    assert error_code(bad) == "validation.invalid"
+
+
+def test_delete_removes_the_asset_and_its_objects(alice: ApiUser, image: Media,
+                                                  assets: Any) -> None:
+    asset_id = alice.upload(image)
+    alice.wait_status(asset_id, "ready")
+    prefix = f"tenants/{alice.tenant}/assets/{asset_id}/"
+    assert assets.keys_under(prefix)
+    assert alice.call("DELETE", f"/api/v1/media/{asset_id}", expect=204) is None
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = alice.client.get(f"/api/v1/media/{asset_id}")
+        if response.status_code == 404 and not assets.keys_under(prefix):
+            break
+        time.sleep(0.5)
+    assert alice.client.get(f"/api/v1/media/{asset_id}").status_code == 404
+    assert assets.keys_under(prefix) == []
+    assert assets.transcode_jobs(alice.tenant, asset_id.replace("_", "-")) == []
+    again = alice.client.delete(f"/api/v1/media/{asset_id}")
+    assert again.status_code == 404
+    assert error_code(again) == "media.not_found"
+
+
+def test_upload_helper_flow_round_trip(alice: ApiUser, audio: Media) -> None:
+    grant = alice.upload_url(audio)
+    etag = post_form(grant, audio.data, audio.path.name)
+    alice.finalize(grant["assetId"], etag)
+    asset = alice.wait_status(grant["assetId"], "ready")
+    assert asset["kind"] == "audio"
+    assert asset["streams"]["hls"]
