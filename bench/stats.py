@@ -21,3 +21,13 @@ def row(name: str, values: Sequence[float], target: float | None = None,
     if target:
         text += f"  p95/{target_name}={p95 / target:5.2f}"
     return text
+
+
+def row_ms(name: str, values: Sequence[float], targets: Sequence[tuple[float, str]] = ()) -> str:
+    """Like `row` for request latencies: milliseconds, and p95 against each target."""
+    p50, p95, p99 = (percentile(values, q) * 1000 for q in (50, 95, 99))
+    text = (f"{name:<40} n={len(values):<5} p50={p50:7.1f}ms p95={p95:7.1f}ms "
+            f"p99={p99:7.1f}ms")
+    for target, label in targets:
+        text += f"  p95/{label}={p95 / (target * 1000):5.2f}"
+    return text

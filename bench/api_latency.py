@@ -1,0 +1,136 @@
+"""REST latency: upload-url and stream-url at 1, 10 and 50 concurrent clients.
+
+The whole system runs as in `make dev`: control plane, node agent, SeaweedFS, the operator
+and one API process (one uvicorn worker). Clients are closed-loop (each sends its next
+request when the last one answered) from this process, on the same 2 cores. Each
+upload-url declares new bytes, so every request creates a MediaAsset (the expensive path);
+the per-user rate limit is raised for the run, the limiter itself still runs.
+
+stream-url is `GET …/stream/hls/all/index.m3u8` with a signed link (the request a player
+makes first); `GET /api/v1/media/{id}` (which signs the stream URLs) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+
+from bench.stats import row_ms
+from mediaplane.api.auth import mint_dev_token
+from mediaplane.devcluster.cluster import DevCluster
+from mediaplane.devcluster.ports import free_port
+from mediaplane.devcluster.services import start_api, start_operator
+from tests.support.api import ApiUser
+from tests.support.media import video_clip
+
+SLO_UPLOAD_URL = 0.200
+SLO_STREAM_URL = 0.100
+TARGET_UPLOAD_URL = 0.040
+TARGET_STREAM_URL = 0.010
+CONCURRENCY = (1, 10, 50)
+
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+
+
+async def load(base: str, headers: dict[str, str], request: Request, clients: int,
+               total: int) -> list[float]:
+    """Closed-loop clients on aiohttp (httpx's pool costs more CPU per request than the
+    API itself under 50 connections, and would measure the client)."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base, headers=headers, connector=connector) as session:
+        async def worker() -> None:
+            for index in counter:
+                started = time.perf_counter()
+                status = await request(session, index)
+                latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    raise RuntimeError(f"request {index} answered {status}")
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return latencies
+
+
+def upload_url_request(run: str) -> Request:
+    async def request(session: aiohttp.ClientSession, index: int) -> int:
+        data = f"{run}-{index}".encode()
+        async with session.post("/api/v1/media/upload-url", json={
+                "sha256": hashlib.sha256(data).hexdigest(), "sizeBytes": 1000 + index,
+                "mime": "video/mp4", "filename": f"bench-{index}.mp4"}) as response:
+            await response.read()
+            return response.status
+    return request
+
+
+def get_request(path: str) -> Request:
+    async def request(session: aiohttp.ClientSession, index: int) -> int:
+        del index
+        async with session.get(path) as response:
+            await response.read()
+            return response.status
+    return request
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests-per-client", type=int, default=20)
+    parser.add_argument("--min-requests", type=int, default=300)
+    args = parser.parse_args()
+    os.environ.setdefault("MEDIAPLANE_API_UPLOAD_URL_RATE", "1000000/minute")
+    with tempfile.TemporaryDirectory(prefix="mediaplane-bench-api-") as tmp:
+        work = Path(tmp)
+        clip = video_clip(work, seconds=4)
+        with DevCluster(work / "cluster", api_port=free_port()) as cluster:
+            start_operator(cluster)
+            start_api(cluster)
+            env = cluster.env()
+            subprocess_env = {**os.environ, **env}
+            import subprocess
+
+            subprocess.run([sys.executable, "-m", "mediaplane.cli.main", "tenant", "create",
+                            "bench"], env=subprocess_env, check=True, capture_output=True)
+            token = mint_dev_token(env["MEDIAPLANE_API_JWT_SECRET"], "bench", "bencher", 7200)
+            user = ApiUser(cluster.api_url, "bench", "bencher", token)
+            asset_id = user.upload(clip)
+            asset = user.wait_status(asset_id, "ready")
+            stream_path = asset["streams"]["hls"].removeprefix(cluster.api_url)
+            headers = {"Authorization": f"Bearer {token}"}
+            results: list[str] = []
+            for clients in CONCURRENCY:
+                total = max(args.min_requests, clients * args.requests_per_client)
+                run = f"{time.time_ns()}-{clients}"
+                asyncio.run(load(cluster.api_url, headers, upload_url_request("warm" + run),
+                                 clients, clients * 2))
+                upload = asyncio.run(load(cluster.api_url, headers, upload_url_request(run),
+                                          clients, total))
+                stream = asyncio.run(load(cluster.api_url, {}, get_request(stream_path),
+                                          clients, total))
+                read = asyncio.run(load(cluster.api_url, headers,
+                                        get_request(f"/api/v1/media/{asset_id}"), clients,
+                                        total))
+                results += [
+                    row_ms(f"upload-url, {clients} clients", upload,
+                           [(SLO_UPLOAD_URL, "SLO200ms"), (TARGET_UPLOAD_URL, "40ms")]),
+                    row_ms(f"stream-url (HLS master), {clients} clients", stream,
+                           [(SLO_STREAM_URL, "SLO100ms"), (TARGET_STREAM_URL, "10ms")]),
+                    row_ms(f"GET asset (signs links), {clients} clients", read,
+                           [(SLO_STREAM_URL, "SLO100ms")]),
+                ]
+            user.close()
+    print("\nREST latency on this machine (one API process, closed-loop clients):")
+    for line in results:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
