@@ -187,7 +187,7 @@ class DevCluster:
         self.stop()
 
     def env(self) -> dict[str, str]:
-        """What a client of the cluster needs: kubeconfig, S3, credentials, our kubectl."""
+        """What a client of the cluster needs: kubeconfig, S3, credentials, our kubectl, helm."""
         bins: Binaries = self._require(self._bins)
         creds: S3Credentials = self._require(self._s3)
         return {
@@ -198,7 +198,8 @@ class DevCluster:
             "AWS_ACCESS_KEY_ID": creds.access_key,
             "AWS_SECRET_ACCESS_KEY": creds.secret_key,
             "MEDIAPLANE_DEV_DIR": str(self.state_dir),
-            "PATH": os.pathsep.join([str(bins.kube_bin_dir), os.environ.get("PATH", os.defpath)]),
+            "PATH": os.pathsep.join(
+                [*map(str, bins.client_bin_dirs), os.environ.get("PATH", os.defpath)]),
         }
 
     def spawn(
