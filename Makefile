@@ -3,12 +3,14 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+TAG ?= 0.1.0
+KIND_CLUSTER ?= mediaplane
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
 setup: ## Install OS packages, the virtualenv and the Go-built control plane (idempotent, cached)
@@ -28,9 +30,36 @@ unit: setup ## Run only the fast tests (no control plane)
 	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: ## ruff and mypy --strict
+lint: ## ruff, mypy --strict, hadolint (images/) and shellcheck (scripts/)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/hadolint images/Dockerfile
+	$(BIN)/shellcheck scripts/*.sh .ci/run
+
+.PHONY: chart-crds
+chart-crds: ## Copy crds/ into charts/mediaplane (CRDs to crds/, the policy to files/)
+	@for f in crds/*.yaml; do \
+	  if grep -q '^kind: CustomResourceDefinition' "$$f"; then cp "$$f" charts/mediaplane/crds/; \
+	  else cp "$$f" charts/mediaplane/files/; fi; \
+	done
+
+.PHONY: images
+images: ## Build the operator, API and worker images with docker (TAG=0.1.0)
+	@for target in operator api worker; do \
+	  docker build -f images/Dockerfile --target $$target -t mediaplane/$$target:$(TAG) . || exit 1; \
+	done
+
+.PHONY: kind-up
+kind-up: ## Docker users: a kind cluster with the images, S3 (SeaweedFS) and the chart installed
+	scripts/kind-up.sh
+
+.PHONY: kind-e2e
+kind-e2e: ## Docker users: upload a clip through the API on the kind cluster and stream it
+	scripts/kind-e2e.sh
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: down
 down: ## Stop a detached dev environment

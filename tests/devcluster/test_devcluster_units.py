@@ -22,6 +22,15 @@ def test_kube_ldflags_stamp_both_version_packages() -> None:
         assert f"-X {pkg}.gitTreeState=clean" in flags
 
 
+def test_helm_ldflags_stamp_version_and_offline_kube_version() -> None:
+    flags = binaries.helm_ldflags()
+    assert f"-X helm.sh/helm/v3/internal/version.version={binaries.HELM_VERSION}" in flags
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        assert f"-X {pkg}.k8sVersionMinor={binaries.HELM_KUBE_MINOR}" in flags
+    bins = binaries.binaries()
+    assert bins.client_bin_dirs == [bins.kubectl.parent, bins.helm.parent]
+
+
 def test_reports_version(tmp_path: Path) -> None:
     fake = tmp_path / "etcd"
     fake.write_text("#!/bin/sh\necho 'etcd Version: 3.6.16'\necho 'Go Version: go1.26.8'\n")

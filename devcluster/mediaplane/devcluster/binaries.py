@@ -2,7 +2,8 @@
 
 Release tarballs and container images are out of reach here; the Go module proxy is not.
 `devcluster/go/kube` and `devcluster/go/etcd` are small modules of ours that require
-`k8s.io/kubernetes` and `go.etcd.io/etcd/server/v3` (see their go.mod for why). A cold
+`k8s.io/kubernetes` and `go.etcd.io/etcd/server/v3` (see their go.mod for why);
+`devcluster/go/helm` requires `helm.sh/helm/v3` for the chart tests. A cold
 kube build takes a long while on two cores, so everything (module cache, build cache,
 binaries) lives under ${XDG_CACHE_HOME:-~/.cache}/mediaplane, keyed by version, and a
 build only runs for binaries that are missing or report another version.
@@ -32,6 +33,10 @@ KUBE_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
 KUBE_BUILD_DATE = "2026-01-01T00:00:00Z"
+HELM_VERSION = "v3.22.0"
+# The Kubernetes version `helm template`/`helm lint` assume offline: helm's own Makefile
+# stamps the minor of its client-go (v0.37 for helm v3.22), or they would assume v1.20.
+HELM_KUBE_MINOR = "37"
 
 Log = Callable[[str], None]
 
@@ -53,6 +58,10 @@ def etcd_bin_dir() -> Path:
     return cache_dir() / "etcd" / ETCD_VERSION / "bin"
 
 
+def helm_bin_dir() -> Path:
+    return cache_dir() / "helm" / HELM_VERSION / "bin"
+
+
 def go_sources_dir() -> Path:
     """The repo's Go modules; absent from an installed wheel, which can only use a cache."""
     return Path(__file__).resolve().parents[2] / "go"
@@ -64,10 +73,16 @@ class Binaries:
     kube_controller_manager: Path
     kubectl: Path
     etcd: Path
+    helm: Path
 
     @property
     def kube_bin_dir(self) -> Path:
         return self.kubectl.parent
+
+    @property
+    def client_bin_dirs(self) -> list[Path]:
+        """What a client of the cluster puts on PATH: kubectl, then helm."""
+        return [self.kubectl.parent, self.helm.parent]
 
 
 def binaries() -> Binaries:
@@ -77,12 +92,15 @@ def binaries() -> Binaries:
         kube_controller_manager=kube / "kube-controller-manager",
         kubectl=kube / "kubectl",
         etcd=etcd_bin_dir() / "etcd",
+        helm=helm_bin_dir() / "helm",
     )
 
 
 def _version_output(path: Path) -> str:
     if path.name == "kubectl":
         argv = [str(path), "version", "--client"]
+    elif path.name == "helm":
+        argv = [str(path), "version", "--short"]
     else:
         argv = [str(path), "--version"]
     try:
@@ -208,19 +226,35 @@ def build_kube(commands: tuple[str, ...] = KUBE_COMMANDS, log: Log = _stderr) ->
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build_etcd(log: Log = _stderr) -> None:
-    out = etcd_bin_dir()
+def _build_command(name: str, out: Path, module: str, package: str, ldflags: str,
+                   log: Log) -> None:
+    """`go build` of one main package of `devcluster/go/<module>` into `out/<name>`."""
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".etcd.build-*"):
+    for stale in out.glob(f".{name}.build-*"):
         stale.unlink(missing_ok=True)
-    tmp = out / f".etcd.build-{os.getpid()}"
+    tmp = out / f".{name}.build-{os.getpid()}"
     try:
-        argv = [_go(), "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp)]
-        argv.append("go.etcd.io/etcd/server/v3")
-        _run_build(argv, _module_dir("etcd"), log)
-        tmp.replace(out / "etcd")
+        argv = [_go(), "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), package]
+        _run_build(argv, _module_dir(module), log)
+        tmp.replace(out / name)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def build_etcd(log: Log = _stderr) -> None:
+    _build_command("etcd", etcd_bin_dir(), "etcd", "go.etcd.io/etcd/server/v3", "-s -w", log)
+
+
+def helm_ldflags() -> str:
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"]
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={HELM_KUBE_MINOR}"]
+    return " ".join(flags)
+
+
+def build_helm(log: Log = _stderr) -> None:
+    _build_command("helm", helm_bin_dir(), "helm", "helm.sh/helm/v3/cmd/helm", helm_ldflags(),
+                   log)
 
 
 def missing() -> list[Path]:
@@ -231,6 +265,7 @@ def missing() -> list[Path]:
         (bins.kube_controller_manager, KUBE_VERSION),
         (bins.kubectl, KUBE_VERSION),
         (bins.etcd, ETCD_VERSION),
+        (bins.helm, HELM_VERSION),
     ]
     return [path for path, version in wanted if not reports_version(path, version)]
 
@@ -243,11 +278,14 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
     with _build_lock():
         _wait_for_foreign_builds(kube_bin_dir(), log)
         _wait_for_foreign_builds(etcd_bin_dir(), log)
+        _wait_for_foreign_builds(helm_bin_dir(), log)
         kube = [c for c in KUBE_COMMANDS if not reports_version(kube_bin_dir() / c, KUBE_VERSION)]
         if kube:
             build_kube(tuple(kube), log)
         if not reports_version(bins.etcd, ETCD_VERSION):
             build_etcd(log)
+        if not reports_version(bins.helm, HELM_VERSION):
+            build_helm(log)
     still = missing()
     if still:
         raise RuntimeError(f"built, but these do not report the pinned version: {still}")
@@ -257,7 +295,8 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mediaplane.devcluster.binaries",
-        description=f"Build (if missing) kube {KUBE_VERSION} and etcd {ETCD_VERSION}.",
+        description=f"Build (if missing) kube {KUBE_VERSION}, etcd {ETCD_VERSION} "
+        f"and helm {HELM_VERSION}.",
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="exit 1 if any is missing")
@@ -272,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"missing or wrong version: {path}")
         return 1 if absent else 0
     bins = ensure_binaries()
-    for path in (bins.kube_apiserver, bins.kube_controller_manager, bins.kubectl, bins.etcd):
+    for path in (bins.kube_apiserver, bins.kube_controller_manager, bins.kubectl, bins.etcd,
+                 bins.helm):
         print(path)
     return 0
 

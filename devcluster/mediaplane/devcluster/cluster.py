@@ -211,7 +211,7 @@ class DevCluster:
         self.stop()
 
     def env(self) -> dict[str, str]:
-        """What a client of the cluster needs: kubeconfig, S3, credentials, our kubectl."""
+        """What a client of the cluster needs: kubeconfig, S3, credentials, our kubectl, helm."""
         bins: Binaries = self._require(self._bins)
         creds: S3Credentials = self._require(self._s3)
         return {
@@ -226,7 +226,8 @@ class DevCluster:
             "MEDIAPLANE_API": self.api_url,
             "MEDIAPLANE_API_PUBLIC_URL": self.api_url,
             **self._require(self._api_secrets),
-            "PATH": os.pathsep.join([str(bins.kube_bin_dir), os.environ.get("PATH", os.defpath)]),
+            "PATH": os.pathsep.join(
+                [*map(str, bins.client_bin_dirs), os.environ.get("PATH", os.defpath)]),
         }
 
     def spawn(

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
+from typing import Any
 
 import kopf
 
 import mediaplane.operator.handlers  # noqa: F401 (registers the handlers)
 
+# kopf pauses every peer when two share the highest priority, so replicas of one
+# Deployment (identical arguments) each draw their own: one works, the others stand by.
+PRIORITY_RANGE = 2**31 - 1
 
-def main(argv: list[str] | None = None) -> None:
+
+def run_options(argv: list[str] | None = None) -> dict[str, Any]:
+    """kopf.run's keyword arguments for these command-line arguments."""
     parser = argparse.ArgumentParser(prog="mediaplane-operator")
     parser.add_argument("--standalone", action="store_true",
                         help="no peering: only for a single replica (dev, tests)")
@@ -18,13 +25,26 @@ def main(argv: list[str] | None = None) -> None:
                         help="kopf peering name for several replicas (one is active)")
     parser.add_argument("--liveness", default=None,
                         help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    parser.add_argument("--priority", type=int, default=None,
+                        help="peering priority (default: random, distinct per replica)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    options: dict[str, Any] = {
+        "clusterwide": True, "standalone": args.standalone,
+        "peering_name": None if args.standalone else args.peering,
+        "liveness_endpoint": args.liveness, "verbose": args.verbose,
+    }
+    if not args.standalone:
+        options["priority"] = (args.priority if args.priority is not None
+                               else 1 + secrets.randbelow(PRIORITY_RANGE))
+    return options
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = run_options(argv)
+    kopf.configure(verbose=options.pop("verbose"), log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    kopf.run(clusterwide=True, standalone=args.standalone,
-             peering_name=None if args.standalone else args.peering,
-             liveness_endpoint=args.liveness)
+    kopf.run(**options)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,20 @@ class Kube:
             raise
         return True
 
+    async def ensure_service_account(self, namespace: str, name: str) -> bool:
+        """Creates the workers' ServiceAccount (no token, no bindings) unless it exists."""
+        body = {"metadata": {"name": name, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "mediaplane",
+                                        "app.kubernetes.io/component": "worker"}},
+                "automountServiceAccountToken": False}
+        try:
+            await self.core.create_namespaced_service_account(namespace, cast("Any", body))
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
     async def job_exists(self, namespace: str, name: str) -> bool:
         try:
             await self.batch.read_namespaced_job(name, namespace)

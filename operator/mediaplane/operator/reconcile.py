@@ -184,6 +184,7 @@ async def ensure_job(ctx: Context, tj: Mapping[str, Any]) -> None:
         output = ctx.storage.presign_post_prefix(tj["spec"]["outputPrefix"], seconds,
                                                  ctx.settings.max_variant_bytes)
     task = builders.worker_task(tj, asset, input_url, output)
+    await ensure_worker_service_account(ctx, namespace)
     if await ctx.kube.create_job(builders.worker_job(tj, task, ctx.settings)):
         now = now_rfc3339()
         conditions = set_condition(status.get("conditions", []), "Succeeded", "Unknown",
@@ -193,6 +194,15 @@ async def ensure_job(ctx: Context, tj: Mapping[str, Any]) -> None:
                                     {"phase": "Pending", "jobName": name,
                                      "conditions": conditions,
                                      "observedGeneration": meta.get("generation")})
+
+
+async def ensure_worker_service_account(ctx: Context, namespace: str) -> None:
+    """A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
+
+    Not cached: a tenant namespace can be deleted and made again under the same name.
+    """
+    if ctx.settings.worker_service_account:
+        await ctx.kube.ensure_service_account(namespace, ctx.settings.worker_service_account)
 
 
 async def sync_from_job(ctx: Context, job: Mapping[str, Any]) -> None:
