@@ -81,6 +81,40 @@ def get_request(path: str) -> Request:
     return request
 
 
+async def raw_creates(clients: int, total: int, tenant: str) -> list[float]:
+    """The floor under upload-url: the same MediaAsset create, straight to the API server
+    (kubernetes_asyncio, like the API), with no HTTP façade in front."""
+    from kubernetes_asyncio import client as k8s
+
+    from mediaplane.core import keys, names
+    from mediaplane.core.kubeclient import connect
+
+    api = await connect()
+    custom = k8s.CustomObjectsApi(api)
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for _ in counter:
+            asset_id = names.new_asset_id()
+            body = {"apiVersion": names.API_VERSION, "kind": names.ASSET_KIND,
+                    "metadata": {"name": names.name_from_asset_id(asset_id)},
+                    "spec": {"kind": "video", "mime": "video/mp4", "sha256": "0" * 64,
+                             "sizeBytes": 1000, "filename": "raw.mp4",
+                             "source": {"origin": "upload",
+                                        "key": keys.source_key(tenant, asset_id)}}}
+            started = time.perf_counter()
+            await custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, body)
+            latencies.append(time.perf_counter() - started)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    finally:
+        await api.close()
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests-per-client", type=int, default=20)
@@ -115,12 +149,15 @@ def main() -> None:
                                           clients, total))
                 stream = asyncio.run(load(cluster.api_url, {}, get_request(stream_path),
                                           clients, total))
+                os.environ["KUBECONFIG"] = env["KUBECONFIG"]
+                raw = asyncio.run(raw_creates(clients, total, "bench"))
                 read = asyncio.run(load(cluster.api_url, headers,
                                         get_request(f"/api/v1/media/{asset_id}"), clients,
                                         total))
                 results += [
                     row_ms(f"upload-url, {clients} clients", upload,
                            [(SLO_UPLOAD_URL, "SLO200ms"), (TARGET_UPLOAD_URL, "40ms")]),
+                    row_ms(f"  floor: raw MediaAsset create, {clients}", raw),
                     row_ms(f"stream-url (HLS master), {clients} clients", stream,
                            [(SLO_STREAM_URL, "SLO100ms"), (TARGET_STREAM_URL, "10ms")]),
                     row_ms(f"GET asset (signs links), {clients} clients", read,

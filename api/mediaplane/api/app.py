@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from mediaplane.api import errorhandlers, kube
 from mediaplane.api.auth import TokenVerifier
 from mediaplane.api.context import RENDER_CACHE_SECONDS, ApiContext, TtlCache
+from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
 from mediaplane.api.ratelimit import RateLimiter
 from mediaplane.api.routers import captions, health, media, streaming, uploads
@@ -30,17 +31,18 @@ links carry their own token and need no header.
 
 async def build_context(settings: ApiSettings) -> ApiContext:
     api = await kubeclient.connect()
+    informer = AssetInformer(api)
+    informer.start()
     storage = Storage(S3Settings())
     storage.client  # noqa: B018 (build the boto3 client now, not on the first request)
     return ApiContext(
-        settings=settings, kube_api=api, assets=kube.AssetStore(api),
+        settings=settings, kube_api=api, assets=kube.AssetStore(api, informer),
         tenants=kube.TenantDirectory(api, settings.max_upload_bytes,
                                      settings.tenant_cache_seconds),
         storage=storage, verifier=TokenVerifier(settings),
         signer=StreamSigner(settings.stream_signing_key.get_secret_value(),
                             settings.stream_url_ttl_seconds),
         limiter=RateLimiter(settings.rate_limit_storage),
-        asset_cache=TtlCache(settings.asset_cache_seconds),
         render_cache=TtlCache(float(RENDER_CACHE_SECONDS)),
     )
 
@@ -55,6 +57,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if context.assets.informer is not None:
+                await context.assets.informer.stop()
             await context.kube_api.close()
 
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from kubernetes_asyncio import client
 
@@ -63,7 +63,6 @@ class ApiContext:
     verifier: TokenVerifier
     signer: StreamSigner
     limiter: RateLimiter
-    asset_cache: TtlCache[tuple[str, str], dict[str, Any]]
     render_cache: TtlCache[tuple[str, ...], str]
 
     @property

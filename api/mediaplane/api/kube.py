@@ -15,6 +15,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from mediaplane.api.errors import ApiError
+from mediaplane.api.informer import AssetInformer
 from mediaplane.core import names
 
 TENANT_LABEL = f"{names.GROUP}/tenant"
@@ -49,11 +50,31 @@ class AlreadyExistsError(Exception):
 
 
 class AssetStore:
-    def __init__(self, api: client.ApiClient) -> None:
+    """Reads go through the informer's cache (a miss asks the API server); writes go to the
+    API server and their answers into the cache."""
+
+    def __init__(self, api: client.ApiClient, informer: AssetInformer | None = None) -> None:
         self.api = api
         self.custom = client.CustomObjectsApi(api)
+        self.informer = informer
 
-    async def get(self, namespace: str, name: str) -> Asset | None:
+    async def get(self, namespace: str, name: str, *, fresh: bool = False) -> Asset | None:
+        """`fresh` skips the cache: for read-modify-write with a resourceVersion."""
+        informer = self.informer
+        if informer is not None and not fresh and informer.synced.is_set():
+            cached = informer.get(namespace, name)
+            if cached is not None:
+                return cached
+        found = await self._read(namespace, name)
+        if found is not None and informer is not None:
+            informer.observe(found)
+        return found
+
+    def cached(self, namespace: str, name: str) -> Asset | None:
+        """The cached copy only (no API call): a hint, e.g. that a name is taken."""
+        return self.informer.get(namespace, name) if self.informer is not None else None
+
+    async def _read(self, namespace: str, name: str) -> Asset | None:
         try:
             body: Asset = await self.custom.get_namespaced_custom_object(
                 names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name)
@@ -72,6 +93,8 @@ class AssetStore:
             if error.status == 409:
                 raise AlreadyExistsError from None
             raise _refused(error) from None
+        if self.informer is not None:
+            self.informer.observe(created)
         return created
 
     async def patch(self, namespace: str, name: str, patch: Asset,
@@ -87,6 +110,8 @@ class AssetStore:
             if error.status == 404:
                 return None
             raise _refused(error) from None
+        if self.informer is not None:
+            self.informer.observe(patched)
         return patched
 
     async def delete(self, namespace: str, name: str) -> bool:

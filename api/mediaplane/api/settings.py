@@ -34,9 +34,6 @@ class ApiSettings(BaseSettings):
     upload_url_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     max_body_bytes: int = Field(default=2 * 1024**2, ge=1024,
                                 description="largest request body (captions are the biggest)")
-    # A MediaAsset read by the streaming routes is reused this long; streaming is the
-    # hot path and a playable asset changes rarely.
-    asset_cache_seconds: float = Field(default=2.0, ge=0.0, le=60.0)
     tenant_cache_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
 
     @property

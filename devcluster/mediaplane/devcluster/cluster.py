@@ -226,8 +226,10 @@ class DevCluster:
             "MEDIAPLANE_API": self.api_url,
             "MEDIAPLANE_API_PUBLIC_URL": self.api_url,
             **self._require(self._api_secrets),
+            # kubectl and helm, then this virtualenv (`mediaplane` itself), then the rest.
             "PATH": os.pathsep.join(
-                [*map(str, bins.client_bin_dirs), os.environ.get("PATH", os.defpath)]),
+                [*map(str, bins.client_bin_dirs), str(Path(sys.executable).parent),
+                 os.environ.get("PATH", os.defpath)]),
         }
 
     def spawn(

@@ -78,7 +78,33 @@ def run(env: Mapping[str, str], say: Callable[[str], None] = print,
     seconds = time.monotonic() - started
     say(f"demo: {'all assets ready' if ok else 'NOT all assets ready'} after {seconds:.1f}s; "
         "outputs are under tenants/demo/assets/ in the bucket")
+    if ok and "MEDIAPLANE_API" in env:
+        ok = rest_demo(env, say)
     return ok
+
+
+def rest_demo(env: Mapping[str, str], say: Callable[[str], None]) -> bool:
+    """The same tenant through the REST API: list it, read the video with signed links."""
+    import httpx
+
+    from mediaplane.api.auth import mint_dev_token
+
+    token = mint_dev_token(env["MEDIAPLANE_API_JWT_SECRET"], "demo", "demo-user", 3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    base = env["MEDIAPLANE_API"]
+    listing = httpx.get(f"{base}/api/v1/media", headers=headers, timeout=10).json()
+    say(f"demo: GET {base}/api/v1/media as demo-user (token: mediaplane token --tenant demo "
+        "--user demo-user):")
+    for asset in listing.get("data", []):
+        say(f"demo:   {asset['id']} {asset['kind']:<5} {asset['status']}")
+    video = next((a for a in listing.get("data", []) if a["kind"] == "video"), None)
+    if video is None or not video.get("streams"):
+        say("demo: the video has no stream links")
+        return False
+    master = httpx.get(video["streams"]["hls"], timeout=10)
+    say(f"demo: signed HLS link ({master.status_code}, {master.text.count('#EXT-X-STREAM-INF')} "
+        f"renditions), play it with: ffplay '{video['streams']['hls']}'")
+    return master.status_code == 200
 
 
 def _settled(row: list[str]) -> bool:

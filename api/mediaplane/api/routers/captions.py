@@ -51,7 +51,7 @@ async def add_caption(asset_id: AssetId, body: models.CaptionRequest, context: C
     name = names.name_from_asset_id(asset_id)
     key = caption_key(tenant.name, asset_id, language)
     for _ in range(CONFLICT_RETRIES):
-        asset = await context.assets.get(tenant.name, name)
+        asset = await context.assets.get(tenant.name, name, fresh=True)
         if asset is None:
             raise not_found(asset_id)
         _check_writable(asset)
@@ -71,7 +71,6 @@ async def add_caption(asset_id: AssetId, body: models.CaptionRequest, context: C
             raise
         if patched is None:
             raise not_found(asset_id)
-        context.asset_cache.drop((tenant.name, name))
         created = Presenter(context, principal).captions(patched, language)
         return models.Envelope(data=created[0])
     raise ApiError("media.conflict", "the asset kept changing; retry")

@@ -26,6 +26,9 @@ async def readyz(context: Context) -> dict[str, str]:
         raise ApiError("unavailable", f"not ready: {error}") from None
     if not healthy:
         raise ApiError("unavailable", "rate-limit storage does not answer")
+    informer = context.assets.informer
+    if informer is not None and not informer.synced.is_set():
+        raise ApiError("unavailable", "the MediaAsset cache is not synced yet")
     return {"status": "ready"}
 
 

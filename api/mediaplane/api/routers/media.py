@@ -70,7 +70,6 @@ async def delete_media(asset_id: AssetId, context: Context, principal: CurrentPr
     name = names.name_from_asset_id(asset_id)
     if not await context.assets.delete(tenant.name, name):
         raise not_found(asset_id)
-    context.asset_cache.drop((tenant.name, name))
     return Response(status_code=204)
 
 

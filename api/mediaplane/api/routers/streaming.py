@@ -40,15 +40,9 @@ async def _authorised_asset(context: ApiContext, asset_id: str, token: str | Non
     if principal is not None and (principal.user, principal.tenant) != (grant.user,
                                                                           grant.tenant):
         raise ApiError("stream.signature.invalid", "the stream link is for another user")
-    name = names.name_from_asset_id(asset_id)
-    cache_key = (grant.tenant, name)
-    asset = context.asset_cache.get(cache_key)
+    asset = await context.assets.get(grant.tenant, names.name_from_asset_id(asset_id))
     if asset is None:
-        asset = await context.assets.get(grant.tenant, name)
-        if asset is None:
-            raise not_found(asset_id)
-        if playable(asset):  # only a settled answer is worth reusing
-            context.asset_cache.put(cache_key, asset)
+        raise not_found(asset_id)
     status = asset.get("status") or {}
     if status.get("phase") == "quarantined":
         raise ApiError("media.quarantined", "the asset is quarantined and never served")

@@ -66,8 +66,10 @@ async def create_upload_url(body: models.UploadUrlRequest, context: Context,
                        f"{body.size_bytes} bytes is above this tenant's limit of "
                        f"{tenant.max_upload_bytes} bytes per upload")
     asset_id = dedup_asset_id(tenant.name, body.sha256.lower())
+    name = names.name_from_asset_id(asset_id)
     try:
-        asset = await context.assets.create(
+        # A repeat is answered from the cache; creating is the lock when it is not there.
+        asset = context.assets.cached(tenant.name, name) or await context.assets.create(
             tenant.name, _manifest(tenant.name, asset_id, body, str(kind), principal.user))
     except AlreadyExistsError:
         found = await context.assets.get(tenant.name, names.name_from_asset_id(asset_id))

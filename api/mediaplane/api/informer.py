@@ -1,0 +1,112 @@
+"""A watch-fed cache of every MediaAsset, so reads never wait on the API server.
+
+The API reads assets on every request (GET, stream links, variants, captions); the
+operator changes them a few times in their life. As in client-go informers, one
+list-then-watch keeps a local copy: reads are dictionary lookups, the API server sees one
+watch instead of a GET per request. Our own writes are put in at once (read-your-writes);
+a miss falls through to the API server, so an asset made elsewhere a moment ago is found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from mediaplane.core import names
+
+log = logging.getLogger("mediaplane.api.informer")
+Asset = dict[str, Any]
+LIST_PAGE = 500
+WATCH_SECONDS = 300
+
+
+def _version(obj: Asset) -> int:
+    value = str(obj.get("metadata", {}).get("resourceVersion") or "0")
+    return int(value) if value.isdigit() else 0
+
+
+class AssetInformer:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self._items: dict[tuple[str, str], Asset] = {}
+        self._tombstones: dict[tuple[str, str], int] = {}
+        self.synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="asset-informer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def get(self, namespace: str, name: str) -> Asset | None:
+        return self._items.get((namespace, name))
+
+    def observe(self, obj: Asset) -> None:
+        """Keeps `obj` unless a newer version (or its deletion) is already known."""
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        version = _version(obj)
+        if self._tombstones.get(key, -1) >= version:
+            return
+        current = self._items.get(key)
+        if current is None or _version(current) <= version:
+            self._items[key] = obj
+
+    def forget(self, obj: Asset) -> None:
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        self._items.pop(key, None)
+        self._tombstones[key] = _version(obj)
+        if len(self._tombstones) > 100_000:
+            self._tombstones.clear()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                version = await self._list()
+                self.synced.set()
+                await self._watch(version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the API server restarts, a watch expires: relist
+                log.warning("MediaAsset watch interrupted (%s); listing again", error)
+                await asyncio.sleep(1.0)
+
+    async def _list(self) -> str:
+        items: dict[tuple[str, str], Asset] = {}
+        token = ""
+        while True:
+            page = await self.custom.list_cluster_custom_object(
+                names.GROUP, names.VERSION, names.ASSET_PLURAL, limit=LIST_PAGE,
+                _continue=token)
+            for obj in page.get("items", []):
+                items[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+            token = page.get("metadata", {}).get("continue") or ""
+            if not token:
+                self._items = items
+                return str(page["metadata"]["resourceVersion"])
+
+    async def _watch(self, version: str) -> None:
+        while True:
+            stream = watch.Watch().stream(
+                self.custom.list_cluster_custom_object, names.GROUP, names.VERSION,
+                names.ASSET_PLURAL, resource_version=version, allow_watch_bookmarks=True,
+                timeout_seconds=WATCH_SECONDS)
+            async for event in stream:
+                kind, obj = event["type"], event["object"]
+                if kind == "ERROR":
+                    raise ApiException(status=obj.get("code", 500), reason=obj.get("message"))
+                version = obj["metadata"]["resourceVersion"]
+                if kind in ("ADDED", "MODIFIED"):
+                    self.observe(obj)
+                elif kind == "DELETED":
+                    self.forget(obj)
