@@ -115,3 +115,12 @@ def test_every_video_rung_failing_fails_the_asset() -> None:
     status, _ = assetstatus.compute(Observed(asset(), UP, ACCEPTED, PLAN, tjs), NOW)
     assert status["phase"] == "failed"
     assert condition(status, "Ready") == ("False", "VariantsFailed")
+
+
+def test_only_unfinalized_uploads_wait_for_finalize() -> None:
+    from mediaplane.operator.reconcile import awaiting_finalize
+
+    assert awaiting_finalize({"spec": {"source": {"origin": "upload", "key": "k"}}})
+    assert not awaiting_finalize({"spec": {"source": {"origin": "upload", "key": "k",
+                                                      "etag": "abc"}}})
+    assert not awaiting_finalize({"spec": {"source": {"origin": "object", "key": "k"}}})

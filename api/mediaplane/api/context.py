@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class ApiContext:
     signer: StreamSigner
     limiter: RateLimiter
     render_cache: TtlCache[tuple[str, ...], str]
+    rendering: dict[tuple[str, ...], asyncio.Future[str]] = field(default_factory=dict)
 
     @property
     def presign_seconds(self) -> int:

@@ -76,8 +76,13 @@ async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf
                                   delay=min(60.0, 2.0 ** min(retry + 1, 6)))
 
 
-@kopf.timer(*ASSETS, interval=30, idle=30,
-            when=lambda status, **_: status.get("phase") in (None, "pending", "processing"))
+def _needs_resync(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    """Unfinished, and not an upload still waiting for its finalize (that wakes it)."""
+    return (status.get("phase") in (None, "pending", "processing")
+            and not reconcile.awaiting_finalize({"spec": dict(spec)}))
+
+
+@kopf.timer(*ASSETS, interval=30, idle=30, when=_needs_resync)
 async def asset_resync(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None
     await reconcile.reconcile_asset(_ctx(memo), namespace, name)

@@ -31,8 +31,16 @@ def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) ->
 
 # --- MediaAsset --------------------------------------------------------------------------
 
+def awaiting_finalize(asset: Mapping[str, Any]) -> bool:
+    """An API upload not finalized yet: nothing to look for in storage until the client's
+    finalize sets spec.source.etag, and that spec change brings the asset back."""
+    source = asset.get("spec", {}).get("source") or {}
+    return source.get("origin") == "upload" and not source.get("etag")
+
+
 async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
-    """Brings one asset forward; True when it waits for its source object to appear."""
+    """Brings one asset forward; True when it waits for its source object to appear (worth
+    looking again later); an upload waiting for its finalize is False: it costs nothing."""
     async with ctx.lock(namespace, name):
         asset = await ctx.kube.get_asset(namespace, name)
         if asset is None or asset["metadata"].get("deletionTimestamp"):
@@ -42,7 +50,12 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
 
         source = None
         if not is_true(old_status.get("conditions"), assetstatus.UPLOADED):
-            source = await check_source(ctx, asset)
+            if awaiting_finalize(asset):
+                source = assetstatus.SourceCheck(
+                    False, "AwaitingUpload",
+                    "waiting for the upload to be finalized (POST /api/v1/media/{id}/finalize)")
+            else:
+                source = await check_source(ctx, asset)
         uploaded = source.ok if source else True
 
         probe_name = names.child_name(name, builders.PROBE)
@@ -63,7 +76,7 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
             await ctx.kube.patch_status(names.ASSET_PLURAL, namespace, name, status)
         for event in events:
             post_event(asset, event.type, event.reason, event.message)
-        return not uploaded
+        return not uploaded and not awaiting_finalize(asset)
 
 
 async def check_source(ctx: Context, asset: Mapping[str, Any]) -> assetstatus.SourceCheck:

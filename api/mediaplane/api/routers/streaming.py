@@ -80,11 +80,19 @@ def _captions(asset: dict[str, Any]) -> list[streaming.CaptionTrack]:
 
 
 async def _cached(context: ApiContext, key: tuple[str, ...], render: Any) -> str:
+    """One render per key at a time: concurrent requests for a cold manifest wait for the
+    same read from storage instead of each starting their own."""
     body = context.render_cache.get(key)
-    if body is None:
-        body = await render()
-        context.render_cache.put(key, body)
-    return body
+    if body is not None:
+        return body
+    pending = context.rendering.get(key)
+    if pending is None:
+        pending = asyncio.ensure_future(render())
+        context.rendering[key] = pending
+        pending.add_done_callback(lambda _: context.rendering.pop(key, None))
+    rendered: str = await asyncio.shield(pending)
+    context.render_cache.put(key, rendered)
+    return rendered
 
 
 def _respond(body: str, media_type: str, token: str) -> Response:
