@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cachetools import TTLCache
 from fastapi import FastAPI
 
 from mediaplane.api import errorhandlers, kube
 from mediaplane.api.auth import TokenVerifier
-from mediaplane.api.context import RENDER_CACHE_SECONDS, ApiContext, TtlCache
+from mediaplane.api.context import RENDER_CACHE_SECONDS, ApiContext
 from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
 from mediaplane.api.ratelimit import RateLimiter
@@ -43,7 +44,7 @@ async def build_context(settings: ApiSettings) -> ApiContext:
         signer=StreamSigner(settings.stream_signing_key.get_secret_value(),
                             settings.stream_url_ttl_seconds),
         limiter=RateLimiter(settings.rate_limit_storage),
-        render_cache=TtlCache(float(RENDER_CACHE_SECONDS)),
+        render_cache=TTLCache(maxsize=4096, ttl=RENDER_CACHE_SECONDS),
     )
 
 

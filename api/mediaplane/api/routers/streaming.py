@@ -82,7 +82,7 @@ def _captions(asset: dict[str, Any]) -> list[streaming.CaptionTrack]:
 async def _cached(context: ApiContext, key: tuple[str, ...], render: Any) -> str:
     """One render per key at a time: concurrent requests for a cold manifest wait for the
     same read from storage instead of each starting their own."""
-    body = context.render_cache.get(key)
+    body: str | None = context.render_cache.get(key)
     if body is not None:
         return body
     pending = context.rendering.get(key)
@@ -91,7 +91,7 @@ async def _cached(context: ApiContext, key: tuple[str, ...], render: Any) -> str
         context.rendering[key] = pending
         pending.add_done_callback(lambda _: context.rendering.pop(key, None))
     rendered: str = await asyncio.shield(pending)
-    context.render_cache.put(key, rendered)
+    context.render_cache[key] = rendered
     return rendered
 
 
