@@ -151,6 +151,7 @@ def test_helm_install_objects_and_rbac(cluster: DevCluster, kubectl: Kubectl,
 
         assert kubectl.can_i(api, "create", "mediaassets.media.mediaplane.io", tenant)
         assert kubectl.can_i(api, "delete", "mediaassets.media.mediaplane.io", tenant)
+        assert kubectl.can_i(api, "watch", "mediaassets.media.mediaplane.io")  # its cache
         assert kubectl.can_i(api, "get", "namespaces")
         assert not kubectl.can_i(api, "create", "jobs.batch", tenant)
         assert not kubectl.can_i(api, "create", "transcodejobs.media.mediaplane.io", tenant)
