@@ -45,7 +45,8 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         asset = await ctx.kube.get_asset(namespace, name)
         if asset is None or asset["metadata"].get("deletionTimestamp"):
             return False
-        tjs = await ctx.kube.transcode_jobs(namespace, name)
+        # An upload waiting for its finalize has no children yet: no need to list them.
+        tjs = {} if awaiting_finalize(asset) else await ctx.kube.transcode_jobs(namespace, name)
         old_status = asset.get("status") or {}
 
         source = None

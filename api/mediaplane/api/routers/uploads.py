@@ -34,6 +34,10 @@ def _manifest(tenant: str, asset_id: str, body: models.UploadUrlRequest, kind: s
         "metadata": {
             "name": names.name_from_asset_id(asset_id), "namespace": tenant,
             "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
+            # The operator's finalizer from the start: it would add it anyway (one more
+            # write and watch event per upload), and nothing may delete the asset's objects
+            # behind its back once the bytes arrive.
+            "finalizers": [names.FINALIZER],
             "annotations": {f"{names.GROUP}/uploaded-by": user},
         },
         "spec": {
