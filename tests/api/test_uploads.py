@@ -72,7 +72,7 @@ def test_storage_refuses_what_the_policy_does_not_allow(alice: ApiUser, tmp_path
     # Another content type.
     other_type = dict(grant["uploadFields"], **{"Content-Type": "text/html"})
     assert form_response(grant, data, "policy.png", other_type).status_code == 403
-    # An expired... no: the policy as issued works, and only it.
+    # The policy as issued works.
     etag = post_form(grant, data, "policy.png")
     assert alice.finalize(grant["assetId"], etag)["data"]["id"] == grant["assetId"]
 
