@@ -27,10 +27,11 @@ import aiohttp
 import uvloop
 
 from bench.stats import row_ms
-from mediaplane.api.auth import mint_dev_token
+from mediaplane.core.states import AssetPhase
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.ports import free_port
 from mediaplane.devcluster.services import start_api, start_operator
+from mediaplane.devcluster.tokens import mint_dev_token
 from tests.support.api import ApiUser
 from tests.support.media import video_clip
 
@@ -88,8 +89,11 @@ async def raw_creates(clients: int, total: int, tenant: str) -> list[float]:
     (kubernetes_asyncio, like the API), with no HTTP façade in front."""
     from kubernetes_asyncio import client as k8s
 
-    from mediaplane.core import keys, names
+    from mediaplane.core import names
     from mediaplane.core.kubeclient import connect
+    from mediaplane.core.resources import MediaAsset
+    from mediaplane.core.states import SourceOrigin
+    from mediaplane.core.tasks import MediaKind
 
     api = await connect()
     custom = k8s.CustomObjectsApi(api)
@@ -98,13 +102,9 @@ async def raw_creates(clients: int, total: int, tenant: str) -> list[float]:
 
     async def worker() -> None:
         for _ in counter:
-            asset_id = names.new_asset_id()
-            body = {"apiVersion": names.API_VERSION, "kind": names.ASSET_KIND,
-                    "metadata": {"name": names.name_from_asset_id(asset_id)},
-                    "spec": {"kind": "video", "mime": "video/mp4", "sha256": "0" * 64,
-                             "sizeBytes": 1000, "filename": "raw.mp4",
-                             "source": {"origin": "upload",
-                                        "key": keys.source_key(tenant, asset_id)}}}
+            body = MediaAsset.new(tenant, names.new_asset_id(), kind=MediaKind.VIDEO,
+                                  mime="video/mp4", sha256="0" * 64, size_bytes=1000,
+                                  filename="raw.mp4", origin=SourceOrigin.UPLOAD).to_body()
             started = time.perf_counter()
             await custom.create_namespaced_custom_object(
                 names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, body)
@@ -145,7 +145,7 @@ def main() -> None:
             token = mint_dev_token(env["MEDIAPLANE_API_JWT_SECRET"], "bench", "bencher", 7200)
             user = ApiUser(cluster.api_url, "bench", "bencher", token)
             asset_id = user.upload(clip)
-            asset = user.wait_status(asset_id, "ready")
+            asset = user.wait_status(asset_id, AssetPhase.READY)
             stream_path = asset["streams"]["hls"].removeprefix(cluster.api_url)
             headers = {"Authorization": f"Bearer {token}"}
             results: list[str] = []

@@ -24,8 +24,9 @@ from kubernetes import config as k8s_config
 from bench.stats import row
 from mediaplane.core import keys, names
 from mediaplane.core.ladder import Ladder, plan_variants
+from mediaplane.core.states import PodPhase
 from mediaplane.core.storage import Storage
-from mediaplane.core.tasks import MediaKind, ProbeResult, TaskType
+from mediaplane.core.tasks import MediaKind, ProbeResult, VariantType
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.services import start_operator
 from mediaplane.worker.commands import video_command
@@ -43,7 +44,7 @@ def raw_ffmpeg_lowest_rung(storage: Storage, key: str, height: int, runs: int,
     probe = ProbeResult(detected_mime="video/mp4", format_name="mov", width=height * 16 // 9,
                         height=height, has_video=True, has_audio=True, duration_seconds=1)
     lowest = next(v for v in plan_variants(MediaKind.VIDEO, Ladder(), probe)
-                  if v.type is TaskType.VIDEO)
+                  if v.type is VariantType.VIDEO)
     times = []
     for i in range(runs):
         out = scratch / f"raw-{i}"
@@ -71,7 +72,7 @@ def measure_one(custom: k8s.CustomObjectsApi, core: k8s.CoreV1Api, storage: Stor
         now = time.monotonic() - started
         if "first_pod" not in marks:
             pods = core.list_namespaced_pod(tenant, label_selector=selector).items
-            if any(p.status.phase in ("Running", "Succeeded") for p in pods):
+            if any(p.status.phase in (PodPhase.RUNNING, PodPhase.SUCCEEDED) for p in pods):
                 marks["first_pod"] = now
         status = custom.get_namespaced_custom_object(
             names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, name).get("status", {})

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client as k8s
 
-from mediaplane.api.auth import mint_dev_token
-from mediaplane.api.kube import MAX_UPLOAD_ANNOTATION, TENANT_LABEL
+from mediaplane.core.names import MAX_UPLOAD_ANNOTATION, TENANT_LABEL
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.services import start_api
+from mediaplane.devcluster.tokens import mint_dev_token
 from tests.conftest import OperatorHandle
 from tests.support.api import ApiUser
 

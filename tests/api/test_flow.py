@@ -16,12 +16,14 @@ import m3u8
 import pytest
 from kubernetes import client as k8s
 
-from mediaplane.api.auth import Principal, mint_dev_token
-from mediaplane.api.kube import TENANT_LABEL
+from mediaplane.api.auth import Principal
 from mediaplane.api.signing import StreamSigner
+from mediaplane.core.names import TENANT_LABEL
+from mediaplane.devcluster.tokens import mint_dev_token
 from tests.conftest import OperatorHandle
 from tests.support.api import ApiUser, error_code, post_form
 from tests.support.media import Media
+from tests.support.wait import eventually
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello from the test\n\n" \
       "00:00:01.500 --> 00:00:03.000\nSecond cue\n"
@@ -61,12 +63,14 @@ def ready_video(api_url: str, kube_api: k8s.ApiClient, operator: OperatorHandle,
         assert finalized["id"] == grant["assetId"]
         # Finalize again: harmless, same answer.
         assert user.finalize(grant["assetId"], etag)["data"]["id"] == grant["assetId"]
-        asset = user.wait_status(grant["assetId"], "ready")  # playable: lowest rung + audio
-        deadline = time.monotonic() + 240
-        while not all(v["state"] == "succeeded" for v in asset["variants"]):
-            assert time.monotonic() < deadline, asset
-            time.sleep(0.5)
-            asset = user.get(grant["assetId"])
+        user.wait_status(grant["assetId"], "ready")  # playable: lowest rung + audio
+
+        def complete() -> dict[str, Any] | None:
+            got = user.get(grant["assetId"])
+            return got if all(v["state"] == "succeeded" for v in got["variants"]) else None
+
+        asset = eventually(complete, "every variant done", timeout=240, interval=0.5,
+                           explain=lambda: user.get(grant["assetId"]))
         yield ReadyVideo(user, grant["assetId"], asset, stream_key)
     finally:
         user.close()

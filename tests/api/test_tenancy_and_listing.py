@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,6 +14,7 @@ from mediaplane.api.signing import StreamSigner
 from tests.api.conftest import UserFactory
 from tests.support.api import ApiUser, error_code, post_form
 from tests.support.media import Media
+from tests.support.wait import eventually
 
 
 def test_another_tenant_gets_404_on_every_asset_route(alice: ApiUser, mallory: ApiUser,
@@ -139,15 +139,13 @@ def test_delete_removes_the_asset_and_its_objects(alice: ApiUser, image: Media,
     prefix = f"tenants/{alice.tenant}/assets/{asset_id}/"
     assert assets.keys_under(prefix)
     assert alice.call("DELETE", f"/api/v1/media/{asset_id}", expect=204) is None
-    deadline = time.monotonic() + 60
     name = asset_id.replace("_", "-")
     # The objects go with the finalizer; the TranscodeJobs go after, by the garbage collector.
-    while time.monotonic() < deadline:
-        response = alice.client.get(f"/api/v1/media/{asset_id}")
-        if (response.status_code == 404 and not assets.keys_under(prefix)
-                and not assets.transcode_jobs(alice.tenant, name)):
-            break
-        time.sleep(0.5)
+    eventually(lambda: (alice.client.get(f"/api/v1/media/{asset_id}").status_code == 404
+                        and not assets.keys_under(prefix)
+                        and not assets.transcode_jobs(alice.tenant, name)),
+               "the asset, its objects and its TranscodeJobs to be gone", timeout=60,
+               interval=0.5)
     assert alice.client.get(f"/api/v1/media/{asset_id}").status_code == 404
     assert assets.keys_under(prefix) == []
     assert assets.transcode_jobs(alice.tenant, name) == []

@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
 from mediaplane.devcluster.cluster import DevCluster
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.cluster
-
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 @pytest.fixture
 def namespace(kube_api: k8s.ApiClient) -> Iterator[str]:
@@ -100,7 +87,7 @@ def test_job_completes_with_termination_message(
     )
     k8s.BatchV1Api(kube_api).create_namespaced_job(namespace, manifest)
 
-    done = wait_for(finished(kube_api, namespace, "message"), "job message")
+    done = eventually(finished(kube_api, namespace, "message"), "job message")
     assert done.status.succeeded == 1
     (pod,) = pods_of(kube_api, namespace, "message")
     assert pod.status.phase == "Succeeded"
@@ -127,7 +114,7 @@ def test_failed_pod_is_retried_by_the_job_controller(
     manifest = job("retry", ["python", "-c", script, str(marker)], backoff_limit=1)
     k8s.BatchV1Api(kube_api).create_namespaced_job(namespace, manifest)
 
-    done = wait_for(finished(kube_api, namespace, "retry"), "job retry")
+    done = eventually(finished(kube_api, namespace, "retry"), "job retry")
     assert [c.type for c in done.status.conditions if c.status == "True"][-1] == "Complete"
     assert done.status.succeeded == 1
     assert done.status.failed == 1
@@ -162,9 +149,9 @@ def test_killed_worker_reports_137_and_is_retried(
         pid_file = cluster.pods_dir / namespace / pods[0].metadata.name / "main.pid"
         return int(pid_file.read_text()) if pid_file.exists() else None
 
-    os.kill(wait_for(running_pid, "a running worker"), signal.SIGKILL)
+    os.kill(eventually(running_pid, "a running worker"), signal.SIGKILL)
 
-    done = wait_for(finished(kube_api, namespace, "killed"), "job killed")
+    done = eventually(finished(kube_api, namespace, "killed"), "job killed")
     assert done.status.succeeded == 1
     assert done.status.failed == 1
     first, _ = pods_of(kube_api, namespace, "killed")
@@ -185,9 +172,9 @@ def test_deleting_a_running_pod_stops_its_process(
     }
     core.create_namespaced_pod(namespace, pod)
     pid_file = cluster.pods_dir / namespace / "sleeper" / "main.pid"
-    wait_for(
-        lambda: core.read_namespaced_pod("sleeper", namespace).status.phase == "Running", "Running"
-    )
+    eventually(
+        lambda: core.read_namespaced_pod("sleeper", namespace).status.phase == "Running",
+        "Running", interval=0.5)
     pid = int(pid_file.read_text())
 
     core.delete_namespaced_pod("sleeper", namespace)
@@ -199,5 +186,5 @@ def test_deleting_a_running_pod_stops_its_process(
             return bool(err.status == 404)
         return False
 
-    wait_for(gone, "pod deleted", timeout=60)
+    eventually(gone, "pod deleted", timeout=60)
     assert not Path(f"/proc/{pid}").exists()

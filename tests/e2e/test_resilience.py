@@ -10,13 +10,14 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mediaplane.core import keys, names
 from tests.support.assets import Assets
 from tests.support.media import Media, video_clip
+from tests.support.wait import eventually
 
 if TYPE_CHECKING:
     from mediaplane.devcluster.cluster import DevCluster
@@ -27,16 +28,6 @@ if TYPE_CHECKING:
 def long_clip(media_dir: Path) -> Media:
     """Long enough that a rung is still encoding when the test reaches for it."""
     return video_clip(media_dir, seconds=40)
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def running_worker_pid(assets: Assets, cluster: DevCluster, tenant: str, name: str,
@@ -54,8 +45,8 @@ def running_worker_pid(assets: Assets, cluster: DevCluster, tenant: str, name: s
 def test_worker_killed_once_is_retried_and_asset_becomes_ready(
         tenant: str, assets: Assets, cluster: DevCluster, long_clip: Media) -> None:
     name = assets.upload(tenant, long_clip)["metadata"]["name"]
-    job_name, pid = wait_for(lambda: running_worker_pid(assets, cluster, tenant, name, "video"),
-                             120, "a running video worker")
+    job_name, pid = eventually(lambda: running_worker_pid(assets, cluster, tenant, name, "video"),
+                               "a running video worker", timeout=120, interval=0.05)
     os.killpg(pid, signal.SIGKILL)  # the agent starts each container in its own group
 
     body = assets.wait_phase(tenant, name, "ready", complete=True, timeout=300)
@@ -71,7 +62,8 @@ def test_worker_killed_once_is_retried_and_asset_becomes_ready(
 def test_operator_killed_mid_transcode_makes_no_duplicates(
         tenant: str, assets: Assets, operator: OperatorHandle, long_clip: Media) -> None:
     name = assets.upload(tenant, long_clip)["metadata"]["name"]
-    wait_for(lambda: len(assets.jobs(tenant, name)) >= 3, 120, "variant jobs")
+    eventually(lambda: len(assets.jobs(tenant, name)) >= 3, "variant jobs", timeout=120,
+               interval=0.05)
     before = {job.metadata.name: job.metadata.uid for job in assets.jobs(tenant, name)}
 
     operator.kill()
@@ -100,9 +92,9 @@ def test_delete_removes_transcode_jobs_jobs_and_objects(tenant: str, assets: Ass
 
     assets.custom.delete_namespaced_custom_object(names.GROUP, names.VERSION, tenant,
                                                   names.ASSET_PLURAL, name)
-    wait_for(lambda: assets.get(tenant, name) is None, 60, "the asset to be gone", 0.2)
-    wait_for(lambda: not assets.transcode_jobs(tenant, name) and not assets.jobs(tenant, name),
-             60, "the garbage collector to remove children", 0.2)
-    wait_for(lambda: not assets.core.list_namespaced_pod(
-        tenant, label_selector=f"{names.LABEL_ASSET}={name}").items, 60, "pods gone", 0.2)
+    eventually(lambda: assets.get(tenant, name) is None, "the asset to be gone", timeout=60)
+    eventually(lambda: not assets.transcode_jobs(tenant, name) and not assets.jobs(tenant, name),
+               "the garbage collector to remove children", timeout=60)
+    eventually(lambda: not assets.core.list_namespaced_pod(
+        tenant, label_selector=f"{names.LABEL_ASSET}={name}").items, "pods gone", timeout=60)
     assert assets.keys_under(prefix) == []

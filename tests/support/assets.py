@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from mediaplane.core import keys, names
+from mediaplane.core.resources import MediaAsset
+from mediaplane.core.tasks import MediaKind
+from tests.support.wait import eventually
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -20,19 +22,15 @@ if TYPE_CHECKING:
 def manifest(tenant: str, asset_id: str, item: Media, *, sha256: str | None = None,
              key: str | None = None, kind: str | None = None,
              mime: str | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": names.API_VERSION,
-        "kind": names.ASSET_KIND,
-        "metadata": {"name": names.name_from_asset_id(asset_id), "namespace": tenant},
-        "spec": {
-            "kind": kind or item.kind,
-            "mime": mime or item.mime,
-            "sha256": sha256 or item.sha256,
-            "sizeBytes": item.size,
-            "filename": item.path.name,
-            "source": {"origin": "object", "key": key or keys.source_key(tenant, asset_id)},
-        },
-    }
+    """The body `kubectl apply` would send for `item` (overrides make it wrong on purpose)."""
+    known = kind is None or kind in {k.value for k in MediaKind}
+    body = MediaAsset.new(tenant, asset_id, kind=MediaKind(kind if known and kind else item.kind),
+                          mime=mime or item.mime, sha256=sha256 or item.sha256,
+                          size_bytes=item.size, filename=item.path.name,
+                          source_key=key).to_body()
+    if not known:
+        body["spec"]["kind"] = kind  # a kind no model allows: for the API server to refuse
+    return body
 
 
 class Assets:
@@ -68,15 +66,12 @@ class Assets:
 
     def wait(self, tenant: str, name: str, predicate: Callable[[dict[str, Any]], bool],
              timeout: float = 180, what: str = "condition") -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        body: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
+        def satisfied() -> dict[str, Any] | None:
             body = self.get(tenant, name)
-            if body is not None and predicate(body):
-                return body
-            time.sleep(0.2)
-        status = (body or {}).get("status")
-        raise AssertionError(f"{tenant}/{name}: no {what} within {timeout}s; status={status}")
+            return body if body is not None and predicate(body) else None
+
+        return eventually(satisfied, f"{what} of {tenant}/{name}", timeout=timeout,
+                          explain=lambda: (self.get(tenant, name) or {}).get("status"))
 
     def wait_phase(self, tenant: str, name: str, phase: str, timeout: float = 180,
                    complete: bool = False) -> dict[str, Any]:

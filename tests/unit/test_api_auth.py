@@ -12,9 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import SecretStr
 
-from mediaplane.api.auth import Principal, TokenVerifier, mint_dev_token
+from mediaplane.api.auth import Principal, TokenVerifier
 from mediaplane.api.errors import ApiError
 from mediaplane.api.settings import ApiSettings
+from mediaplane.devcluster.tokens import mint_dev_token
 
 STREAM_KEY = "k" * 40
 

@@ -19,15 +19,15 @@ from mediaplane.api.routers.uploads import dedup_asset_id
 from mediaplane.api.settings import ApiSettings
 from mediaplane.api.signing import StreamSigner
 from mediaplane.core import names
+from mediaplane.core.manifests import dash
+from mediaplane.core.resources import ManualCaption, MediaAsset, VariantStatus
+from mediaplane.core.states import VariantState
+from mediaplane.core.tasks import MediaKind, VariantType
+from tests.support.resources import playable_status
 
 KEY = "k" * 40
-MASTER = """#EXTM3U
-#EXT-X-VERSION:7
-#EXT-X-INDEPENDENT-SEGMENTS
-#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",DEFAULT=YES,AUTOSELECT=YES,URI="variants/audio/media_0.m3u8"
-#EXT-X-STREAM-INF:BANDWIDTH=500000,RESOLUTION=426x240,CODECS="avc1.64000d,mp4a.40.2",AUDIO="audio"
-variants/240p/media_0.m3u8
-"""
+ASSET_ID = "mda_00000000000000000000000000"
+PREFIX = f"tenants/t/assets/{ASSET_ID}/"
 MEDIA = """#EXTM3U
 #EXT-X-VERSION:7
 #EXT-X-TARGETDURATION:2
@@ -45,35 +45,48 @@ MPD = """<?xml version="1.0" encoding="utf-8"?>
   <Period id="0" start="PT0S">
     <AdaptationSet id="0" contentType="video" mimeType="video/mp4">
       <Representation id="240p" bandwidth="400000" codecs="avc1.64000d" width="426" height="240">
+        <BaseURL>variants/240p/</BaseURL>
         <SegmentTemplate timescale="12800" initialization="init.m4s"
                          media="seg-$Number%05d$.m4s" startNumber="1">
           <SegmentTimeline><S t="0" d="25600" r="0"/><S d="19200"/></SegmentTimeline>
         </SegmentTemplate>
-        <BaseURL>variants/240p/</BaseURL>
       </Representation>
     </AdaptationSet>
   </Period>
 </MPD>
 """
-PREFIX = "tenants/t/assets/mda_00000000000000000000000000/"
 
 
 def presign(key: str) -> str:
     return f"https://s3.test/{key}?X-Amz-Signature=abc&X-Amz-Expires=60"
 
 
-def test_hls_master_points_at_signed_facade_playlists_and_lists_subtitles() -> None:
-    links = streaming.Links("https://api.test", "mda_00000000000000000000000000")
-    tracks = [streaming.CaptionTrack("en-US", PREFIX + "captions/en-US.vtt", "English")]
-    body = streaming.with_token(streaming.hls_master(MASTER, links, tracks), "TKN")
+def playable_asset() -> MediaAsset:
+    asset = MediaAsset.new("t", ASSET_ID, kind=MediaKind.VIDEO, mime="video/mp4",
+                           sha256="a" * 64, size_bytes=10)
+    asset.spec.captions = [ManualCaption(language="en-US", key=PREFIX + "captions/en-US.vtt",
+                                         label="English"),
+                           ManualCaption(language="fr", key=PREFIX + "captions/fr.vtt",
+                                         approved=False)]
+    asset.status = playable_status("t", ASSET_ID, VariantStatus(
+        name="360p", type=VariantType.VIDEO, state=VariantState.RUNNING))
+    return asset
+
+
+def test_hls_master_is_rendered_from_status_with_signed_links_and_approved_subtitles() -> None:
+    links = streaming.Links("https://api.test", ASSET_ID)
+    body = streaming.with_token(streaming.hls_master(playable_asset(), links), "TKN")
     parsed = m3u8.loads(body)
-    assert parsed.playlists[0].uri == ("https://api.test/api/v1/media/mda_00000000000000000000"
-                                       "000000/stream/hls/240p/index.m3u8?token=TKN")
+    assert [p.uri for p in parsed.playlists] == [
+        f"https://api.test/api/v1/media/{ASSET_ID}/stream/hls/240p/index.m3u8?token=TKN"]
     assert parsed.playlists[0].stream_info.subtitles == "subs"
+    assert parsed.playlists[0].stream_info.bandwidth == 500_000
     by_type = {m.type: m for m in parsed.media}
     assert by_type["AUDIO"].uri.endswith("/stream/hls/audio/index.m3u8?token=TKN")
-    assert by_type["SUBTITLES"].language == "en-US"
-    assert by_type["SUBTITLES"].uri.endswith("/stream/hls/captions-en-US/index.m3u8?token=TKN")
+    subtitles = [m for m in parsed.media if m.type == "SUBTITLES"]
+    assert [(m.language, m.name) for m in subtitles] == [("en-US", "English")], \
+        "a track awaiting review is not served"
+    assert subtitles[0].uri.endswith("/stream/hls/captions-en-US/index.m3u8?token=TKN")
 
 
 def test_hls_media_presigns_init_and_segments() -> None:
@@ -87,27 +100,18 @@ def test_hls_media_presigns_init_and_segments() -> None:
 
 
 def test_dash_template_becomes_a_list_of_presigned_segments() -> None:
-    track = streaming.CaptionTrack("fr", PREFIX + "captions/fr.vtt", "fr")
+    track = ManualCaption(language="fr", key=PREFIX + "captions/fr.vtt")
     body = streaming.dash_mpd(MPD, PREFIX, presign, [(track, presign(track.key))])
     root = ET.fromstring(body)  # noqa: S314 (a test's own string)
-    ns = {"d": streaming.DASH_NS}
-    representation = root.find(".//d:Representation[@id='240p']", ns)
-    assert representation is not None
-    assert representation.find("d:SegmentTemplate", ns) is None
-    assert representation.find("d:BaseURL", ns) is None
-    segment_list = representation.find("d:SegmentList", ns)
+    ns = {"d": dash.DASH_NS}
+    segment_list = root.find(".//d:Representation[@id='240p']/d:SegmentList", ns)
     assert segment_list is not None
-    assert segment_list.get("timescale") == "12800"
-    init = segment_list.find("d:Initialization", ns)
-    assert init is not None
-    assert init.get("sourceURL") == presign(PREFIX + "variants/240p/init.m4s")
     urls = [s.get("media") for s in segment_list.findall("d:SegmentURL", ns)]
     assert urls == [presign(PREFIX + "variants/240p/seg-00001.m4s"),
                     presign(PREFIX + "variants/240p/seg-00002.m4s")]
     text_set = root.find(".//d:AdaptationSet[@contentType='text']", ns)
     assert text_set is not None
-    assert text_set.get("lang") == "fr"
-    assert text_set.get("mimeType") == "text/vtt"
+    assert (text_set.get("lang"), text_set.get("mimeType")) == ("fr", "text/vtt")
 
 
 def test_stream_tokens_bind_asset_and_expiry() -> None:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from mediaplane.core import names
-from mediaplane.core.tasks import PresignedPost, TaskType, VariantSpec, WorkerTask
+from mediaplane.core.resources import MediaAsset
+from mediaplane.core.tasks import (
+    MediaKind,
+    PresignedPost,
+    TaskType,
+    VariantSpec,
+    VariantType,
+    WorkerTask,
+)
 from mediaplane.operator import builders
 from mediaplane.operator.settings import OperatorSettings
 
@@ -14,48 +21,48 @@ ASSET_ID = "mda_" + "0123456789abcdefghjkmnpqrs"
 ASSET_NAME = "mda-" + "0123456789abcdefghjkmnpqrs"
 
 
-def asset() -> dict[str, Any]:
-    return {
-        "apiVersion": names.API_VERSION, "kind": names.ASSET_KIND,
-        "metadata": {"name": ASSET_NAME, "namespace": "acme", "uid": "uid-1", "generation": 1},
-        "spec": {"kind": "video", "mime": "video/mp4", "sha256": "a" * 64, "sizeBytes": 10,
-                 "source": {"origin": "object",
-                            "key": f"tenants/acme/assets/{ASSET_ID}/source"}},
-    }
+def asset() -> MediaAsset:
+    made = MediaAsset.new("acme", ASSET_ID, kind=MediaKind.VIDEO, mime="video/mp4",
+                          sha256="a" * 64, size_bytes=10)
+    made.metadata.uid, made.metadata.generation = "uid-1", 1
+    return made
 
 
-RUNG = VariantSpec(name="360p", type=TaskType.VIDEO, height=360, video_bitrate_kbps=800)
+RUNG = VariantSpec(name="360p", type=VariantType.VIDEO, height=360, video_bitrate_kbps=800)
 
 
 def test_probe_transcode_job_is_owned_and_named_after_the_asset() -> None:
-    tj = builders.transcode_job(asset(), None)
-    assert tj["metadata"]["name"] == f"{ASSET_NAME}-probe"
-    assert tj["metadata"]["namespace"] == "acme"
-    owner = tj["metadata"]["ownerReferences"][0]
+    body = builders.transcode_job(asset(), None).to_body()
+    assert body["metadata"]["name"] == f"{ASSET_NAME}-probe"
+    assert body["metadata"]["namespace"] == "acme"
+    owner = body["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("MediaAsset", "uid-1", True)
-    assert tj["spec"] == {"assetRef": {"name": ASSET_NAME}, "task": "probe",
-                          "input": {"key": f"tenants/acme/assets/{ASSET_ID}/source"}}
+    assert body["spec"] == {"assetRef": {"name": ASSET_NAME}, "task": "probe",
+                            "input": {"key": f"tenants/acme/assets/{ASSET_ID}/source"}}
+    assert "status" not in body
 
 
 def test_variant_transcode_job_writes_only_under_its_variant_prefix() -> None:
-    tj = builders.transcode_job(asset(), RUNG)
-    assert tj["metadata"]["name"] == f"{ASSET_NAME}-360p"
-    assert tj["spec"]["outputPrefix"] == f"tenants/acme/assets/{ASSET_ID}/variants/360p/"
-    assert tj["spec"]["variant"] == {"name": "360p", "type": "video", "height": 360,
-                                     "videoBitrateKbps": 800, "segmentSeconds": 4}
-    assert tj["metadata"]["labels"][names.LABEL_ASSET] == ASSET_NAME
+    body = builders.transcode_job(asset(), RUNG).to_body()
+    assert body["metadata"]["name"] == f"{ASSET_NAME}-360p"
+    assert body["spec"]["outputPrefix"] == f"tenants/acme/assets/{ASSET_ID}/variants/360p/"
+    assert body["spec"]["task"] == "video"
+    assert body["spec"]["variant"] == {"name": "360p", "type": "video", "height": 360,
+                                       "videoBitrateKbps": 800}
+    assert body["metadata"]["labels"][names.LABEL_ASSET] == ASSET_NAME
 
 
 def test_worker_job_has_no_credentials_and_bounded_runtime() -> None:
     tj = builders.transcode_job(asset(), RUNG)
-    tj["metadata"]["uid"] = "uid-2"
+    tj.metadata.uid = "uid-2"
     settings = OperatorSettings(job_deadline_seconds=600, job_backoff_limit=2)
+    assert tj.spec.output_prefix is not None
     post = PresignedPost(url="http://s3/bucket", fields={"policy": "p"},
-                         key_prefix=tj["spec"]["outputPrefix"])
+                         key_prefix=tj.spec.output_prefix)
     task = builders.worker_task(tj, asset(), "http://s3/get", post)
     job = builders.worker_job(tj, task, settings)
 
-    assert job["metadata"]["name"] == tj["metadata"]["name"]
+    assert job["metadata"]["name"] == tj.name
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-2"
     assert job["spec"]["backoffLimit"] == 2
     assert job["spec"]["activeDeadlineSeconds"] == 600 * 3
@@ -72,10 +79,10 @@ def test_worker_job_has_no_credentials_and_bounded_runtime() -> None:
     assert not any("SECRET" in value or "AWS" in name for name, value in env.items())
     decoded = WorkerTask.model_validate_json(env["MEDIAPLANE_TASK"])
     assert decoded.output is not None
-    assert decoded.output.key_prefix == tj["spec"]["outputPrefix"]
+    assert decoded.output.key_prefix == tj.spec.output_prefix
     assert decoded.variant == RUNG
     labels = job["spec"]["template"]["metadata"]["labels"]
-    assert labels[names.LABEL_TRANSCODE_JOB] == tj["metadata"]["name"]
+    assert labels[names.LABEL_TRANSCODE_JOB] == tj.name
 
 
 def test_probe_task_carries_the_declared_facts() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mediaplane.core.ladder import Ladder, first_wave, plan_variants
-from mediaplane.core.tasks import MediaKind, ProbeResult, TaskType
+from mediaplane.core.tasks import MediaKind, ProbeResult, VariantType
 
 
 def probe(**fields: object) -> ProbeResult:
@@ -15,23 +15,23 @@ def test_video_360p_gets_no_rung_above_its_height() -> None:
     plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=640, height=360, has_video=True,
                                                           has_audio=True, duration_seconds=4))
     assert [(v.name, v.type) for v in plan] == [
-        ("240p", TaskType.VIDEO), ("360p", TaskType.VIDEO), ("audio", TaskType.AUDIO),
-        ("poster", TaskType.POSTER)]
+        ("240p", VariantType.VIDEO), ("360p", VariantType.VIDEO), ("audio", VariantType.AUDIO),
+        ("poster", VariantType.POSTER)]
     assert plan[0].height == 240
     assert plan[-1].poster_at_seconds == 1.0
 
 
 def test_tiny_video_gets_one_rung_at_its_own_even_height() -> None:
     plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=160, height=121, has_video=True))
-    video = [v for v in plan if v.type is TaskType.VIDEO]
+    video = [v for v in plan if v.type is VariantType.VIDEO]
     assert [(v.name, v.height) for v in video] == [("120p", 120)]
-    assert all(v.type is not TaskType.AUDIO for v in plan), "no audio stream, no audio rung"
+    assert all(v.type is not VariantType.AUDIO for v in plan), "no audio stream, no audio rung"
 
 
 def test_poster_is_taken_inside_a_short_clip() -> None:
     plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=640, height=360, has_video=True,
                                                           duration_seconds=1.0))
-    poster = next(v for v in plan if v.type is TaskType.POSTER)
+    poster = next(v for v in plan if v.type is VariantType.POSTER)
     assert poster.poster_at_seconds == 0.5
 
 

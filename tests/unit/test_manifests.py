@@ -1,53 +1,112 @@
-"""The master playlist and the merged MPD list exactly the done renditions."""
+"""HLS and DASH as `core.manifests` reads and writes them: the worker's playlists, the
+operator's stored master and merged MPD, the API's signed manifests. Independent readers
+(the `m3u8` library, ElementTree) check what is written."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import m3u8
 import pytest
-from mpegdash.parser import MPEGDASHParser
 
+from mediaplane.core.manifests import dash, hls
+from mediaplane.core.resources import VariantStatus
 from mediaplane.operator import manifests
 
 PREFIX = "tenants/acme/assets/mda_x/"
+NS = {"d": dash.DASH_NS}
+
+FFMPEG_PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-TARGETDURATION:4
+#EXT-X-MEDIA-SEQUENCE:1
+#EXT-X-MAP:URI="init.m4s"
+#EXTINF:4.000000,
+#EXT-X-PROGRAM-DATE-TIME:2026-11-28T14:29:16.000+0000
+seg-00001.m4s
+#EXTINF:0.040000,
+#EXT-X-PROGRAM-DATE-TIME:2026-11-28T14:29:20.000+0000
+seg-00002.m4s
+#EXT-X-ENDLIST
+"""
 
 RENDITION_MPD = """<?xml version="1.0" encoding="utf-8"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011"
-     type="static" mediaPresentationDuration="PT4.0S" minBufferTime="PT4.0S">
+     type="static" mediaPresentationDuration="PT{seconds}S" minBufferTime="PT4.0S">
+  <ProgramInformation></ProgramInformation>
   <Period id="0" start="PT0.0S">
     <AdaptationSet id="0" contentType="{ctype}" startWithSAP="1" segmentAlignment="true">
       <Representation id="0" mimeType="{ctype}/mp4" codecs="{codecs}" bandwidth="{bw}">
-        <SegmentTemplate timescale="1000" duration="4000" initialization="init.m4s"
-                         media="seg-$Number%05d$.m4s" startNumber="1"/>
+        <SegmentTemplate timescale="1000" initialization="init.m4s"
+                         media="seg-$Number%05d$.m4s" startNumber="1">
+          <SegmentTimeline><S t="0" d="4000" r="2"/><S d="1000"/></SegmentTimeline>
+        </SegmentTemplate>
       </Representation>
     </AdaptationSet>
   </Period>
 </MPD>"""
 
 
-def variant(name: str, type_: str, bandwidth: int, codecs: str,
-            **extra: object) -> dict[str, Any]:
-    return {"name": name, "type": type_, "state": "succeeded", "bandwidth": bandwidth,
-            "codecs": codecs, "playlist": f"{PREFIX}variants/{name}/media_0.m3u8",
-            "mpd": f"{PREFIX}variants/{name}/manifest.mpd", **extra}
+def variant(name: str, type_: str, bandwidth: int, codecs: str, **extra: Any) -> VariantStatus:
+    return VariantStatus.model_validate({
+        "name": name, "type": type_, "state": "succeeded", "bandwidth": bandwidth,
+        "codecs": codecs, "playlist": f"{PREFIX}variants/{name}/media_0.m3u8",
+        "mpd": f"{PREFIX}variants/{name}/manifest.mpd", **extra})
 
 
-VARIANTS: list[dict[str, Any]] = [
+VARIANTS = [
     variant("360p", "video", 800_000, "avc1.64001e", width=640, height=360),
     variant("240p", "video", 400_000, "avc1.640015", width=426, height=240),
     variant("audio", "audio", 128_000, "mp4a.40.2"),
-    {"name": "720p", "type": "video", "state": "running"},
-    {"name": "poster", "type": "poster", "state": "succeeded",
-     "file": f"{PREFIX}variants/poster/poster.jpg"},
+    VariantStatus.model_validate({"name": "720p", "type": "video", "state": "running"}),
+    VariantStatus.model_validate({"name": "poster", "type": "poster", "state": "succeeded",
+                                  "file": f"{PREFIX}variants/poster/poster.jpg"}),
 ]
 
 
-def test_hls_master_lists_done_rungs_with_an_audio_group() -> None:
+def test_media_playlist_parse_and_render() -> None:
+    playlist = hls.parse_media_playlist(FFMPEG_PLAYLIST)
+    assert playlist.init == "init.m4s"
+    assert playlist.ended
+    assert playlist.files == ("init.m4s", "seg-00001.m4s", "seg-00002.m4s")
+    assert playlist.duration == pytest.approx(4.04)
+    rendered = playlist.render()
+    assert "PROGRAM-DATE-TIME" not in rendered
+    assert hls.parse_media_playlist(rendered) == playlist
+    independent = m3u8.loads(rendered)
+    assert [s.uri for s in independent.segments] == ["seg-00001.m4s", "seg-00002.m4s"]
+    assert independent.segment_map[0].uri == "init.m4s"
+    assert independent.target_duration == 4
+    assert independent.is_endlist
+
+
+def test_media_playlist_uris_are_rewritten_together() -> None:
+    signed = hls.parse_media_playlist(FFMPEG_PLAYLIST).with_uris(lambda u: f"https://s/{u}?x=1")
+    independent = m3u8.loads(signed.render())
+    assert independent.segment_map[0].uri == "https://s/init.m4s?x=1"
+    assert [s.uri for s in independent.segments] == ["https://s/seg-00001.m4s?x=1",
+                                                     "https://s/seg-00002.m4s?x=1"]
+
+
+def test_unreadable_playlists_are_refused() -> None:
+    with pytest.raises(hls.ManifestError):
+        hls.parse_media_playlist("<html>")
+    with pytest.raises(hls.ManifestError):
+        hls.parse_media_playlist("#EXTM3U\nseg.m4s\n")
+
+
+def test_peak_bandwidth_ignores_a_tiny_tail() -> None:
+    playlist = hls.parse_media_playlist(FFMPEG_PLAYLIST)
+    sizes = {"seg-00001.m4s": 500_000, "seg-00002.m4s": 20_000}
+    assert hls.peak_bandwidth(playlist.segments, sizes, 4) == 1_000_000
+
+
+def test_stored_master_lists_done_rungs_with_an_audio_group() -> None:
     playlist = m3u8.loads(manifests.hls_master(VARIANTS, PREFIX))
     assert playlist.is_variant
-    uris = [p.uri for p in playlist.playlists]
-    assert uris == ["variants/240p/media_0.m3u8", "variants/360p/media_0.m3u8"]
+    assert [p.uri for p in playlist.playlists] == ["variants/240p/media_0.m3u8",
+                                                   "variants/360p/media_0.m3u8"]
     first = playlist.playlists[0].stream_info
     assert first.bandwidth == 528_000
     assert first.resolution == (426, 240)
@@ -63,25 +122,86 @@ def test_audio_only_master_lists_audio_streams() -> None:
                                                    "variants/aac-128k/media_0.m3u8"]
 
 
-def test_dash_mpd_merges_renditions_with_base_urls() -> None:
-    texts = {
-        "360p": RENDITION_MPD.format(ctype="video", codecs="avc1.64001e", bw=800000),
-        "240p": RENDITION_MPD.format(ctype="video", codecs="avc1.640015", bw=400000),
-        "audio": RENDITION_MPD.format(ctype="audio", codecs="mp4a.40.2", bw=128000),
-    }
-    mpd = MPEGDASHParser.parse(manifests.dash_mpd(VARIANTS, texts, PREFIX))
-    assert mpd.type == "static"
-    sets = mpd.periods[0].adaptation_sets
-    assert [s.content_type for s in sets] == ["video", "audio"]
-    video = sets[0].representations
-    assert [r.id for r in video] == ["240p", "360p"]
-    assert [r.base_urls[0].base_url_value for r in video] == ["variants/240p/", "variants/360p/"]
-    assert video[0].segment_templates[0].media == "seg-$Number%05d$.m4s"
-    assert sets[1].representations[0].base_urls[0].base_url_value == "variants/audio/"
+def test_master_with_subtitles_names_the_group_on_every_stream() -> None:
+    tracks = [hls.SubtitleTrack(language="en", name='Eng"lish', uri="subs/en.m3u8")]
+    playlist = m3u8.loads(hls.master_playlist(VARIANTS, lambda v: v.name, tracks))
+    assert all(p.stream_info.subtitles == hls.SUBTITLE_GROUP for p in playlist.playlists)
+    subtitles = [m for m in playlist.media if m.type == "SUBTITLES"]
+    assert [(m.language, m.name, m.uri) for m in subtitles] == [("en", "English",
+                                                                  "subs/en.m3u8")]
 
 
 def test_keys_outside_the_asset_prefix_are_refused() -> None:
-    bad = [variant("240p", "video", 1, "avc1")]
-    bad[0]["playlist"] = "tenants/other/assets/mda_y/variants/240p/media_0.m3u8"
+    bad = variant("240p", "video", 1, "avc1",
+                  playlist="tenants/other/assets/mda_y/variants/240p/media_0.m3u8")
     with pytest.raises(ValueError, match="not under"):
-        manifests.hls_master(bad, PREFIX)
+        manifests.hls_master([bad], PREFIX)
+
+
+def merged() -> ET.Element:
+    texts = {
+        "360p": RENDITION_MPD.format(ctype="video", codecs="avc1.64001e", bw=800000,
+                                     seconds="13.0"),
+        "240p": RENDITION_MPD.format(ctype="video", codecs="avc1.640015", bw=400000,
+                                     seconds="13.0"),
+        "audio": RENDITION_MPD.format(ctype="audio", codecs="mp4a.40.2", bw=128000,
+                                      seconds="13.02"),
+    }
+    return ET.fromstring(manifests.dash_mpd(VARIANTS, texts, PREFIX))  # noqa: S314 (ours)
+
+
+def test_merged_mpd_lists_renditions_with_base_urls() -> None:
+    root = merged()
+    assert root.get("type") == "static"
+    assert root.get("mediaPresentationDuration") == "PT13.02S"
+    sets = root.findall("d:Period/d:AdaptationSet", NS)
+    assert [s.get("contentType") for s in sets] == ["video", "audio"]
+    video = sets[0].findall("d:Representation", NS)
+    assert [r.get("id") for r in video] == ["240p", "360p"]
+    assert [r.findtext("d:BaseURL", namespaces=NS) for r in video] == ["variants/240p/",
+                                                                        "variants/360p/"]
+    template = video[0].find("d:SegmentTemplate", NS)
+    assert template is not None
+    assert template.get("media") == "seg-$Number%05d$.m4s"
+    assert root.find("d:ProgramInformation", NS) is None
+
+
+def presign(key: str) -> str:
+    return f"https://s3.test/{key}?X-Amz-Signature=abc"
+
+
+def test_signed_mpd_has_one_timeline_entry_and_one_url_per_segment() -> None:
+    """dash.js indexes a SegmentList's URLs by timeline entry: `r` repeats must be gone."""
+    text = ET.tostring(merged(), encoding="unicode")
+    track = dash.TextTrack(id="captions-fr", language="fr", url="https://s3.test/fr.vtt",
+                           label="Français")
+    root = ET.fromstring(dash.sign(text, PREFIX, presign, [track]))  # noqa: S314 (ours)
+    rep = root.find(".//d:Representation[@id='240p']", NS)
+    assert rep is not None
+    assert rep.find("d:SegmentTemplate", NS) is None
+    assert rep.find("d:BaseURL", NS) is None
+    segment_list = rep.find("d:SegmentList", NS)
+    assert segment_list is not None
+    assert segment_list.get("timescale") == "1000"
+    init = segment_list.find("d:Initialization", NS)
+    assert init is not None
+    assert init.get("sourceURL") == presign(PREFIX + "variants/240p/init.m4s")
+    entries = segment_list.findall("d:SegmentTimeline/d:S", NS)
+    assert [(s.get("t"), s.get("d"), s.get("r")) for s in entries] == [
+        ("0", "4000", None), ("4000", "4000", None), ("8000", "4000", None),
+        ("12000", "1000", None)]
+    urls = [s.get("media") for s in segment_list.findall("d:SegmentURL", NS)]
+    assert urls == [presign(PREFIX + f"variants/240p/seg-{n:05d}.m4s") for n in range(1, 5)]
+    text_set = root.find(".//d:AdaptationSet[@contentType='text']", NS)
+    assert text_set is not None
+    assert (text_set.get("lang"), text_set.findtext("d:Label", namespaces=NS)) == (
+        "fr", "Français")
+    assert text_set.findtext("d:Representation/d:BaseURL", namespaces=NS) == track.url
+
+
+def test_representation_of_a_rendition_mpd() -> None:
+    rep = dash.representation(RENDITION_MPD.format(ctype="video", codecs="avc1.64001e",
+                                                   bw=800000, seconds="4"))
+    assert rep == dash.Representation("avc1.64001e", 800_000, None, None)
+    with pytest.raises(dash.ManifestError):
+        dash.representation("not xml")

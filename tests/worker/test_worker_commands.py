@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec
+from mediaplane.core.tasks import MediaKind, VariantSpec, VariantType
 from mediaplane.worker import commands
 
 URL = "https://s3.example/bucket/tenants/t/assets/a/source?X-Amz-Signature=abc"
@@ -24,7 +24,7 @@ def input_options(argv: list[str]) -> list[str]:
 
 
 def video_spec(**kw: object) -> VariantSpec:
-    fields: dict[str, object] = {"name": "360p", "type": TaskType.VIDEO, "height": 360,
+    fields: dict[str, object] = {"name": "360p", "type": VariantType.VIDEO, "height": 360,
                                  "video_bitrate_kbps": 800, "segment_seconds": 4}
     return VariantSpec.model_validate(fields | kw)
 
@@ -95,7 +95,7 @@ def test_audio_rendition(codec: str, encoder: str) -> None:
 
 
 def test_image_resizes_without_upscaling_and_strips_metadata() -> None:
-    spec = VariantSpec(name="w640", type=TaskType.IMAGE, width=640, image_format="webp")
+    spec = VariantSpec(name="w640", type=VariantType.IMAGE, width=640, image_format="webp")
     argv = commands.image_command(URL, spec, OUT)
     assert set(flag(argv, "-format_whitelist").split(",")) == set(
         commands.DEMUXERS[MediaKind.IMAGE])
@@ -111,7 +111,7 @@ def test_image_resizes_without_upscaling_and_strips_metadata() -> None:
 
 
 def test_poster_seeks_before_the_input() -> None:
-    spec = VariantSpec(name="poster", type=TaskType.POSTER, poster_at_seconds=1.5,
+    spec = VariantSpec(name="poster", type=VariantType.POSTER, poster_at_seconds=1.5,
                        image_format="jpeg")
     argv = commands.poster_command(URL, spec, OUT)
     assert flag(input_options(argv), "-ss") == "1.500"
@@ -136,6 +136,6 @@ def test_probe_reads_a_local_file_with_the_kinds_demuxers_only() -> None:
 
 def test_missing_spec_fields_are_refused() -> None:
     with pytest.raises(ValueError, match="height"):
-        commands.video_command(URL, VariantSpec(name="x", type=TaskType.VIDEO), OUT)
+        commands.video_command(URL, VariantSpec(name="x", type=VariantType.VIDEO), OUT)
     with pytest.raises(ValueError, match="audio_codec"):
-        commands.audio_command(URL, VariantSpec(name="x", type=TaskType.AUDIO), OUT)
+        commands.audio_command(URL, VariantSpec(name="x", type=VariantType.AUDIO), OUT)

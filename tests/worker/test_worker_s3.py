@@ -41,7 +41,7 @@ def probe_task(url: str, path: Path, mime: str, kind: str, **override: Any) -> W
 
 def variant_task(s3: S3Bucket, url: str, variant: dict[str, Any], prefix: str) -> WorkerTask:
     spec = VariantSpec.model_validate(variant)
-    return WorkerTask(type=spec.type, input_url=url, variant=spec,
+    return WorkerTask(type=TaskType.producing(spec.type), input_url=url, variant=spec,
                       output=s3.presign_output(prefix))
 
 

@@ -1,4 +1,4 @@
-"""Worker pieces on real files: sniffing, ffprobe judgement, manifests, upload forms, results."""
+"""Worker pieces on real files: sniffing, ffprobe judgement, upload forms, results."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from mediaplane.core.tasks import (
     ProbeOutcome,
     Verdict,
 )
-from mediaplane.worker import commands, manifests, process, upload
+from mediaplane.worker import commands, process, upload
 from mediaplane.worker.main import render
 from mediaplane.worker.probe import check_declared, inspect
 from mediaplane.worker.sniff import Family, accepted_families, id3_length, sniff_file
@@ -152,50 +152,6 @@ def test_inspect_garbage_is_unreadable(tmp_path: Path) -> None:
                       tmp_path)
     assert outcome.verdict is Verdict.QUARANTINED
     assert outcome.reason == "Unreadable"
-
-
-# --- manifests ------------------------------------------------------------------------
-
-
-PLAYLIST = """#EXTM3U
-#EXT-X-VERSION:6
-#EXT-X-TARGETDURATION:4
-#EXT-X-MEDIA-SEQUENCE:1
-#EXT-X-MAP:URI="init.m4s"
-#EXTINF:4.000000,
-#EXT-X-PROGRAM-DATE-TIME:2026-11-28T14:29:16.000+0000
-seg-00001.m4s
-#EXTINF:0.040000,
-#EXT-X-PROGRAM-DATE-TIME:2026-11-28T14:29:20.000+0000
-seg-00002.m4s
-#EXT-X-ENDLIST
-"""
-
-
-def test_media_playlist_parse_and_normalise() -> None:
-    playlist = manifests.parse_media_playlist(PLAYLIST)
-    assert playlist.init == "init.m4s"
-    assert playlist.ended
-    assert playlist.files == ("init.m4s", "seg-00001.m4s", "seg-00002.m4s")
-    assert playlist.duration == pytest.approx(4.04)
-    clean = manifests.normalise_media_playlist(PLAYLIST)
-    assert "PROGRAM-DATE-TIME" not in clean
-    assert manifests.parse_media_playlist(clean) == playlist
-
-
-def test_peak_bandwidth_ignores_a_tiny_tail() -> None:
-    playlist = manifests.parse_media_playlist(PLAYLIST)
-    sizes = {"seg-00001.m4s": 500_000, "seg-00002.m4s": 20_000}
-    assert manifests.peak_bandwidth(playlist.segments, sizes, 4) == 1_000_000
-
-
-def test_mpd_representation() -> None:
-    mpd = """<?xml version="1.0" encoding="utf-8"?>
-<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static"><Period><AdaptationSet>
-<Representation id="0" mimeType="video/mp4" codecs="avc1.64001e" bandwidth="800000"
- width="640" height="360"/></AdaptationSet></Period></MPD>"""
-    rep = manifests.parse_mpd(mpd)
-    assert rep == manifests.Representation("avc1.64001e", 800_000, 640, 360)
 
 
 # --- upload forms ---------------------------------------------------------------------

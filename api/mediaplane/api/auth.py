@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ import jwt
 
 from mediaplane.api.errors import ApiError
 from mediaplane.api.settings import ApiSettings
+from mediaplane.core import names
 
-# A tenant is a namespace: the claim must be a DNS-1123 label before it goes anywhere near
-# a Kubernetes path or an object key.
-TENANT_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A tenant is a namespace: the claim must be a DNS-1123 label (names.TENANT_PATTERN) before
+# it goes anywhere near a Kubernetes path or an object key.
 MAX_USER_LENGTH = 256
 
 
@@ -63,7 +62,7 @@ class TokenVerifier:
         tenant = claims.get(self.settings.tenant_claim)
         if not isinstance(user, str) or not user or len(user) > MAX_USER_LENGTH:
             raise ApiError("auth.unauthenticated", "the token's sub claim is not a user id")
-        if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+        if not isinstance(tenant, str) or not names.TENANT_PATTERN.match(tenant):
             raise ApiError("auth.unauthenticated",
                            f"the token's {self.settings.tenant_claim!r} claim is not a tenant")
         return Principal(tenant=tenant, user=user)
@@ -84,13 +83,3 @@ class TokenVerifier:
                     return candidate.key
             raise jwt.InvalidKeyError(f"no key with kid {kid!r}")
         raise jwt.InvalidKeyError("no JWKS configured")
-
-
-def mint_dev_token(secret: str, tenant: str, user: str, ttl_seconds: int,
-                   tenant_claim: str = "tenant") -> str:
-    """An HS256 token as `mediaplane token` prints it (dev and tests only)."""
-    import time
-
-    now = int(time.time())
-    claims = {"sub": user, tenant_claim: tenant, "iat": now, "exp": now + ttl_seconds}
-    return jwt.encode(claims, secret, algorithm="HS256")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
-from kubernetes_asyncio import client
 
 from mediaplane.api.auth import TokenVerifier
-from mediaplane.api.kube import AssetStore, TenantDirectory
+from mediaplane.api.kube import AssetRepository, TenantRepository
 from mediaplane.api.ratelimit import RateLimiter
 from mediaplane.api.settings import ApiSettings
 from mediaplane.api.signing import StreamSigner
-from mediaplane.core.storage import Storage
+from mediaplane.core.objects import ObjectStore
 
 # Rendered manifests are cached this long; presigned URLs in them live this much longer
 # than a stream link, so a cached body never hands out a URL that dies before the link.
@@ -23,15 +23,32 @@ RENDER_CACHE_SECONDS = 600
 @dataclass
 class ApiContext:
     settings: ApiSettings
-    kube_api: client.ApiClient
-    assets: AssetStore
-    tenants: TenantDirectory
-    storage: Storage
+    assets: AssetRepository
+    tenants: TenantRepository
+    storage: ObjectStore
     verifier: TokenVerifier
     signer: StreamSigner
     limiter: RateLimiter
-    render_cache: TTLCache[tuple[str, ...], str]
+    render_cache: TTLCache[tuple[str, ...], str] = field(
+        default_factory=lambda: TTLCache(maxsize=4096, ttl=RENDER_CACHE_SECONDS))
     rendering: dict[tuple[str, ...], asyncio.Future[str]] = field(default_factory=dict)
+    # Called once at shutdown (closing clients the context owns).
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    def with_settings(cls, settings: ApiSettings, assets: AssetRepository,
+                      tenants: TenantRepository, storage: ObjectStore) -> ApiContext:
+        """A context over these stores, with keys and limits from `settings`."""
+        return cls(settings=settings, assets=assets, tenants=tenants, storage=storage,
+                   verifier=TokenVerifier(settings),
+                   signer=StreamSigner(settings.stream_signing_key.get_secret_value(),
+                                       settings.stream_url_ttl_seconds),
+                   limiter=RateLimiter(settings.rate_limit_storage))
+
+    async def close(self) -> None:
+        await self.assets.close()
+        for close in self.on_close:
+            await close()
 
     @property
     def presign_seconds(self) -> int:

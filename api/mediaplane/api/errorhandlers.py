@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mediaplane.api.errors import ApiError
+from mediaplane.api.errors import CODES, ApiError, code_of
 from mediaplane.api.metrics import ERRORS
+from mediaplane.core.errors import DomainError
 
 log = logging.getLogger("mediaplane.api")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -49,6 +50,16 @@ async def on_api_error(request: Request, error: Exception) -> JSONResponse:
                     error.details)
 
 
+async def on_domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    code = code_of(error)
+    status = CODES[code].status
+    headers = {"Retry-After": "2"} if status == 503 else None
+    if status >= 500:
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, code, error)
+    return envelope(request, code, status, str(error) or CODES[code].summary, headers)
+
+
 async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     problems = error.errors()
@@ -65,6 +76,8 @@ async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     if isinstance(error.__cause__, ApiError):  # raised while FastAPI read the body
         return await on_api_error(request, error.__cause__)
+    if isinstance(error.__cause__, DomainError):
+        return await on_domain_error(request, error.__cause__)
     code = _HTTP_CODES.get(error.status_code, "validation.invalid" if error.status_code < 500
                            else "internal")
     message = str(error.detail) if error.detail else code
@@ -80,6 +93,7 @@ async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,15 +1,17 @@
-"""Domain errors and the one table that maps them to the contract's codes and statuses.
+"""The one table of the contract's error codes, and how errors reach it.
 
-Routes raise `ApiError` subclasses (or `ApiError(code, ...)`); the single handler in
-`errorhandlers` renders every one of them, and every framework error, in the envelope
-`{"error": {"code", "message", "requestId"}}`. The table also feeds OpenAPI, so the docs
-list each route's possible errors with their codes.
+Routes raise `ApiError(code, ...)`; stores raise `core.errors` domain errors, which
+`DOMAIN_CODES` maps to codes. The single handler in `errorhandlers` renders both, and every
+framework error, in the envelope `{"error": {"code", "message", "requestId"}}`. The table
+also feeds OpenAPI, so the docs list each route's possible errors with their codes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from mediaplane.core import errors as domain
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,27 @@ CODES: dict[str, ErrorCode] = _codes(
               "did not answer; retry."),
     ErrorCode("internal", 500, "An unexpected error; reported with its request id."),
 )
+
+
+# Domain errors that can reach a route unhandled, and what the client is told. Routes that
+# mean something else by one of them (a missing asset is `media.not_found`) catch it first.
+DOMAIN_CODES: dict[type[domain.DomainError], str] = {
+    domain.NotFoundError: "not_found",
+    domain.AlreadyExistsError: "media.conflict",
+    domain.ConflictError: "media.conflict",
+    domain.RejectedError: "validation.invalid",
+    domain.CursorExpiredError: "validation.cursor",
+    domain.CursorInvalidError: "validation.cursor",
+    domain.UnavailableError: "unavailable",
+}
+
+
+def code_of(error: domain.DomainError) -> str:
+    for kind in type(error).__mro__:
+        code = DOMAIN_CODES.get(kind)
+        if code is not None:
+            return code
+    return "internal"
 
 
 class ApiError(Exception):

@@ -12,28 +12,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from mediaplane.core import names
+from mediaplane.core.resources import MediaAsset
 
 log = logging.getLogger("mediaplane.api.informer")
-Asset = dict[str, Any]
 LIST_PAGE = 500
 WATCH_SECONDS = 300
 
 
-def _version(obj: Asset) -> int:
-    value = str(obj.get("metadata", {}).get("resourceVersion") or "0")
+def _version(asset: MediaAsset) -> int:
+    value = asset.metadata.resource_version or "0"
     return int(value) if value.isdigit() else 0
 
 
 class AssetInformer:
     def __init__(self, api: client.ApiClient) -> None:
         self.custom = client.CustomObjectsApi(api)
-        self._items: dict[tuple[str, str], Asset] = {}
+        self._items: dict[tuple[str, str], MediaAsset] = {}
         self._tombstones: dict[tuple[str, str], int] = {}
         self.synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -47,25 +46,23 @@ class AssetInformer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def get(self, namespace: str, name: str) -> Asset | None:
+    def get(self, namespace: str, name: str) -> MediaAsset | None:
         return self._items.get((namespace, name))
 
-    def observe(self, obj: Asset) -> None:
-        """Keeps `obj` unless a newer version (or its deletion) is already known."""
-        meta = obj["metadata"]
-        key = (meta["namespace"], meta["name"])
-        version = _version(obj)
+    def observe(self, asset: MediaAsset) -> None:
+        """Keeps `asset` unless a newer version (or its deletion) is already known."""
+        key = (asset.tenant, asset.name)
+        version = _version(asset)
         if self._tombstones.get(key, -1) >= version:
             return
         current = self._items.get(key)
         if current is None or _version(current) <= version:
-            self._items[key] = obj
+            self._items[key] = asset
 
-    def forget(self, obj: Asset) -> None:
-        meta = obj["metadata"]
-        key = (meta["namespace"], meta["name"])
+    def forget(self, asset: MediaAsset) -> None:
+        key = (asset.tenant, asset.name)
         self._items.pop(key, None)
-        self._tombstones[key] = _version(obj)
+        self._tombstones[key] = _version(asset)
         if len(self._tombstones) > 100_000:
             self._tombstones.clear()
 
@@ -82,14 +79,15 @@ class AssetInformer:
                 await asyncio.sleep(1.0)
 
     async def _list(self) -> str:
-        items: dict[tuple[str, str], Asset] = {}
+        items: dict[tuple[str, str], MediaAsset] = {}
         token = ""
         while True:
             page = await self.custom.list_cluster_custom_object(
                 names.GROUP, names.VERSION, names.ASSET_PLURAL, limit=LIST_PAGE,
                 _continue=token)
             for obj in page.get("items", []):
-                items[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+                asset = MediaAsset.model_validate(obj)
+                items[(asset.tenant, asset.name)] = asset
             token = page.get("metadata", {}).get("continue") or ""
             if not token:
                 self._items = items
@@ -106,7 +104,10 @@ class AssetInformer:
                 if kind == "ERROR":
                     raise ApiException(status=obj.get("code", 500), reason=obj.get("message"))
                 version = obj["metadata"]["resourceVersion"]
+                if kind == "BOOKMARK":
+                    continue
+                asset = MediaAsset.model_validate(obj)
                 if kind in ("ADDED", "MODIFIED"):
-                    self.observe(obj)
+                    self.observe(asset)
                 elif kind == "DELETED":
-                    self.forget(obj)
+                    self.forget(asset)

@@ -1,52 +1,86 @@
 """MediaAssets and tenants on the Kubernetes API (kubernetes_asyncio, one shared client).
 
-Only this module speaks to Kubernetes; it turns its errors into the contract's: a missing
-object is None (routes answer `media.not_found`), a refused write is `validation.invalid`
-or `media.conflict`, an unreachable API server is `unavailable`.
+`AssetRepository` and `TenantRepository` are what the routes need; `AssetStore` and
+`TenantDirectory` implement them on the API server, the fast tests in memory. Answers are
+typed resources; failures are `core.errors` domain errors (a missing object is None),
+which the API's one error table maps to the contract's codes.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from mediaplane.api.errors import ApiError
 from mediaplane.api.informer import AssetInformer
 from mediaplane.core import names
-
-TENANT_LABEL = f"{names.GROUP}/tenant"
-MAX_UPLOAD_ANNOTATION = f"{names.GROUP}/max-upload-bytes"
-
-Asset = dict[str, Any]
-
-
-
-
-def _unavailable(error: Exception) -> ApiError:
-    return ApiError("unavailable", f"Kubernetes API: {error}")
+from mediaplane.core.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    CursorExpiredError,
+    CursorInvalidError,
+    RejectedError,
+    UnavailableError,
+)
+from mediaplane.core.resources import MediaAsset
 
 
-def _refused(error: ApiException) -> ApiError:
+def _unavailable(error: Exception) -> UnavailableError:
+    return UnavailableError(f"Kubernetes API: {error}")
+
+
+def _refused(error: ApiException) -> Exception:
     if error.status == 422:
         body = error.body.decode() if isinstance(error.body, bytes) else str(error.body)
-        return ApiError("validation.invalid", f"refused by the API server: {body}")
+        return RejectedError(f"refused by the API server: {body}")
     if error.status == 409:
-        return ApiError("media.conflict", "the asset changed meanwhile; retry")
+        return ConflictError("the asset changed meanwhile; retry")
     return _unavailable(error)
 
 
 @dataclass(frozen=True)
 class Page:
-    items: list[Asset]
+    items: list[MediaAsset]
     continue_token: str | None
 
 
-class AlreadyExistsError(Exception):
-    pass
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    max_upload_bytes: int
+
+
+class AssetRepository(Protocol):
+    @property
+    def synced(self) -> bool:
+        """The cache has seen every asset once (readiness)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def get(self, namespace: str, name: str, *, fresh: bool = False
+                  ) -> MediaAsset | None: ...
+
+    def cached(self, namespace: str, name: str) -> MediaAsset | None: ...
+
+    async def create(self, asset: MediaAsset) -> MediaAsset: ...
+
+    async def patch(self, namespace: str, name: str, patch: dict[str, Any],
+                    resource_version: str | None = None) -> MediaAsset | None: ...
+
+    async def delete(self, namespace: str, name: str) -> bool: ...
+
+    async def list(self, namespace: str, *, limit: int, continue_token: str | None,
+                   field_selector: str | None) -> Page: ...
+
+
+class TenantRepository(Protocol):
+    async def get(self, name: str) -> Tenant | None: ...
+
+    async def ping(self) -> None: ...
 
 
 class AssetStore:
@@ -54,11 +88,18 @@ class AssetStore:
     API server and their answers into the cache."""
 
     def __init__(self, api: client.ApiClient, informer: AssetInformer | None = None) -> None:
-        self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.informer = informer
 
-    async def get(self, namespace: str, name: str, *, fresh: bool = False) -> Asset | None:
+    @property
+    def synced(self) -> bool:
+        return self.informer is None or self.informer.synced.is_set()
+
+    async def close(self) -> None:
+        if self.informer is not None:
+            await self.informer.stop()
+
+    async def get(self, namespace: str, name: str, *, fresh: bool = False) -> MediaAsset | None:
         """`fresh` skips the cache: for read-modify-write with a resourceVersion."""
         informer = self.informer
         if informer is not None and not fresh and informer.synced.is_set():
@@ -70,46 +111,48 @@ class AssetStore:
             informer.observe(found)
         return found
 
-    def cached(self, namespace: str, name: str) -> Asset | None:
+    def cached(self, namespace: str, name: str) -> MediaAsset | None:
         """The cached copy only (no API call): a hint, e.g. that a name is taken."""
         return self.informer.get(namespace, name) if self.informer is not None else None
 
-    async def _read(self, namespace: str, name: str) -> Asset | None:
+    async def _read(self, namespace: str, name: str) -> MediaAsset | None:
         try:
-            body: Asset = await self.custom.get_namespaced_custom_object(
+            body = await self.custom.get_namespaced_custom_object(
                 names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name)
         except ApiException as error:
             if error.status == 404:
                 return None
             raise _unavailable(error) from None
-        return body
+        return MediaAsset.model_validate(body)
 
-    async def create(self, namespace: str, body: Asset) -> Asset:
+    async def create(self, asset: MediaAsset) -> MediaAsset:
         """Raises AlreadyExistsError when the name is taken: that is how dedup works."""
         try:
-            created: Asset = await self.custom.create_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, body)
+            body = await self.custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, asset.tenant, names.ASSET_PLURAL, asset.to_body())
         except ApiException as error:
             if error.status == 409:
-                raise AlreadyExistsError from None
+                raise AlreadyExistsError(asset.name) from None
             raise _refused(error) from None
+        created = MediaAsset.model_validate(body)
         if self.informer is not None:
             self.informer.observe(created)
         return created
 
-    async def patch(self, namespace: str, name: str, patch: Asset,
-                    resource_version: str | None = None) -> Asset | None:
+    async def patch(self, namespace: str, name: str, patch: dict[str, Any],
+                    resource_version: str | None = None) -> MediaAsset | None:
         """A JSON merge patch; with `resource_version` it only applies to that version."""
         if resource_version is not None:
             patch = {**patch, "metadata": {"resourceVersion": resource_version}}
         try:
-            patched: Asset = await self.custom.patch_namespaced_custom_object(
+            body = await self.custom.patch_namespaced_custom_object(
                 names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name, patch,
                 _content_type="application/merge-patch+json")  # type: ignore[call-arg]
         except ApiException as error:
             if error.status == 404:
                 return None
             raise _refused(error) from None
+        patched = MediaAsset.model_validate(body)
         if self.informer is not None:
             self.informer.observe(patched)
         return patched
@@ -133,19 +176,14 @@ class AssetStore:
                 _continue=continue_token or "", field_selector=field_selector or "")
         except ApiException as error:
             if error.status == 410:
-                raise ApiError("validation.cursor", "the cursor has expired; list again "
-                               "from the first page") from None
+                raise CursorExpiredError("the cursor has expired; list again from the "
+                                         "first page") from None
             if error.status in (400, 422):
-                raise ApiError("validation.cursor", "the cursor is not valid") from None
+                raise CursorInvalidError("the cursor is not valid") from None
             raise _unavailable(error) from None
         token = listing.get("metadata", {}).get("continue") or None
-        return Page(items=list(listing.get("items", [])), continue_token=token)
-
-
-@dataclass(frozen=True)
-class Tenant:
-    name: str
-    max_upload_bytes: int
+        items = [MediaAsset.model_validate(item) for item in listing.get("items", [])]
+        return Page(items=items, continue_token=token)
 
 
 class TenantDirectory:
@@ -167,6 +205,13 @@ class TenantDirectory:
         self._cache[name] = (now, tenant)
         return tenant
 
+    async def ping(self) -> None:
+        """Raises UnavailableError unless the API server answers."""
+        try:
+            await self.core.get_api_resources()
+        except Exception as error:  # any failure to answer is "not ready"
+            raise _unavailable(error) from None
+
     async def _read(self, name: str) -> Tenant | None:
         try:
             namespace = await self.core.read_namespace(name)
@@ -175,10 +220,10 @@ class TenantDirectory:
                 return None
             raise _unavailable(error) from None
         meta = namespace.metadata
-        if (meta.labels or {}).get(TENANT_LABEL) != "true" or meta.deletion_timestamp:
+        if (meta.labels or {}).get(names.TENANT_LABEL) != "true" or meta.deletion_timestamp:
             return None
         limit = self.default_max_upload
-        raw = (meta.annotations or {}).get(MAX_UPLOAD_ANNOTATION)
+        raw = (meta.annotations or {}).get(names.MAX_UPLOAD_ANNOTATION)
         if raw and raw.isdigit() and int(raw) > 0:
             limit = int(raw)
         return Tenant(name=name, max_upload_bytes=limit)

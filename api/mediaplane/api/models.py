@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-T = TypeVar("T")
+from mediaplane.core.states import AssetPhase, CaptionSource, SourceOrigin, VariantState
+from mediaplane.core.tasks import MediaKind, VariantType
 
-MediaKindName = Literal["video", "image", "audio"]
-StatusName = Literal["pending", "processing", "ready", "quarantined", "failed"]
+T = TypeVar("T")
 
 
 class Wire(BaseModel):
@@ -49,7 +49,7 @@ class UploadUrlRequest(Wire):
     size_bytes: int = Field(gt=0, le=2**53, description="exact size in bytes")
     mime: str = Field(min_length=3, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
     filename: str = Field(min_length=1, max_length=255)
-    kind: MediaKindName | None = Field(default=None, description="inferred from mime if absent")
+    kind: MediaKind | None = Field(default=None, description="inferred from mime if absent")
 
 
 class FinalizeRequest(Wire):
@@ -74,7 +74,7 @@ class UploadUrlResponse(Wire):
     expires_at: datetime | None
     upload_required: bool = Field(description="false when this sha256 is already uploaded "
                                   "for the tenant (dedup): no upload is needed")
-    status: StatusName
+    status: AssetPhase
 
 
 class Streams(Wire):
@@ -85,8 +85,8 @@ class Streams(Wire):
 
 class Variant(Wire):
     name: str
-    type: Literal["video", "audio", "image", "poster"]
-    state: Literal["pending", "running", "succeeded", "failed"]
+    type: VariantType
+    state: VariantState
     width: int | None = None
     height: int | None = None
     bandwidth: int | None = None
@@ -103,7 +103,7 @@ class Caption(Wire):
     url: str
     approved: bool
     label: str | None = None
-    source: Literal["manual", "generated"]
+    source: CaptionSource
 
 
 class Transcript(Wire):
@@ -113,9 +113,9 @@ class Transcript(Wire):
 
 class MediaAsset(Wire):
     id: str
-    kind: MediaKindName
-    source: Literal["upload", "object", "ai"]
-    status: StatusName
+    kind: MediaKind
+    source: SourceOrigin
+    status: AssetPhase
     playable: bool
     mime: str
     filename: str | None = None

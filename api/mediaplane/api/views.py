@@ -7,29 +7,16 @@ and asset; single-file variants and caption files are presigned object URLs.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
 
 from mediaplane.api import models
 from mediaplane.api.auth import Principal
 from mediaplane.api.context import ApiContext
 from mediaplane.api.streaming import ALL, Links, with_token
-from mediaplane.core import names
+from mediaplane.core.resources import ManualCaption, MediaAsset
+from mediaplane.core.states import CaptionSource, VariantState
+from mediaplane.core.tasks import MediaKind
 
-STREAMABLE = ("video", "audio")
-
-
-def asset_id(asset: dict[str, Any]) -> str:
-    return names.asset_id_from_name(asset["metadata"]["name"])
-
-
-def phase(asset: dict[str, Any]) -> models.StatusName:
-    value = (asset.get("status") or {}).get("phase") or "pending"
-    return cast(models.StatusName, value)
-
-
-def playable(asset: dict[str, Any]) -> bool:
-    status = asset.get("status") or {}
-    return bool(status.get("playable")) and phase(asset) not in ("quarantined", "failed")
+STREAMED_KINDS = (MediaKind.VIDEO, MediaKind.AUDIO)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -44,76 +31,68 @@ class Presenter:
         self.principal = principal
         self.base = context.settings.public_url.rstrip("/")
 
-    def stream_token(self, asset: dict[str, Any]) -> tuple[str, datetime]:
-        grant = self.context.signer.sign(self.principal, asset_id(asset))
+    def stream_token(self, asset: MediaAsset) -> tuple[str, datetime]:
+        grant = self.context.signer.sign(self.principal, asset.asset_id)
         return self.context.signer.token(grant), datetime.fromtimestamp(grant.expires_at, UTC)
 
-    def asset(self, asset: dict[str, Any]) -> models.MediaAsset:
-        spec, status = asset["spec"], asset.get("status") or {}
-        probe = status.get("probe") or {}
+    def asset(self, asset: MediaAsset) -> models.MediaAsset:
+        spec, status = asset.spec, asset.status
+        probe = status.probe
         token, expires = self.stream_token(asset)
-        links = Links(self.base, asset_id(asset))
+        links = Links(self.base, asset.asset_id)
         streams = None
-        if playable(asset) and spec["kind"] in STREAMABLE:
+        if asset.playable and spec.kind in STREAMED_KINDS:
             streams = models.Streams(hls=with_token(links.hls(ALL), token),
                                      dash=with_token(links.dash(ALL), token), expires_at=expires)
         return models.MediaAsset(
-            id=asset_id(asset), kind=spec["kind"],
-            source=(spec.get("source") or {}).get("origin", "object"),
-            status=phase(asset), playable=playable(asset), mime=spec["mime"],
-            filename=spec.get("filename"),
-            width=probe.get("width"), height=probe.get("height"),
-            duration_seconds=probe.get("durationSeconds"),
-            sha256=spec["sha256"], size_bytes=spec["sizeBytes"],
+            id=asset.asset_id, kind=spec.kind, source=spec.source.origin, status=asset.phase,
+            playable=asset.playable, mime=spec.mime, filename=spec.filename,
+            width=probe.width if probe else None, height=probe.height if probe else None,
+            duration_seconds=probe.duration_seconds if probe else None,
+            sha256=spec.sha256, size_bytes=spec.size_bytes,
             variants=self.variants(asset, token), captions=self.captions(asset),
             transcript=self.transcript(asset, None), streams=streams,
-            created_at=_parse_time(asset["metadata"].get("creationTimestamp")),
-            quarantine_reason=(status.get("quarantine") or {}).get("reason"),
+            created_at=_parse_time(asset.metadata.creation_timestamp),
+            quarantine_reason=status.quarantine.reason if status.quarantine else None,
         )
 
-    def variants(self, asset: dict[str, Any], token: str | None = None) -> list[models.Variant]:
+    def variants(self, asset: MediaAsset, token: str | None = None) -> list[models.Variant]:
         if token is None:
             token, _ = self.stream_token(asset)
-        links = Links(self.base, asset_id(asset))
-        serve = playable(asset)
+        links = Links(self.base, asset.asset_id)
+        serve = asset.playable
         out = []
-        for v in (asset.get("status") or {}).get("variants") or []:
-            done = v.get("state") == "succeeded" and serve
-            streamable = done and v["type"] in STREAMABLE and v.get("playlist")
+        for v in asset.status.variants:
+            done = v.state is VariantState.SUCCEEDED and serve
+            streamable = done and v.streamable
             url = None
-            if done and v.get("file"):
-                url = self.context.storage.presign_get(v["file"], self.context.presign_seconds)
+            if done and v.file:
+                url = self.context.storage.presign_get(v.file, self.context.presign_seconds)
             out.append(models.Variant(
-                name=v["name"], type=v["type"], state=v["state"], width=v.get("width"),
-                height=v.get("height"), bandwidth=v.get("bandwidth"), codecs=v.get("codecs"),
-                duration_seconds=v.get("durationSeconds"), size_bytes=v.get("bytes"),
-                hls=with_token(links.hls(v["name"]), token) if streamable else None,
-                dash=with_token(links.dash(v["name"]), token) if streamable else None,
+                name=v.name, type=v.type, state=v.state, width=v.width, height=v.height,
+                bandwidth=v.bandwidth, codecs=v.codecs, duration_seconds=v.duration_seconds,
+                size_bytes=v.bytes,
+                hls=with_token(links.hls(v.name), token) if streamable else None,
+                dash=with_token(links.dash(v.name), token) if streamable else None,
                 url=url))
         return out
 
-    def captions(self, asset: dict[str, Any], language: str | None = None
-                 ) -> list[models.Caption]:
+    def captions(self, asset: MediaAsset, language: str | None = None) -> list[models.Caption]:
         out = []
-        manual = (asset.get("spec") or {}).get("captions") or []
-        generated = (asset.get("status") or {}).get("captions") or []
-        groups: tuple[tuple[Literal["manual", "generated"], list[dict[str, Any]]], ...] = (
-            ("manual", manual), ("generated", generated))
-        for source, tracks in groups:
-            for track in tracks:
-                if language and track["language"].lower() != language.lower():
-                    continue
-                out.append(models.Caption(
-                    language=track["language"], approved=bool(track.get("approved", True)),
-                    label=track.get("label"), source=source,
-                    url=self.context.storage.presign_get(track["key"],
-                                                         self.context.presign_seconds)))
+        for track in [*asset.spec.captions, *asset.status.captions]:
+            if language and track.language.lower() != language.lower():
+                continue
+            manual = isinstance(track, ManualCaption)
+            out.append(models.Caption(
+                language=track.language, approved=track.is_approved,
+                label=track.label if isinstance(track, ManualCaption) else None,
+                source=CaptionSource.MANUAL if manual else CaptionSource.GENERATED,
+                url=self.context.storage.presign_get(track.key, self.context.presign_seconds)))
         return out
 
-    def transcript(self, asset: dict[str, Any], language: str | None
-                   ) -> models.Transcript | None:
-        for item in (asset.get("status") or {}).get("transcripts") or []:
-            if language is None or item["language"].lower() == language.lower():
-                return models.Transcript(language=item["language"], url=self.context.storage
-                                         .presign_get(item["key"], self.context.presign_seconds))
+    def transcript(self, asset: MediaAsset, language: str | None) -> models.Transcript | None:
+        for item in asset.status.transcripts:
+            if language is None or item.language.lower() == language.lower():
+                return models.Transcript(language=item.language, url=self.context.storage
+                                         .presign_get(item.key, self.context.presign_seconds))
         return None

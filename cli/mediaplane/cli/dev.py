@@ -327,11 +327,13 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from mediaplane.core import keys, names
+    from mediaplane.core import names
+    from mediaplane.core.mimes import infer_kind
+    from mediaplane.core.resources import MediaAsset
 
     mime = mimetypes.guess_type(args.file.name)[0] or ""
-    kind = mime.split("/")[0]
-    if kind not in ("video", "audio", "image"):
+    kind = infer_kind(mime)
+    if kind is None:
         print(f"cannot tell the media kind of {args.file.name} ({mime or 'unknown type'})",
               file=sys.stderr)
         return 2
@@ -339,15 +341,10 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     with args.file.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    asset_id = names.new_asset_id()
-    key = keys.source_key(args.tenant, asset_id)
-    body = {
-        "apiVersion": names.API_VERSION, "kind": names.ASSET_KIND,
-        "metadata": {"name": names.name_from_asset_id(asset_id), "namespace": args.tenant},
-        "spec": {"kind": kind, "mime": mime, "sha256": digest.hexdigest(),
-                 "sizeBytes": args.file.stat().st_size, "filename": args.file.name,
-                 "source": {"origin": "object", "key": key}},
-    }
+    asset = MediaAsset.new(args.tenant, names.new_asset_id(), kind=kind, mime=mime,
+                           sha256=digest.hexdigest(), size_bytes=args.file.stat().st_size,
+                           filename=args.file.name)
+    key = asset.spec.source.key
     print(f"# upload first: mediaplane dev put {shlex.quote(str(args.file))} {key}")
-    print(yaml.safe_dump(body, sort_keys=False), end="")
+    print(yaml.safe_dump(asset.to_body(), sort_keys=False), end="")
     return 0

@@ -9,14 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mediaplane.cli.main import Subparsers
-
-TENANT_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -30,6 +27,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    from mediaplane.core.names import TENANT_PATTERN
+
     if not TENANT_PATTERN.match(args.name):
         print(f"{args.name!r} is not a valid tenant name (lowercase letters, digits, '-')",
               file=sys.stderr)
@@ -49,7 +48,7 @@ async def create_tenant(name: str, max_upload_bytes: int | None) -> bool:
     from kubernetes_asyncio import client, config
     from kubernetes_asyncio.client.exceptions import ApiException
 
-    from mediaplane.api.kube import MAX_UPLOAD_ANNOTATION, TENANT_LABEL
+    from mediaplane.core.names import MAX_UPLOAD_ANNOTATION, TENANT_LABEL
 
     await config.load_kube_config()
     async with client.ApiClient() as api:

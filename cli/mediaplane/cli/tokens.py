@@ -24,7 +24,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from mediaplane.api.auth import TENANT_PATTERN, mint_dev_token
+    from mediaplane.core.names import TENANT_PATTERN
+    from mediaplane.devcluster.tokens import mint_dev_token
 
     secret = os.environ.get("MEDIAPLANE_API_JWT_SECRET")
     if not secret:

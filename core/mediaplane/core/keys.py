@@ -39,3 +39,16 @@ def is_under(key: str, prefix: str) -> bool:
         return False
     parts = key[len(prefix):].split("/")
     return all(part not in ("", ".", "..") for part in parts)
+
+
+def caption_key(tenant: str, asset_id: str, language: str) -> str:
+    """A caption track's WebVTT file; one per language."""
+    return asset_prefix(tenant, asset_id) + f"captions/{language}.vtt"
+
+
+def relative(key: str, prefix: str) -> str:
+    """`key` (an object, or a folder ending in '/') as a path relative to `prefix`, so that
+    manifests stay valid wherever the objects are served from."""
+    if not is_under(key.removesuffix("/"), prefix):
+        raise ValueError(f"{key!r} is not under {prefix!r}")
+    return key[len(prefix):]

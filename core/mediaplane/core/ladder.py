@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaplane.core.tasks import MediaKind, ProbeResult, TaskType, VariantSpec
+from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
 
 
 class _Config(BaseModel):
@@ -75,19 +75,19 @@ def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
         rungs = [VideoRung(name=f"{_even(source_height)}p", height=_even(source_height),
                            video_bitrate_kbps=smallest.video_bitrate_kbps)]
     specs = [
-        VariantSpec(name=r.name, type=TaskType.VIDEO, height=r.height,
+        VariantSpec(name=r.name, type=VariantType.VIDEO, height=r.height,
                     video_bitrate_kbps=r.video_bitrate_kbps,
                     segment_seconds=ladder.segment_seconds)
         for r in sorted(rungs, key=lambda r: r.height)
     ]
     if probe.has_audio:
         a = ladder.video_audio
-        specs.append(VariantSpec(name=a.name, type=TaskType.AUDIO, audio_codec=a.codec,
+        specs.append(VariantSpec(name=a.name, type=VariantType.AUDIO, audio_codec=a.codec,
                                  audio_bitrate_kbps=a.bitrate_kbps,
                                  segment_seconds=ladder.segment_seconds))
     if ladder.poster:
         at = min(ladder.poster_at_seconds, (probe.duration_seconds or 0) / 2)
-        specs.append(VariantSpec(name="poster", type=TaskType.POSTER, poster_at_seconds=at,
+        specs.append(VariantSpec(name="poster", type=VariantType.POSTER, poster_at_seconds=at,
                                  image_format="jpeg"))
     return specs
 
@@ -97,13 +97,13 @@ def plan_image(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
     rungs = [r for r in ladder.image if r.width <= source_width]
     if not rungs and source_width > 0:
         rungs = [ImageRung(name=f"w{source_width}-webp", width=source_width, format="webp")]
-    return [VariantSpec(name=r.name, type=TaskType.IMAGE, width=r.width, image_format=r.format)
+    return [VariantSpec(name=r.name, type=VariantType.IMAGE, width=r.width, image_format=r.format)
             for r in rungs]
 
 
 def plan_audio(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
     del probe  # every audio rung applies; bitrates are not "upscaled" in a meaningful way
-    return [VariantSpec(name=r.name, type=TaskType.AUDIO, audio_codec=r.codec,
+    return [VariantSpec(name=r.name, type=VariantType.AUDIO, audio_codec=r.codec,
                         audio_bitrate_kbps=r.bitrate_kbps, segment_seconds=ladder.segment_seconds)
             for r in ladder.audio]
 
@@ -121,8 +121,8 @@ def first_wave(plan: list[VariantSpec]) -> set[str]:
     On a small cluster every extra rung (or poster) running at once slows the one that
     decides when viewers can start; the rest of the ladder follows once these are done.
     """
-    videos = [v for v in plan if v.type is TaskType.VIDEO]
-    wave = {v.name for v in plan if v.type is TaskType.AUDIO}
+    videos = [v for v in plan if v.type is VariantType.VIDEO]
+    wave = {v.name for v in plan if v.type is VariantType.AUDIO}
     if videos:
         wave.add(min(videos, key=lambda v: v.height or 0).name)
         return wave

@@ -1,4 +1,7 @@
-"""Fixed names (DESIGN.md §2) and the deterministic naming of child objects.
+"""Fixed names and the deterministic naming of child objects.
+
+The API group, kinds, labels and the asset id format are fixed: the CRDs, the chart, the
+operator, the API and users' manifests all depend on them.
 
 Children are named from their parent so that a create after a crash or a restart hits
 AlreadyExists instead of making a duplicate: the API server's name uniqueness is the lock.
@@ -24,6 +27,16 @@ LABEL_ASSET = f"{GROUP}/asset"
 LABEL_TRANSCODE_JOB = f"{GROUP}/transcodejob"
 LABEL_TASK = f"{GROUP}/task"
 FINALIZER = f"{GROUP}/objects"
+# Set by the Job controller on a Job's pods.
+BATCH_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+# A tenant is a namespace with this label set to "true"; its name is a DNS-1123 label.
+TENANT_LABEL = f"{GROUP}/tenant"
+TENANT_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Per-tenant limit on one upload (bytes), as a namespace annotation.
+MAX_UPLOAD_ANNOTATION = f"{GROUP}/max-upload-bytes"
+# Who asked for an asset through the REST API (the token's `sub`).
+UPLOADED_BY_ANNOTATION = f"{GROUP}/uploaded-by"
 
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 ASSET_ID_PATTERN = re.compile(rf"^mda_[{CROCKFORD}]{{26}}$")

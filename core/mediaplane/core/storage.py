@@ -1,4 +1,5 @@
-"""S3 access: presigning (pure computation, no network) and the few calls that do I/O.
+"""S3 access, the production `objects.ObjectStore`: presigning (pure computation, no
+network) and the few calls that do I/O.
 
 boto3 is synchronous; callers on an event loop run the I/O methods in a thread
 (`asyncio.to_thread`). Presigning needs no network, so it is safe on the loop.
@@ -7,7 +8,6 @@ boto3 is synchronous; callers on an event loop run the I/O methods in a thread
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,7 @@ import boto3
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
+from mediaplane.core.objects import FormUpload, ObjectInfo
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.tasks import PresignedPost
 
@@ -22,14 +23,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    size: int
-    etag: str
-    content_type: str | None
-
-
 class Storage:
+    """`ObjectStore` on S3 or any S3-compatible server."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Storage:
         """A client for the dev cluster's S3 from `mediaplane dev env`'s variables."""
@@ -88,7 +84,7 @@ class Storage:
         return PresignedPost(url=post["url"], fields=fields, key_prefix=prefix)
 
     def presign_post_exact(self, key: str, size_bytes: int, content_type: str,
-                           expires_seconds: int) -> dict[str, object]:
+                           expires_seconds: int) -> FormUpload:
         """A browser-style POST policy for one object: this key, exactly this many bytes,
         this Content-Type. The storage itself refuses anything else."""
         post = self._presigner.generate_presigned_post(
@@ -99,7 +95,8 @@ class Storage:
                         ["content-length-range", size_bytes, size_bytes]],
             ExpiresIn=expires_seconds,
         )
-        return dict(post)
+        return FormUpload(url=post["url"], fields={str(k): str(v) for k, v in
+                                                   post["fields"].items()})
 
     # I/O below: call from a thread when on an event loop.
 

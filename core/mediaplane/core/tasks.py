@@ -26,12 +26,27 @@ class MediaKind(StrEnum):
     AUDIO = "audio"
 
 
-class TaskType(StrEnum):
-    PROBE = "probe"
+class VariantType(StrEnum):
+    """What one variant of an asset is (`status.variants[].type`)."""
+
     VIDEO = "video"  # one H.264 rung, CMAF
     AUDIO = "audio"  # one AAC or Opus rendition, CMAF
     IMAGE = "image"  # one resized still
     POSTER = "poster"  # a still frame of a video
+
+
+class TaskType(StrEnum):
+    """What one worker does: the probe, or producing one variant (same names)."""
+
+    PROBE = "probe"
+    VIDEO = "video"
+    AUDIO = "audio"
+    IMAGE = "image"
+    POSTER = "poster"
+
+    @classmethod
+    def producing(cls, variant: VariantType) -> TaskType:
+        return cls(variant.value)
 
 
 class _Model(BaseModel):
@@ -62,7 +77,7 @@ class VariantSpec(_Model):
     """One rung of the ladder, already resolved against the probed source."""
 
     name: str
-    type: TaskType
+    type: VariantType
     height: int | None = None  # video rungs: target height, width follows the aspect
     width: int | None = None  # images: target width
     video_bitrate_kbps: int | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from mediaplane.core.states import AssetPhase
 from mediaplane.core.storage import Storage
 
 EXAMPLES = ("video.yaml", "image.yaml", "audio.yaml")
@@ -74,7 +75,7 @@ def run(env: Mapping[str, str], say: Callable[[str], None] = print,
             break
         time.sleep(1)
     say(sh("get", "mediaassets", "-n", "demo", "-o", "wide"))
-    ok = len(rows) == len(EXAMPLES) and all(row[1] == "ready" for row in rows)
+    ok = len(rows) == len(EXAMPLES) and all(row[1] == AssetPhase.READY for row in rows)
     seconds = time.monotonic() - started
     say(f"demo: {'all assets ready' if ok else 'NOT all assets ready'} after {seconds:.1f}s; "
         "outputs are under tenants/demo/assets/ in the bucket")
@@ -87,7 +88,7 @@ def rest_demo(env: Mapping[str, str], say: Callable[[str], None]) -> bool:
     """The same tenant through the REST API: list it, read the video with signed links."""
     import httpx
 
-    from mediaplane.api.auth import mint_dev_token
+    from mediaplane.devcluster.tokens import mint_dev_token
 
     token = mint_dev_token(env["MEDIAPLANE_API_JWT_SECRET"], "demo", "demo-user", 3600)
     headers = {"Authorization": f"Bearer {token}"}
@@ -109,9 +110,9 @@ def rest_demo(env: Mapping[str, str], say: Callable[[str], None]) -> bool:
 
 def _settled(row: list[str]) -> bool:
     """name, phase[, done/planned]: finished one way or another; ready means complete."""
-    if len(row) < 2 or row[1] not in ("ready", "failed", "quarantined"):
+    if len(row) < 2 or row[1] not in {p.value for p in AssetPhase if p.settled}:
         return False
-    if row[1] != "ready" or len(row) < 3:
+    if row[1] != AssetPhase.READY or len(row) < 3:
         return True
     done, _, planned = row[2].partition("/")
     return done == planned

@@ -1,4 +1,4 @@
-"""The mediaplane services themselves on the dev cluster: the operator (and later the API).
+"""The mediaplane services themselves on the dev cluster: the operator and the REST API.
 
 They run as local processes with the cluster's environment. The worker command is the
 absolute path of this virtualenv's `mediaplane-worker`, because the node agent runs pods'

@@ -7,19 +7,35 @@ where the lifecycle rules live and what the unit tests exercise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from mediaplane.core import keys
-from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec
-from mediaplane.operator.conditions import Status, get_condition, set_condition
+from mediaplane.core.resources import (
+    Condition,
+    MediaAsset,
+    MediaAssetStatus,
+    Quarantine,
+    TranscodeJob,
+    VariantStatus,
+    WorkerResultStatus,
+    find_condition,
+    is_true,
+    set_condition,
+)
+from mediaplane.core.states import (
+    AssetCondition,
+    AssetPhase,
+    ConditionStatus,
+    EventType,
+    TranscodePhase,
+    VariantState,
+)
+from mediaplane.core.tasks import MediaKind, VariantSpec, VariantType, Verdict
 
-READY = "Ready"
-UPLOADED = "Uploaded"
-PROBED = "Probed"
-QUARANTINED = "Quarantined"
-COMPLETE = "Complete"
+TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+MAX_MESSAGE = 1024
+_SetCondition = Callable[[AssetCondition, ConditionStatus, str, str], None]
 
 
 @dataclass(frozen=True)
@@ -33,189 +49,175 @@ class SourceCheck:
 
 @dataclass(frozen=True)
 class Event:
-    type: str  # Normal | Warning
+    type: EventType
     reason: str
     message: str
 
 
 @dataclass
 class Observed:
-    asset: Mapping[str, Any]
+    asset: MediaAsset
     source: SourceCheck | None
-    probe_tj: Mapping[str, Any] | None
+    probe_tj: TranscodeJob | None
     planned: Sequence[VariantSpec]
-    variant_tjs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    variant_tjs: Mapping[str, TranscodeJob] = field(default_factory=dict)
 
 
-def tj_phase(tj: Mapping[str, Any] | None) -> str:
-    if tj is None:
-        return "Pending"
-    return str(tj.get("status", {}).get("phase") or "Pending")
-
-
-def probe_verdict(probe_tj: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+def probe_verdict(probe_tj: TranscodeJob | None) -> WorkerResultStatus | None:
     """The probe's result once its TranscodeJob succeeded, else None."""
-    if tj_phase(probe_tj) != "Succeeded" or probe_tj is None:
-        return None
-    result = probe_tj.get("status", {}).get("result")
-    return result if isinstance(result, Mapping) else None
+    return probe_tj.probe_verdict if probe_tj is not None else None
 
 
-def variant_entry(spec: VariantSpec, tj: Mapping[str, Any] | None, tenant: str,
-                  asset_id: str) -> dict[str, Any]:
-    state = tj_phase(tj).lower()
-    entry: dict[str, Any] = {"name": spec.name, "type": spec.type.value, "state": state}
-    if tj is not None:
-        entry["transcodeJob"] = tj["metadata"]["name"]
-    status = tj.get("status", {}) if tj is not None else {}
-    if state == "failed" and status.get("message"):
-        entry["message"] = str(status["message"])[:1024]
-    output = status.get("result", {}).get("output") if state == "succeeded" else None
-    if isinstance(output, Mapping):
+def variant_entry(spec: VariantSpec, tj: TranscodeJob | None, tenant: str,
+                  asset_id: str) -> VariantStatus:
+    state = VariantState.of(tj.status.phase if tj is not None else None)
+    entry = VariantStatus(name=spec.name, type=spec.type, state=state,
+                          transcode_job=tj.name if tj is not None else None)
+    if tj is None:
+        return entry
+    if state is VariantState.FAILED and tj.status.message:
+        entry.message = tj.status.message[:MAX_MESSAGE]
+    output = tj.status.result.output if tj.status.result is not None else None
+    if state is VariantState.SUCCEEDED and output is not None:
         prefix = keys.variant_prefix(tenant, asset_id, spec.name)
-        for key in ("width", "height", "bandwidth", "codecs", "durationSeconds", "bytes"):
-            if output.get(key) is not None:
-                entry[key] = output[key]
-        for key in ("playlist", "mpd", "file"):
-            if output.get(key):
-                entry[key] = prefix + str(output[key])
+        entry.width, entry.height = output.width, output.height
+        entry.bandwidth, entry.codecs = output.bandwidth, output.codecs
+        entry.duration_seconds, entry.bytes = output.duration_seconds, output.bytes
+        entry.playlist = prefix + output.playlist if output.playlist else None
+        entry.mpd = prefix + output.mpd if output.mpd else None
+        entry.file = prefix + output.file if output.file else None
     return entry
 
 
-def is_playable(kind: MediaKind, variants: Sequence[Mapping[str, Any]]) -> bool:
+def is_playable(kind: MediaKind, variants: Sequence[VariantStatus]) -> bool:
     """Video: a video rung and the audio (if planned) are done. Others: any rendition."""
-    done = {v["type"] for v in variants if v["state"] == "succeeded"}
+    done = {v.type for v in variants if v.state is VariantState.SUCCEEDED}
     if kind is MediaKind.VIDEO:
-        audio_planned = any(v["type"] == TaskType.AUDIO.value for v in variants)
-        return TaskType.VIDEO.value in done and (not audio_planned or TaskType.AUDIO.value in done)
-    wanted = TaskType.IMAGE.value if kind is MediaKind.IMAGE else TaskType.AUDIO.value
+        audio_planned = any(v.type is VariantType.AUDIO for v in variants)
+        return VariantType.VIDEO in done and (not audio_planned or VariantType.AUDIO in done)
+    wanted = VariantType.IMAGE if kind is MediaKind.IMAGE else VariantType.AUDIO
     return wanted in done
 
 
-def compute(observed: Observed, now: str) -> tuple[dict[str, Any], list[Event]]:
+def compute(observed: Observed, now: str) -> tuple[MediaAssetStatus, list[Event]]:
     """The whole new status of the asset and the events its transitions deserve."""
     asset = observed.asset
-    meta, spec = asset["metadata"], asset["spec"]
-    old: Mapping[str, Any] = asset.get("status") or {}
-    generation = meta.get("generation")
-    tenant, asset_id = meta["namespace"], meta["name"].replace("-", "_", 1)
-    kind = MediaKind(spec["kind"])
-    conditions: list[dict[str, Any]] = [dict(c) for c in old.get("conditions", [])]
-    status: dict[str, Any] = {"observedGeneration": generation}
+    old = asset.status
+    generation = asset.metadata.generation
+    conditions: list[Condition] = list(old.conditions)
 
-    def cond(type_: str, value: Status, reason: str, message: str) -> None:
+    def cond(type_: AssetCondition, value: ConditionStatus, reason: str, message: str) -> None:
         nonlocal conditions
         conditions = set_condition(conditions, type_, value, reason, message, generation, now)
 
     # Keep what earlier reconciles learnt that this one did not look at again.
-    for key in ("probe", "quarantine", "manifests"):
-        if key in old:
-            status[key] = old[key]
+    status = MediaAssetStatus(observed_generation=generation, probe=old.probe,
+                              quarantine=old.quarantine, manifests=old.manifests,
+                              captions=old.captions, transcripts=old.transcripts)
 
     uploaded = observed.source is not None and observed.source.ok
     if observed.source is not None:
-        cond(UPLOADED, "True" if uploaded else "False", observed.source.reason,
+        cond(AssetCondition.UPLOADED, TRUE if uploaded else FALSE, observed.source.reason,
              observed.source.message)
-    elif get_condition(conditions, UPLOADED) is None:
-        cond(UPLOADED, "Unknown", "Checking", "checking the source object")
-    uploaded = uploaded or _true(conditions, UPLOADED)
+    elif find_condition(conditions, AssetCondition.UPLOADED) is None:
+        cond(AssetCondition.UPLOADED, UNKNOWN, "Checking", "checking the source object")
+    uploaded = uploaded or is_true(conditions, AssetCondition.UPLOADED)
 
     verdict = probe_verdict(observed.probe_tj)
-    variants = [variant_entry(v, observed.variant_tjs.get(v.name), tenant, asset_id)
-                for v in observed.planned]
+    variants = [variant_entry(v, observed.variant_tjs.get(v.name), asset.tenant,
+                              asset.asset_id) for v in observed.planned]
     if variants:
-        status["variants"] = variants
-        done = sum(v["state"] == "succeeded" for v in variants)
-        status["variantSummary"] = f"{done}/{len(variants)}"
+        status.variants = variants
+        done = sum(v.state is VariantState.SUCCEEDED for v in variants)
+        status.variant_summary = f"{done}/{len(variants)}"
 
-    phase, playable = "pending", False
+    phase, playable = AssetPhase.PENDING, False
+    probe_phase = observed.probe_tj.phase if observed.probe_tj is not None else None
     if not uploaded:
         source = observed.source
         reason = source.reason if source else "AwaitingUpload"
-        cond(READY, "False", reason, source.message if source else "waiting for the source")
-    elif tj_phase(observed.probe_tj) == "Failed":
-        phase = "failed"
-        message = str((observed.probe_tj or {}).get("status", {}).get("message", ""))
-        cond(PROBED, "False", "ProbeFailed", message or "the probe job failed")
-        cond(READY, "False", "ProbeFailed", message or "the probe job failed")
+        cond(AssetCondition.READY, FALSE, reason,
+             source.message if source else "waiting for the source")
+    elif probe_phase is TranscodePhase.FAILED:
+        phase = AssetPhase.FAILED
+        message = (observed.probe_tj.status.message if observed.probe_tj else None) or \
+            "the probe job failed"
+        cond(AssetCondition.PROBED, FALSE, "ProbeFailed", message)
+        cond(AssetCondition.READY, FALSE, "ProbeFailed", message)
     elif verdict is None:
-        phase = "processing"
-        cond(PROBED, "Unknown", "Probing", "checking checksum, type and streams")
-        cond(READY, "False", "Probing", "the source is being probed")
-    elif verdict.get("verdict") == "quarantined":
-        phase = "quarantined"
-        reason = str(verdict.get("reason") or "Quarantined")
-        message = str(verdict.get("message") or "the source failed the ingest checks")
-        status["quarantine"] = {"reason": reason, "message": message}
-        cond(PROBED, "True", "Probed", "probe finished")
-        cond(QUARANTINED, "True", reason, message)
-        cond(READY, "False", "Quarantined", message)
+        phase = AssetPhase.PROCESSING
+        cond(AssetCondition.PROBED, UNKNOWN, "Probing", "checking checksum, type and streams")
+        cond(AssetCondition.READY, FALSE, "Probing", "the source is being probed")
+    elif verdict.verdict is Verdict.QUARANTINED:
+        phase = AssetPhase.QUARANTINED
+        reason = verdict.reason or "Quarantined"
+        message = verdict.message or "the source failed the ingest checks"
+        status.quarantine = Quarantine(reason=reason, message=message)
+        cond(AssetCondition.PROBED, TRUE, "Probed", "probe finished")
+        cond(AssetCondition.QUARANTINED, TRUE, reason, message)
+        cond(AssetCondition.READY, FALSE, "Quarantined", message)
     else:
-        if isinstance(verdict.get("probe"), Mapping):
-            status["probe"] = dict(verdict["probe"])
-        cond(PROBED, "True", "Probed", "checksum, type and streams verified")
-        cond(QUARANTINED, "False", "Clean", "the source passed the ingest checks")
-        playable = is_playable(kind, variants)
-        terminal = all(v["state"] in ("succeeded", "failed") for v in variants)
-        failed = [v["name"] for v in variants if v["state"] == "failed"]
-        if playable:
-            phase = "ready"
-            cond(READY, "True", "Playable", f"{status['variantSummary']} variants ready")
-        elif terminal and variants:
-            phase = "failed"
-            cond(READY, "False", "VariantsFailed", f"failed variants: {', '.join(failed)}")
-        else:
-            phase = "processing"
-            cond(READY, "False", "Transcoding", "waiting for the first playable variants")
-        if not variants:
-            cond(COMPLETE, "False", "Planning", "planning variants")
-        elif not terminal:
-            cond(COMPLETE, "False", "Transcoding", f"{status['variantSummary']} variants done")
-        elif failed:
-            cond(COMPLETE, "True", "SomeVariantsFailed", f"failed variants: {', '.join(failed)}")
-        else:
-            cond(COMPLETE, "True", "AllVariantsSucceeded", "every variant is done")
+        if verdict.probe is not None:
+            status.probe = verdict.probe
+        cond(AssetCondition.PROBED, TRUE, "Probed", "checksum, type and streams verified")
+        cond(AssetCondition.QUARANTINED, FALSE, "Clean", "the source passed the ingest checks")
+        phase, playable = _transcoding(asset.spec.kind, variants, status, cond)
 
-    status.update(phase=phase, playable=playable, conditions=conditions)
-    return status, _events(old, status, variants)
+    status.phase, status.playable, status.conditions = phase, playable, conditions
+    return status, _events(old, status)
 
 
-def _true(conditions: Sequence[Mapping[str, Any]], type_: str) -> bool:
-    condition = get_condition(conditions, type_)
-    return condition is not None and condition.get("status") == "True"
+def _transcoding(kind: MediaKind, variants: Sequence[VariantStatus], status: MediaAssetStatus,
+                 cond: _SetCondition) -> tuple[AssetPhase, bool]:
+    playable = is_playable(kind, variants)
+    terminal = all(v.state.terminal for v in variants)
+    failed = ", ".join(v.name for v in variants if v.state is VariantState.FAILED)
+    summary = status.variant_summary
+    if playable:
+        phase = AssetPhase.READY
+        cond(AssetCondition.READY, TRUE, "Playable", f"{summary} variants ready")
+    elif terminal and variants:
+        phase = AssetPhase.FAILED
+        cond(AssetCondition.READY, FALSE, "VariantsFailed", f"failed variants: {failed}")
+    else:
+        phase = AssetPhase.PROCESSING
+        cond(AssetCondition.READY, FALSE, "Transcoding", "waiting for the first playable variants")
+    if not variants:
+        cond(AssetCondition.COMPLETE, FALSE, "Planning", "planning variants")
+    elif not terminal:
+        cond(AssetCondition.COMPLETE, FALSE, "Transcoding", f"{summary} variants done")
+    elif failed:
+        cond(AssetCondition.COMPLETE, TRUE, "SomeVariantsFailed", f"failed variants: {failed}")
+    else:
+        cond(AssetCondition.COMPLETE, TRUE, "AllVariantsSucceeded", "every variant is done")
+    return phase, playable
 
 
-def _events(old: Mapping[str, Any], new: Mapping[str, Any],
-            variants: Sequence[Mapping[str, Any]]) -> list[Event]:
+def _events(old: MediaAssetStatus, new: MediaAssetStatus) -> list[Event]:
     events: list[Event] = []
-    old_states = {v["name"]: v["state"] for v in old.get("variants", [])}
-    for v in variants:
-        if v["state"] == old_states.get(v["name"]):
+    old_states = {v.name: v.state for v in old.variants}
+    for v in new.variants:
+        if v.state == old_states.get(v.name):
             continue
-        if v["state"] == "failed":
-            events.append(Event("Warning", "VariantFailed",
-                                f"variant {v['name']} failed: {v.get('message', '')}".strip()))
-        elif v["state"] == "succeeded":
-            events.append(Event("Normal", "VariantReady", f"variant {v['name']} is done"))
-    old_phase, phase = old.get("phase"), new["phase"]
-    if phase != old_phase:
-        if phase == "quarantined":
-            q = new.get("quarantine", {})
-            events.append(Event("Warning", "Quarantined", f"{q.get('reason')}: {q.get('message')}"))
-        elif phase == "failed":
-            events.append(Event("Warning", "Failed", _ready_message(new)))
-    if new.get("playable") and not old.get("playable"):
-        complete = all(v["state"] == "succeeded" for v in variants)
-        events.append(Event("Normal", "Playable" if complete else "PlayableEarly",
-                            f"playable with {new.get('variantSummary')} variants"))
-    old_complete = get_condition(old.get("conditions"), COMPLETE)
-    new_complete = get_condition(new["conditions"], COMPLETE)
-    if new_complete and new_complete["status"] == "True" and (
-            old_complete is None or old_complete.get("status") != "True"):
-        events.append(Event("Normal", "Complete", new_complete["message"]))
+        if v.state is VariantState.FAILED:
+            events.append(Event(EventType.WARNING, "VariantFailed",
+                                f"variant {v.name} failed: {v.message or ''}".strip()))
+        elif v.state is VariantState.SUCCEEDED:
+            events.append(Event(EventType.NORMAL, "VariantReady", f"variant {v.name} is done"))
+    if new.phase != old.phase:
+        if new.phase is AssetPhase.QUARANTINED and new.quarantine is not None:
+            events.append(Event(EventType.WARNING, "Quarantined",
+                                f"{new.quarantine.reason}: {new.quarantine.message}"))
+        elif new.phase is AssetPhase.FAILED:
+            ready = new.condition(AssetCondition.READY)
+            events.append(Event(EventType.WARNING, "Failed", ready.message if ready else ""))
+    if new.playable and not old.playable:
+        complete = all(v.state is VariantState.SUCCEEDED for v in new.variants)
+        events.append(Event(EventType.NORMAL, "Playable" if complete else "PlayableEarly",
+                            f"playable with {new.variant_summary} variants"))
+    old_complete, new_complete = (old.condition(AssetCondition.COMPLETE),
+                                  new.condition(AssetCondition.COMPLETE))
+    if new_complete is not None and new_complete.status is TRUE and (
+            old_complete is None or old_complete.status is not TRUE):
+        events.append(Event(EventType.NORMAL, "Complete", new_complete.message))
     return events
-
-
-def _ready_message(status: Mapping[str, Any]) -> str:
-    ready = get_condition(status.get("conditions"), READY)
-    return str(ready.get("message", "")) if ready else ""

@@ -8,37 +8,44 @@ access to storage is the presigned URLs inside its task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from mediaplane.core import keys, names
+from mediaplane.core.resources import (
+    AssetRef,
+    MediaAsset,
+    ObjectMeta,
+    ObjectRef,
+    OwnerReference,
+    TranscodeJob,
+    TranscodeJobSpec,
+)
 from mediaplane.core.tasks import (
     RESULT_PATH_ENV,
     SCRATCH_ENV,
     TASK_ENV,
     Expected,
-    MediaKind,
+    PresignedPost,
     TaskType,
     VariantSpec,
     WorkerTask,
 )
 from mediaplane.operator.settings import OperatorSettings
 
-PROBE = "probe"
+# A batch/v1 Job as JSON: a built-in kind, so the API server's own schema checks it.
+Manifest = dict[str, Any]
+
+PROBE = TaskType.PROBE.value
 SCRATCH_PATH = "/scratch"
 TERMINATION_LOG = "/dev/termination-log"
-BATCH_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
-def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+def owner_reference(owner: MediaAsset | TranscodeJob) -> OwnerReference:
+    if owner.metadata.uid is None:
+        raise ValueError(f"{owner.kind} {owner.metadata.name} has no uid (not read back yet)")
+    return OwnerReference(api_version=owner.api_version, kind=owner.kind,
+                          name=owner.metadata.name, uid=owner.metadata.uid, controller=True,
+                          block_owner_deletion=True)
 
 
 def child_labels(asset_name: str, task: str) -> dict[str, str]:
@@ -46,41 +53,26 @@ def child_labels(asset_name: str, task: str) -> dict[str, str]:
             names.LABEL_TASK: task}
 
 
-def asset_tenant_and_id(asset: Mapping[str, Any]) -> tuple[str, str]:
-    meta = asset["metadata"]
-    return meta["namespace"], names.asset_id_from_name(meta["name"])
-
-
-def transcode_job(asset: Mapping[str, Any], variant: VariantSpec | None) -> dict[str, Any]:
+def transcode_job(asset: MediaAsset, variant: VariantSpec | None) -> TranscodeJob:
     """The TranscodeJob for the probe (variant None) or for one variant of `asset`."""
-    tenant, asset_id = asset_tenant_and_id(asset)
-    asset_name = asset["metadata"]["name"]
-    task = PROBE if variant is None else variant.type.value
-    spec: dict[str, Any] = {
-        "assetRef": {"name": asset_name},
-        "task": task,
-        "input": {"key": asset["spec"]["source"]["key"]},
-    }
+    task = TaskType.PROBE if variant is None else TaskType.producing(variant.type)
+    spec = TranscodeJobSpec(asset_ref=AssetRef(name=asset.name), task=task,
+                            input=ObjectRef(key=asset.spec.source.key))
     if variant is not None:
-        spec["outputPrefix"] = keys.variant_prefix(tenant, asset_id, variant.name)
-        spec["variant"] = variant.model_dump(mode="json", exclude_none=True)
-    return {
-        "apiVersion": names.API_VERSION,
-        "kind": names.JOB_KIND,
-        "metadata": {
-            "name": names.child_name(asset_name, PROBE if variant is None else variant.name),
-            "namespace": tenant,
-            "labels": child_labels(asset_name, task),
-            "ownerReferences": [owner_reference(asset)],
-        },
-        "spec": spec,
-    }
+        spec.output_prefix = keys.variant_prefix(asset.tenant, asset.asset_id, variant.name)
+        spec.variant = variant
+    return TranscodeJob(
+        metadata=ObjectMeta(
+            name=names.child_name(asset.name, PROBE if variant is None else variant.name),
+            namespace=asset.tenant, labels=child_labels(asset.name, task.value),
+            owner_references=[owner_reference(asset)]),
+        spec=spec)
 
 
-def expected_from_asset(asset: Mapping[str, Any]) -> Expected:
-    spec = asset["spec"]
-    return Expected(sha256=spec["sha256"], size_bytes=spec["sizeBytes"], mime=spec["mime"],
-                    kind=MediaKind(spec["kind"]))
+def expected_from_asset(asset: MediaAsset) -> Expected:
+    spec = asset.spec
+    return Expected(sha256=spec.sha256, size_bytes=spec.size_bytes, mime=spec.mime,
+                    kind=spec.kind)
 
 
 def presign_seconds(settings: OperatorSettings) -> int:
@@ -92,11 +84,9 @@ def job_deadline_seconds(settings: OperatorSettings) -> int:
     return settings.job_deadline_seconds * (settings.job_backoff_limit + 1)
 
 
-def worker_job(tj: Mapping[str, Any], task: WorkerTask,
-               settings: OperatorSettings) -> dict[str, Any]:
+def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -> Manifest:
     """The batch/v1 Job that runs `task`, owned by the TranscodeJob `tj`."""
-    meta = tj["metadata"]
-    labels = {**meta.get("labels", {}), names.LABEL_TRANSCODE_JOB: meta["name"]}
+    labels = {**tj.metadata.labels, names.LABEL_TRANSCODE_JOB: tj.name}
     container = {
         "name": "worker",
         "image": settings.worker_image,
@@ -142,10 +132,10 @@ def worker_job(tj: Mapping[str, Any], task: WorkerTask,
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
+            "name": tj.name,
+            "namespace": tj.namespace,
             "labels": labels,
-            "ownerReferences": [owner_reference(tj)],
+            "ownerReferences": [owner_reference(tj).to_body()],
         },
         "spec": {
             "backoffLimit": settings.job_backoff_limit,
@@ -158,12 +148,11 @@ def worker_job(tj: Mapping[str, Any], task: WorkerTask,
     }
 
 
-def worker_task(tj: Mapping[str, Any], asset: Mapping[str, Any], input_url: str,
-                output: Any | None) -> WorkerTask:
+def worker_task(tj: TranscodeJob, asset: MediaAsset, input_url: str,
+                output: PresignedPost | None) -> WorkerTask:
     """The task of `tj`; `output` is the presigned POST for its prefix (None for the probe)."""
-    spec = tj["spec"]
-    if spec["task"] == PROBE:
+    if tj.spec.task is TaskType.PROBE:
         return WorkerTask(type=TaskType.PROBE, input_url=input_url,
                           expected=expected_from_asset(asset))
-    return WorkerTask(type=TaskType(spec["task"]), input_url=input_url, output=output,
-                      variant=VariantSpec.model_validate(spec["variant"]))
+    return WorkerTask(type=tj.spec.task, input_url=input_url, output=output,
+                      variant=tj.spec.variant)

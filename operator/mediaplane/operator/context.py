@@ -3,36 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mediaplane.core.kubeclient import connect
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
-from mediaplane.operator.kube import Kube
+from mediaplane.operator.kube import Kube, OperatorKube
 from mediaplane.operator.settings import OperatorSettings
 
 if TYPE_CHECKING:
     from mediaplane.core.ladder import Ladder
+    from mediaplane.core.objects import ObjectStore
 
 
 @dataclass
 class Context:
-    kube: Kube
-    storage: Storage
+    kube: OperatorKube
+    storage: ObjectStore
     settings: OperatorSettings
     ladder: Ladder
     # Events about one asset arrive from several watches (the asset, its TranscodeJobs);
-    # one lock per asset keeps its reconciles from interleaving their status writes.
-    _locks: defaultdict[str, asyncio.Lock] = field(
-        default_factory=lambda: defaultdict(asyncio.Lock))
+    # one lock per asset keeps its reconciles from interleaving their status writes. The
+    # table holds a lock only while someone holds or awaits it, so it never outgrows the
+    # work in flight.
+    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
-        return self._locks[f"{namespace}/{name}"]
+        key = f"{namespace}/{name}"
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
-    def forget(self, namespace: str, name: str) -> None:
-        self._locks.pop(f"{namespace}/{name}", None)
+    @property
+    def locks_held(self) -> int:
+        return len(self._locks)
 
     @classmethod
     async def create(cls) -> Context:
@@ -41,4 +49,4 @@ class Context:
                    settings=settings, ladder=settings.load_ladder())
 
     async def close(self) -> None:
-        await self.kube.api.close()
+        await self.kube.close()

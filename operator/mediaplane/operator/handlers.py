@@ -3,7 +3,8 @@
 Three watches drive everything: MediaAssets (spec changes, deletion), TranscodeJobs (their
 status feeds the owner asset) and the batch Jobs we created (their outcome feeds the
 TranscodeJob). Worker pods are watched too, for their result as soon as they succeed.
-A timer re-reconciles unfinished assets in case a watch event was missed.
+A timer re-reconciles unfinished assets (and their TranscodeJobs) in case a watch event was missed.
+Raw bodies become typed resources here, at the edge.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from typing import Any
 import kopf
 
 from mediaplane.core import names
+from mediaplane.core.resources import MediaAsset, TranscodeJob
+from mediaplane.core.states import AssetPhase, EventType
 from mediaplane.operator import reconcile
 from mediaplane.operator.context import Context
+from mediaplane.operator.workloads import Job, Pod
 
 ASSETS = (names.GROUP, names.VERSION, names.ASSET_PLURAL)
 TRANSCODE_JOBS = (names.GROUP, names.VERSION, names.JOB_PLURAL)
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+RESYNC_SECONDS = 30
 _last_event = time.monotonic()
 
 
-def _ctx(memo: Any) -> Context:
+def _ctx(memo: kopf.Memo) -> Context:
     ctx: Context = memo.ctx
     return ctx
 
@@ -76,49 +81,61 @@ async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf
                                   delay=min(60.0, 2.0 ** min(retry + 1, 6)))
 
 
-def _needs_resync(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+def _asset_unfinished(body: kopf.Body, **_: Any) -> bool:
     """Unfinished, and not an upload still waiting for its finalize (that wakes it)."""
-    return (status.get("phase") in (None, "pending", "processing")
-            and not reconcile.awaiting_finalize({"spec": dict(spec)}))
+    asset = MediaAsset.model_validate(body)
+    return asset.phase in (AssetPhase.PENDING, AssetPhase.PROCESSING) and \
+        not asset.awaiting_finalize
 
 
-@kopf.timer(*ASSETS, interval=30, idle=30, when=_needs_resync)
+@kopf.timer(*ASSETS, interval=RESYNC_SECONDS, idle=RESYNC_SECONDS, when=_asset_unfinished)
 async def asset_resync(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """The level-based fallback for a missed event: each unfinished TranscodeJob's Job is
+    read again (and made if missing), then the asset is reconciled. A timer on the
+    TranscodeJobs themselves would make kopf put a finalizer on each of them."""
     assert namespace is not None
-    await reconcile.reconcile_asset(_ctx(memo), namespace, name)
+    await reconcile.resync_asset(_ctx(memo), namespace, name)
 
 
 @kopf.on.delete(*ASSETS)
 async def asset_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _seen()
-    count = await reconcile.delete_asset_objects(_ctx(memo), body)
-    kopf.event(body, type="Normal", reason="ObjectsDeleted",
-               message=f"deleted {count} objects under the asset's prefix")
+    ctx = _ctx(memo)
+    asset = MediaAsset.model_validate(body)
+    try:
+        count = await reconcile.delete_asset_objects(ctx, asset)
+    except reconcile.WorkersStillRunningError as waiting:
+        raise kopf.TemporaryError(str(waiting), delay=2) from None
+    ctx.kube.post_event(asset, EventType.NORMAL, "ObjectsDeleted",
+                        f"deleted {count} objects under the asset's prefix")
 
 
 @kopf.on.resume(*TRANSCODE_JOBS)
 @kopf.on.create(*TRANSCODE_JOBS)
 async def transcode_job_created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _seen()
-    await reconcile.ensure_job(_ctx(memo), body)
+    await reconcile.ensure_job(_ctx(memo), TranscodeJob.model_validate(body))
 
 
 @kopf.on.event(*TRANSCODE_JOBS)
 async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A TranscodeJob's status moved: let its asset take the news into account."""
-    obj = event["object"]
-    if event["type"] in (None, "ADDED") or not (obj.get("status") or {}).get("phase"):
+    if event["type"] in (None, "ADDED", "DELETED"):
+        return
+    tj = TranscodeJob.model_validate(event["object"])
+    if tj.status.phase is None:
         return
     _seen()
-    await reconcile.reconcile_asset(_ctx(memo), obj["metadata"]["namespace"],
-                                    obj["spec"]["assetRef"]["name"])
+    await reconcile.reconcile_asset(_ctx(memo), tj.namespace, tj.spec.asset_ref.name)
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A worker finished: its result is final before the Job controller says so."""
-    pod = event["object"]
-    if event["type"] == "DELETED" or (pod.get("status") or {}).get("phase") != "Succeeded":
+    if event["type"] == "DELETED":
+        return
+    pod = Pod.model_validate(event["object"])
+    if not pod.succeeded:
         return
     _seen()
     await reconcile.sync_from_pod(_ctx(memo), pod)
@@ -129,4 +146,4 @@ async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     if event["type"] == "DELETED":
         return
     _seen()
-    await reconcile.sync_from_job(_ctx(memo), event["object"])
+    await reconcile.sync_from_job(_ctx(memo), Job.model_validate(event["object"]))

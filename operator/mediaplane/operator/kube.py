@@ -1,105 +1,229 @@
-"""The few Kubernetes API calls the operator makes, on kubernetes_asyncio.
+"""Every call the operator makes to the Kubernetes API, behind one interface.
 
-Create-if-missing is the idempotence primitive: children have deterministic names, so
-AlreadyExists means an earlier life of the operator (or a concurrent event) made it.
+`OperatorKube` is what the reconciles need; `Kube` implements it on kubernetes_asyncio (and
+kopf's event poster), and the fast tests implement it in memory. Create-if-missing is the
+idempotence primitive: children have deterministic names, so AlreadyExists means an earlier
+life of the operator (or a concurrent event) made it. A missing object is None; any other
+error propagates, for the handler to retry with back-off.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
+import kopf
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from mediaplane.core import names
-from mediaplane.operator.builders import BATCH_JOB_NAME_LABEL
+from mediaplane.core.resources import (
+    MediaAsset,
+    MediaAssetStatus,
+    TranscodeJob,
+    TranscodeJobStatus,
+)
+from mediaplane.core.states import EventType, PodPhase
+from mediaplane.operator.builders import Manifest
+from mediaplane.operator.workloads import Job, Pod
+
+MAX_EVENT_MESSAGE = 1024
+
+
+class EventTarget(Protocol):
+    """Anything an Event can be about: it has an apiVersion, a kind and metadata."""
+
+    @property
+    def api_version(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    def to_body(self) -> dict[str, Any]: ...
+
+
+class OperatorKube(Protocol):
+    async def close(self) -> None: ...
+
+    async def get_asset(self, namespace: str, name: str) -> MediaAsset | None: ...
+
+    async def transcode_jobs(self, namespace: str, asset: str) -> dict[str, TranscodeJob]:
+        """The asset's TranscodeJobs by name."""
+        ...
+
+    async def get_transcode_job(self, namespace: str, name: str) -> TranscodeJob | None: ...
+
+    async def create_transcode_job(self, tj: TranscodeJob) -> bool:
+        """Creates it unless it exists; True when this call created it."""
+        ...
+
+    async def patch_asset_status(self, namespace: str, name: str,
+                                 status: MediaAssetStatus) -> None: ...
+
+    async def patch_transcode_job_status(self, namespace: str, name: str,
+                                         status: TranscodeJobStatus) -> None: ...
+
+    async def job_exists(self, namespace: str, name: str) -> bool: ...
+
+    async def get_job(self, namespace: str, name: str) -> Job | None: ...
+
+    async def create_job(self, job: Manifest) -> bool:
+        """Creates the batch Job unless it exists; True when this call created it."""
+        ...
+
+    async def delete_jobs(self, namespace: str, asset: str) -> None:
+        """Deletes every Job of the asset (their pods go with them)."""
+        ...
+
+    async def live_pods(self, namespace: str, asset: str) -> list[str]:
+        """Names of the asset's worker pods that have not ended."""
+        ...
+
+    async def job_pods(self, namespace: str, job: str) -> list[Pod]:
+        """The Job's pods, oldest first."""
+        ...
+
+    async def ensure_service_account(self, namespace: str, name: str) -> bool: ...
+
+    def post_event(self, target: EventTarget, type_: EventType, reason: str,
+                   message: str) -> None:
+        """A Kubernetes Event about `target`, posted in the background."""
+        ...
+
+
+def _missing(error: ApiException) -> bool:
+    return error.status == 404
+
+
+def _exists(error: ApiException) -> bool:
+    return error.status == 409
 
 
 class Kube:
+    """`OperatorKube` on the API server."""
+
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
-        self.custom = client.CustomObjectsApi(api)
-        self.batch = client.BatchV1Api(api)
-        self.core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
 
-    async def get_asset(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def get_asset(self, namespace: str, name: str) -> MediaAsset | None:
         try:
-            body: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+            body = await self._custom.get_namespaced_custom_object(
                 names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name)
         except ApiException as error:
-            if error.status == 404:
+            if _missing(error):
                 return None
             raise
-        return body
+        return MediaAsset.model_validate(body)
 
-    async def transcode_jobs(self, namespace: str, asset: str) -> dict[str, dict[str, Any]]:
-        listing = await self.custom.list_namespaced_custom_object(
+    async def transcode_jobs(self, namespace: str, asset: str) -> dict[str, TranscodeJob]:
+        listing = await self._custom.list_namespaced_custom_object(
             names.GROUP, names.VERSION, namespace, names.JOB_PLURAL,
             label_selector=f"{names.LABEL_ASSET}={asset}")
-        return {item["metadata"]["name"]: item for item in listing["items"]}
+        jobs = [TranscodeJob.model_validate(item) for item in listing["items"]]
+        return {tj.name: tj for tj in jobs}
 
-    async def create_transcode_job(self, body: dict[str, Any]) -> bool:
-        """Creates it unless it exists; True when this call created it."""
+    async def get_transcode_job(self, namespace: str, name: str) -> TranscodeJob | None:
         try:
-            await self.custom.create_namespaced_custom_object(
-                names.GROUP, names.VERSION, body["metadata"]["namespace"], names.JOB_PLURAL, body)
+            body = await self._custom.get_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, name)
         except ApiException as error:
-            if error.status == 409:
+            if _missing(error):
+                return None
+            raise
+        return TranscodeJob.model_validate(body)
+
+    async def create_transcode_job(self, tj: TranscodeJob) -> bool:
+        try:
+            await self._custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, tj.namespace, names.JOB_PLURAL, tj.to_body())
+        except ApiException as error:
+            if _exists(error):
                 return False
             raise
         return True
 
-    async def create_job(self, body: dict[str, Any]) -> bool:
+    async def _patch_status(self, plural: str, namespace: str, name: str,
+                            status: dict[str, Any]) -> None:
+        """Merge-patches the status subresource; lists (conditions) are replaced whole."""
+        # The generated stubs omit _content_type; without it a dict body is not a merge patch.
+        await cast("Any", self._custom).patch_namespaced_custom_object_status(
+            names.GROUP, names.VERSION, namespace, plural, name, {"status": status},
+            _content_type="application/merge-patch+json")
+
+    async def patch_asset_status(self, namespace: str, name: str,
+                                 status: MediaAssetStatus) -> None:
+        await self._patch_status(names.ASSET_PLURAL, namespace, name, status.to_body())
+
+    async def patch_transcode_job_status(self, namespace: str, name: str,
+                                         status: TranscodeJobStatus) -> None:
+        await self._patch_status(names.JOB_PLURAL, namespace, name, status.to_body())
+
+    async def job_exists(self, namespace: str, name: str) -> bool:
         try:
-            await self.batch.create_namespaced_job(body["metadata"]["namespace"],
-                                                   cast("Any", body))
+            await self._batch.read_namespaced_job(name, namespace)
         except ApiException as error:
-            if error.status == 409:
+            if _missing(error):
                 return False
             raise
         return True
+
+    async def get_job(self, namespace: str, name: str) -> Job | None:
+        try:
+            job = await self._batch.read_namespaced_job(name, namespace)
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        return Job.model_validate(self.api.sanitize_for_serialization(job))
+
+    async def create_job(self, job: Manifest) -> bool:
+        try:
+            await self._batch.create_namespaced_job(job["metadata"]["namespace"],
+                                                    cast("Any", job))
+        except ApiException as error:
+            if _exists(error):
+                return False
+            raise
+        return True
+
+    async def delete_jobs(self, namespace: str, asset: str) -> None:
+        await self._batch.delete_collection_namespaced_job(
+            namespace, label_selector=f"{names.LABEL_ASSET}={asset}",
+            propagation_policy="Background")
+
+    async def live_pods(self, namespace: str, asset: str) -> list[str]:
+        pods = await self._core.list_namespaced_pod(
+            namespace, label_selector=f"{names.LABEL_ASSET}={asset}")
+        return [p.metadata.name for p in pods.items
+                if not PodPhase(p.status.phase or "Unknown").terminal]
+
+    async def job_pods(self, namespace: str, job: str) -> list[Pod]:
+        listing = await self._core.list_namespaced_pod(
+            namespace, label_selector=f"{names.BATCH_JOB_NAME_LABEL}={job}")
+        pods = [Pod.model_validate(self.api.sanitize_for_serialization(p))
+                for p in listing.items]
+        return sorted(pods, key=lambda p: p.metadata.creation_timestamp or "")
 
     async def ensure_service_account(self, namespace: str, name: str) -> bool:
         """Creates the workers' ServiceAccount (no token, no bindings) unless it exists."""
         body = {"metadata": {"name": name, "namespace": namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "mediaplane",
+                             "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY,
                                         "app.kubernetes.io/component": "worker"}},
                 "automountServiceAccountToken": False}
         try:
-            await self.core.create_namespaced_service_account(namespace, cast("Any", body))
+            await self._core.create_namespaced_service_account(namespace, cast("Any", body))
         except ApiException as error:
-            if error.status == 409:
+            if _exists(error):
                 return False
             raise
         return True
 
-    async def job_exists(self, namespace: str, name: str) -> bool:
-        try:
-            await self.batch.read_namespaced_job(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
-
-    async def patch_status(self, plural: str, namespace: str, name: str,
-                           status: dict[str, Any]) -> None:
-        """Merge-patches the status subresource; lists (conditions) are replaced whole."""
-        # The generated stubs omit _content_type; without it a dict body is not a merge patch.
-        await cast("Any", self.custom).patch_namespaced_custom_object_status(
-            names.GROUP, names.VERSION, namespace, plural, name, {"status": status},
-            _content_type="application/merge-patch+json")
-
-    async def termination_messages(self, namespace: str, job: str) -> list[tuple[str, str]]:
-        """(pod phase, termination message) of the Job's pods, oldest first."""
-        pods = await self.core.list_namespaced_pod(
-            namespace, label_selector=f"{BATCH_JOB_NAME_LABEL}={job}")
-        result: list[tuple[str, str]] = []
-        for pod in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp):
-            message = ""
-            for status in pod.status.container_statuses or []:
-                terminated = status.state.terminated if status.state else None
-                if terminated is not None and terminated.message:
-                    message = terminated.message
-            result.append((pod.status.phase or "", message))
-        return result
+    def post_event(self, target: EventTarget, type_: EventType, reason: str,
+                   message: str) -> None:
+        kopf.event(cast("kopf.Body", target.to_body()), type=type_.value, reason=reason,
+                   message=message[:MAX_EVENT_MESSAGE])

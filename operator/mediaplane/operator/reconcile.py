@@ -7,51 +7,60 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
-import kopf
 from pydantic import TypeAdapter, ValidationError
 
 from mediaplane.core import keys, names
 from mediaplane.core.ladder import first_wave, plan_variants
-from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, WorkerResult
+from mediaplane.core.resources import (
+    ManifestKeys,
+    MediaAsset,
+    MediaAssetStatus,
+    TranscodeJob,
+    TranscodeJobStatus,
+    WorkerResultStatus,
+    now_rfc3339,
+    set_condition,
+)
+from mediaplane.core.states import (
+    AssetCondition,
+    ConditionStatus,
+    EventType,
+    JobCondition,
+    PodPhase,
+    TranscodePhase,
+)
+from mediaplane.core.tasks import VariantSpec, Verdict, WorkerResult
 from mediaplane.operator import assetstatus, builders, manifests
-from mediaplane.operator.conditions import get_condition, is_true, now_rfc3339, set_condition
 from mediaplane.operator.context import Context
+from mediaplane.operator.workloads import BatchCondition, Job, Pod
 
 log = logging.getLogger(__name__)
-RESULT = TypeAdapter[Any](WorkerResult)
-
-
-def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    """A Kubernetes Event on `obj` (kopf posts it in the background)."""
-    kopf.event(cast("kopf.Body", obj), type=type_, reason=reason, message=message[:1024])
+RESULT: TypeAdapter[WorkerResult] = TypeAdapter(WorkerResult)
+T = TypeVar("T")
+# Reads that fail for another reason than "not found" are retried this many times (with
+# back-off) before the handler gives up; the asset's resync timer comes back later anyway.
+READ_ATTEMPTS = 4
+READ_BACKOFF = 0.25
 
 
 # --- MediaAsset --------------------------------------------------------------------------
-
-def awaiting_finalize(asset: Mapping[str, Any]) -> bool:
-    """An API upload not finalized yet: nothing to look for in storage until the client's
-    finalize sets spec.source.etag, and that spec change brings the asset back."""
-    source = asset.get("spec", {}).get("source") or {}
-    return source.get("origin") == "upload" and not source.get("etag")
-
 
 async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     """Brings one asset forward; True when it waits for its source object to appear (worth
     looking again later); an upload waiting for its finalize is False: it costs nothing."""
     async with ctx.lock(namespace, name):
         asset = await ctx.kube.get_asset(namespace, name)
-        if asset is None or asset["metadata"].get("deletionTimestamp"):
+        if asset is None or asset.deleting:
             return False
         # An upload waiting for its finalize has no children yet: no need to list them.
-        tjs = {} if awaiting_finalize(asset) else await ctx.kube.transcode_jobs(namespace, name)
-        old_status = asset.get("status") or {}
+        tjs = {} if asset.awaiting_finalize else await ctx.kube.transcode_jobs(namespace, name)
 
         source = None
-        if not is_true(old_status.get("conditions"), assetstatus.UPLOADED):
-            if awaiting_finalize(asset):
+        if not asset.status.is_true(AssetCondition.UPLOADED):
+            if asset.awaiting_finalize:
                 source = assetstatus.SourceCheck(
                     False, "AwaitingUpload",
                     "waiting for the upload to be finalized (POST /api/v1/media/{id}/finalize)")
@@ -64,7 +73,8 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         if uploaded and probe_tj is None:
             probe_tj = builders.transcode_job(asset, None)
             if await ctx.kube.create_transcode_job(probe_tj):
-                post_event(asset, "Normal", "Probing", "checking checksum, type and streams")
+                ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
+                                    "checking checksum, type and streams")
 
         planned = await ensure_variants(ctx, asset, probe_tj, tjs)
         observed = assetstatus.Observed(
@@ -73,268 +83,262 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
                          for spec in planned if names.child_name(name, spec.name) in tjs})
         status, events = assetstatus.compute(observed, now_rfc3339())
         await write_manifests(ctx, asset, status)
-        if _differs(old_status, status):
-            await ctx.kube.patch_status(names.ASSET_PLURAL, namespace, name, status)
+        if status != asset.status:
+            await ctx.kube.patch_asset_status(namespace, name, status)
         for event in events:
-            post_event(asset, event.type, event.reason, event.message)
-        return not uploaded and not awaiting_finalize(asset)
+            ctx.kube.post_event(asset, event.type, event.reason, event.message)
+        return not uploaded and not asset.awaiting_finalize
 
 
-async def check_source(ctx: Context, asset: Mapping[str, Any]) -> assetstatus.SourceCheck:
-    spec = asset["spec"]
-    key = spec["source"]["key"]
+async def resync_asset(ctx: Context, namespace: str, name: str) -> None:
+    """Catches up on whatever a lost watch event would have told: every unfinished
+    TranscodeJob of the asset gets its Job (made if missing, its outcome read if it ended),
+    then the asset is reconciled."""
+    asset = await ctx.kube.get_asset(namespace, name)
+    if asset is None or asset.deleting or asset.awaiting_finalize:
+        return
+    for tj in (await ctx.kube.transcode_jobs(namespace, name)).values():
+        if tj.status.terminal:
+            continue
+        job = await ctx.kube.get_job(namespace, tj.name)
+        if job is None:
+            await ensure_job(ctx, tj)
+        else:
+            await sync_from_job(ctx, job)
+    await reconcile_asset(ctx, namespace, name)
+
+
+async def check_source(ctx: Context, asset: MediaAsset) -> assetstatus.SourceCheck:
+    spec = asset.spec
+    key = spec.source.key
     info = await asyncio.to_thread(ctx.storage.head, key)
     if info is None:
         return assetstatus.SourceCheck(False, "AwaitingUpload", f"no object at {key} yet")
-    if info.size != spec["sizeBytes"]:
+    if info.size != spec.size_bytes:
         return assetstatus.SourceCheck(
             False, "SizeMismatch",
-            f"the object has {info.size} bytes, {spec['sizeBytes']} were declared")
-    etag = spec["source"].get("etag")
+            f"the object has {info.size} bytes, {spec.size_bytes} were declared")
+    etag = spec.source.etag
     if etag and etag.strip('"') != info.etag:
         return assetstatus.SourceCheck(False, "ETagMismatch",
                                        f"the object's ETag is {info.etag}, not {etag}")
     return assetstatus.SourceCheck(True, "Uploaded", f"{info.size} bytes at {key}")
 
 
-async def ensure_variants(ctx: Context, asset: Mapping[str, Any],
-                          probe_tj: Mapping[str, Any] | None,
-                          tjs: Mapping[str, Mapping[str, Any]]) -> list[VariantSpec]:
+async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJob | None,
+                          tjs: Mapping[str, TranscodeJob]) -> list[VariantSpec]:
     """The variants of the asset: those already created, plus what the ladder adds."""
-    name = asset["metadata"]["name"]
-    existing = [VariantSpec.model_validate(tj["spec"]["variant"])
-                for tj in tjs.values() if tj["spec"].get("variant")]
+    existing = [tj.spec.variant for tj in tjs.values() if tj.spec.variant is not None]
     verdict = assetstatus.probe_verdict(probe_tj)
-    if verdict is None or verdict.get("verdict") != "accepted" or not verdict.get("probe"):
+    if verdict is None or verdict.verdict is not Verdict.ACCEPTED or verdict.probe is None:
         return existing
-    probe = ProbeResult.model_validate(verdict["probe"])
-    wanted = plan_variants(MediaKind(asset["spec"]["kind"]), ctx.ladder, probe)
+    wanted = plan_variants(asset.spec.kind, ctx.ladder, verdict.probe)
     have = {spec.name for spec in existing}
     missing = [spec for spec in wanted if spec.name not in have]
     if ctx.settings.playable_first:
         wave = first_wave(wanted)
-        wave_done = all(assetstatus.tj_phase(tjs.get(names.child_name(name, n)))
-                        in ("Succeeded", "Failed") for n in wave)
-        if not wave_done:
+        wave_tjs = [tjs.get(names.child_name(asset.name, n)) for n in wave]
+        if not all(tj is not None and tj.phase.terminal for tj in wave_tjs):
             missing = [spec for spec in missing if spec.name in wave]
     created = await asyncio.gather(*(
         ctx.kube.create_transcode_job(builders.transcode_job(asset, spec)) for spec in missing))
     if any(created):
-        post_event(asset, "Normal", "Transcoding",
-                   f"created {sum(created)} transcode jobs for {name}")
+        ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
+                            f"created {sum(created)} transcode jobs for {asset.name}")
     known = {spec.name: spec for spec in [*existing, *wanted]}
     order = {spec.name: i for i, spec in enumerate(wanted)}
     return sorted(known.values(), key=lambda s: order.get(s.name, len(order)))
 
 
-async def write_manifests(ctx: Context, asset: Mapping[str, Any], status: dict[str, Any]) -> None:
+async def write_manifests(ctx: Context, asset: MediaAsset, status: MediaAssetStatus) -> None:
     """Rewrites the master playlist and MPD when the set of done renditions changed."""
-    variants = status.get("variants") or []
-    ready = [v["name"] for v in manifests.streamable(variants)]
-    previous = (asset.get("status") or {}).get("manifests") or {}
-    if not ready or previous.get("variants") == ready:
+    streamed = [v for v in status.variants if v.streamable]
+    ready = [v.name for v in streamed]
+    previous = asset.status.manifests
+    if not ready or (previous is not None and previous.variants == ready):
         return
-    tenant, asset_id = builders.asset_tenant_and_id(asset)
-    prefix = keys.asset_prefix(tenant, asset_id)
-    streamed = manifests.streamable(variants)
-    texts = await asyncio.gather(*(asyncio.to_thread(ctx.storage.get_text, v["mpd"])
+    prefix = asset.prefix
+    texts = await asyncio.gather(*(asyncio.to_thread(ctx.storage.get_text, v.mpd or "")
                                    for v in streamed))
-    mpd = manifests.dash_mpd(variants, {v["name"]: t for v, t in zip(streamed, texts, strict=True)},
-                             prefix)
-    master = manifests.hls_master(variants, prefix)
-    hls_key, dash_key = keys.hls_master_key(tenant, asset_id), keys.dash_manifest_key(tenant,
-                                                                                        asset_id)
+    mpd = manifests.dash_mpd(status.variants,
+                             {v.name: t for v, t in zip(streamed, texts, strict=True)}, prefix)
+    master = manifests.hls_master(status.variants, prefix)
+    hls_key = keys.hls_master_key(asset.tenant, asset.asset_id)
+    dash_key = keys.dash_manifest_key(asset.tenant, asset.asset_id)
     await asyncio.gather(
         asyncio.to_thread(ctx.storage.put_text, dash_key, mpd, "application/dash+xml"),
         asyncio.to_thread(ctx.storage.put_text, hls_key, master,
                           "application/vnd.apple.mpegurl"))
-    status["manifests"] = {"hls": hls_key, "dash": dash_key, "variants": ready}
+    status.manifests = ManifestKeys(hls=hls_key, dash=dash_key, variants=ready)
 
 
-def _differs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    return any(old.get(key) != value for key, value in new.items())
-
-
-async def delete_asset_objects(ctx: Context, asset: Mapping[str, Any]) -> int:
+async def delete_asset_objects(ctx: Context, asset: MediaAsset) -> int:
     """Deletes the asset's objects once none of its workers can still write any.
 
     A worker holds a presigned POST that cannot be revoked, so its pods must be gone first:
-    the Jobs are deleted (the pods with them) and this raises TemporaryError until then.
+    the Jobs are deleted (the pods with them) and this raises `WorkersStillRunning` until
+    then.
     """
-    meta = asset["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    selector = f"{names.LABEL_ASSET}={name}"
-    await ctx.kube.batch.delete_collection_namespaced_job(
-        namespace, label_selector=selector, propagation_policy="Background")
-    pods = await ctx.kube.core.list_namespaced_pod(namespace, label_selector=selector)
-    running = [p.metadata.name for p in pods.items
-               if p.status.phase not in ("Succeeded", "Failed")]
+    namespace, name = asset.tenant, asset.name
+    await ctx.kube.delete_jobs(namespace, name)
+    running = await ctx.kube.live_pods(namespace, name)
     if running:
-        raise kopf.TemporaryError(f"waiting for workers to stop: {', '.join(running)}", delay=2)
-    tenant, asset_id = builders.asset_tenant_and_id(asset)
-    count = await asyncio.to_thread(ctx.storage.delete_prefix,
-                                    keys.asset_prefix(tenant, asset_id))
-    ctx.forget(namespace, name)
-    return count
+        raise WorkersStillRunningError(running)
+    return await asyncio.to_thread(ctx.storage.delete_prefix, asset.prefix)
+
+
+class WorkersStillRunningError(Exception):
+    def __init__(self, pods: list[str]) -> None:
+        super().__init__(f"waiting for workers to stop: {', '.join(pods)}")
+        self.pods = pods
 
 
 # --- TranscodeJob ------------------------------------------------------------------------
 
-async def ensure_job(ctx: Context, tj: Mapping[str, Any]) -> None:
+async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
     """Creates the TranscodeJob's batch Job unless the work is already decided or running."""
-    meta, status = tj["metadata"], tj.get("status") or {}
-    if status.get("phase") in ("Succeeded", "Failed"):
+    if tj.status.terminal:
         return
-    namespace, name = meta["namespace"], meta["name"]
+    namespace, name = tj.namespace, tj.name
     if await ctx.kube.job_exists(namespace, name):
         return
-    asset = await ctx.kube.get_asset(namespace, tj["spec"]["assetRef"]["name"])
-    if asset is None or asset["metadata"].get("deletionTimestamp"):
+    asset = await ctx.kube.get_asset(namespace, tj.spec.asset_ref.name)
+    if asset is None or asset.deleting:
         return
     seconds = builders.presign_seconds(ctx.settings)
-    input_url = ctx.storage.presign_get(tj["spec"]["input"]["key"], seconds)
+    input_url = ctx.storage.presign_get(tj.spec.input.key, seconds)
     output = None
-    if tj["spec"].get("outputPrefix"):
-        output = ctx.storage.presign_post_prefix(tj["spec"]["outputPrefix"], seconds,
+    if tj.spec.output_prefix:
+        output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
                                                  ctx.settings.max_variant_bytes)
     task = builders.worker_task(tj, asset, input_url, output)
-    await ensure_worker_service_account(ctx, namespace)
-    if await ctx.kube.create_job(builders.worker_job(tj, task, ctx.settings)):
-        now = now_rfc3339()
-        conditions = set_condition(status.get("conditions", []), "Succeeded", "Unknown",
-                                   "JobCreated", f"job {name} created",
-                                   meta.get("generation"), now)
-        await ctx.kube.patch_status(names.JOB_PLURAL, namespace, name,
-                                    {"phase": "Pending", "jobName": name,
-                                     "conditions": conditions,
-                                     "observedGeneration": meta.get("generation")})
-
-
-async def ensure_worker_service_account(ctx: Context, namespace: str) -> None:
-    """A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
-
-    Not cached: a tenant namespace can be deleted and made again under the same name.
-    """
     if ctx.settings.worker_service_account:
+        # A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
+        # Not cached: a tenant namespace can be deleted and made again under the same name.
         await ctx.kube.ensure_service_account(namespace, ctx.settings.worker_service_account)
+    if await ctx.kube.create_job(builders.worker_job(tj, task, ctx.settings)):
+        generation = tj.metadata.generation
+        conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
+                                   ConditionStatus.UNKNOWN, "JobCreated",
+                                   f"job {name} created", generation, now_rfc3339())
+        await ctx.kube.patch_transcode_job_status(namespace, name, TranscodeJobStatus(
+            phase=TranscodePhase.PENDING, job_name=name, conditions=conditions,
+            observed_generation=generation))
 
 
-async def sync_from_job(ctx: Context, job: Mapping[str, Any]) -> None:
-    """Copies a Job's progress and, once it ends, the worker's result to its TranscodeJob."""
-    meta = job["metadata"]
-    tj_name = (meta.get("labels") or {}).get(names.LABEL_TRANSCODE_JOB)
-    if not tj_name:
-        return
-    namespace = meta["namespace"]
+async def _with_retries(read: Callable[[], Awaitable[T]]) -> T:
+    """`read()`, retried with back-off: a 404 is an answer (None), a 5xx or a dropped
+    connection is not, and must not be taken for one."""
+    for attempt in range(READ_ATTEMPTS - 1):
+        try:
+            return await read()
+        except Exception as error:  # anything but "not found" (that is a value): retry
+            log.warning("read failed (attempt %d): %s", attempt + 1, error)
+            await asyncio.sleep(READ_BACKOFF * 2**attempt)
+    return await read()
+
+
+async def _owning_transcode_job(ctx: Context, namespace: str, name: str,
+                                about: Job | Pod) -> TranscodeJob | None:
     try:
-        tj = await ctx.kube.custom.get_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, tj_name)
+        return await _with_retries(lambda: ctx.kube.get_transcode_job(namespace, name))
     except Exception as error:
-        log.debug("transcodejob %s/%s not readable: %s", namespace, tj_name, error)
+        ctx.kube.post_event(about, EventType.WARNING, "TranscodeJobUnreadable",
+                            f"cannot read TranscodeJob {name} to record this outcome: {error}")
+        raise
+
+
+async def sync_from_job(ctx: Context, job: Job) -> None:
+    """Copies a Job's progress and, once it ends, the worker's result to its TranscodeJob."""
+    tj_name = job.transcode_job
+    namespace = job.metadata.namespace
+    if not tj_name or namespace is None:
         return
-    old = tj.get("status") or {}
-    if old.get("phase") in ("Succeeded", "Failed"):
+    tj = await _owning_transcode_job(ctx, namespace, tj_name, job)
+    if tj is None or tj.status.terminal:
         return
     new = await job_outcome(ctx, tj, job)
-    if _differs(old, new):
-        await ctx.kube.patch_status(names.JOB_PLURAL, namespace, tj_name, new)
-        if new["phase"] == "Failed":
-            post_event(tj, "Warning", "JobFailed", str(new.get("message", "")))
+    if new != tj.status:
+        await ctx.kube.patch_transcode_job_status(namespace, tj_name, new)
+        if new.phase is TranscodePhase.FAILED:
+            ctx.kube.post_event(tj, EventType.WARNING, "JobFailed", new.message or "")
 
 
-async def sync_from_pod(ctx: Context, pod: Mapping[str, Any]) -> None:
+async def sync_from_pod(ctx: Context, pod: Pod) -> None:
     """Takes a worker's result from its Succeeded pod, without waiting for the Job.
 
     With completions 1 a Succeeded pod is final, but the Job controller batches pod updates
     for about a second before it marks the Job Complete: reading the pod saves that second
     at every step of the asset's chain. Failures still come from the Job, which retries.
     """
-    meta = pod["metadata"]
-    tj_name = (meta.get("labels") or {}).get(names.LABEL_TRANSCODE_JOB)
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    terminated = (statuses[0].get("state") or {}).get("terminated") if statuses else None
-    if not tj_name or not terminated or terminated.get("exitCode") != 0:
+    tj_name, namespace, terminated = pod.transcode_job, pod.metadata.namespace, pod.terminated
+    if not tj_name or namespace is None or terminated is None or not pod.succeeded:
         return
-    namespace = meta["namespace"]
-    try:
-        tj = await ctx.kube.custom.get_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, tj_name)
-    except Exception as error:  # a vanished TranscodeJob needs no status
-        log.debug("transcodejob %s/%s not readable: %s", namespace, tj_name, error)
+    tj = await _owning_transcode_job(ctx, namespace, tj_name, pod)
+    if tj is None or tj.status.terminal:
         return
-    old = tj.get("status") or {}
-    if old.get("phase") in ("Succeeded", "Failed"):
-        return
-    new = _succeeded(tj, str(terminated.get("message") or ""),
-                     {"jobName": tj_name, "attempts": old.get("attempts", 0),
-                      "startTime": old.get("startTime") or terminated.get("startedAt"),
-                      "completionTime": terminated.get("finishedAt") or now_rfc3339()})
-    await ctx.kube.patch_status(names.JOB_PLURAL, namespace, tj_name, new)
+    old = tj.status
+    base = TranscodeJobStatus(job_name=tj_name, attempts=old.attempts or 0,
+                              start_time=old.start_time or terminated.started_at,
+                              completion_time=terminated.finished_at or now_rfc3339())
+    await ctx.kube.patch_transcode_job_status(
+        namespace, tj_name, _succeeded(tj, terminated.message or "", base))
 
 
-def _succeeded(tj: Mapping[str, Any], message: str, base: dict[str, Any]) -> dict[str, Any]:
+def _succeeded(tj: TranscodeJob, message: str, base: TranscodeJobStatus) -> TranscodeJobStatus:
     """The TranscodeJob status for a finished worker, from its result message."""
-    old = tj.get("status") or {}
-    generation = tj["metadata"].get("generation")
-    new: dict[str, Any] = {**{k: v for k, v in base.items() if v is not None},
-                           "observedGeneration": generation}
+    generation = tj.metadata.generation
+    new = base.model_copy(update={"observed_generation": generation})
     try:
         result = RESULT.validate_json(message)
     except ValidationError as error:
-        new.update(phase="Failed", message=f"unreadable worker result: {error.errors()[:1]}")
-        conditions = set_condition(old.get("conditions", []), "Succeeded", "False",
-                                   "InvalidResult", new["message"], generation, now_rfc3339())
-    else:
-        new.update(phase="Succeeded", result=_result_status(result), message="done")
-        conditions = set_condition(old.get("conditions", []), "Succeeded", "True", "Completed",
-                                   "the worker finished", generation, now_rfc3339())
-    new["conditions"] = conditions
+        new.phase = TranscodePhase.FAILED
+        new.message = f"unreadable worker result: {error.errors()[:1]}"
+        new.conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
+                                       ConditionStatus.FALSE, "InvalidResult", new.message,
+                                       generation, now_rfc3339())
+        return new
+    new.phase, new.message = TranscodePhase.SUCCEEDED, "done"
+    new.result = WorkerResultStatus.model_validate(
+        result.model_dump(mode="json", exclude_none=True, exclude={"kind"}))
+    new.conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
+                                   ConditionStatus.TRUE, "Completed", "the worker finished",
+                                   generation, now_rfc3339())
     return new
 
 
-async def job_outcome(ctx: Context, tj: Mapping[str, Any],
-                      job: Mapping[str, Any]) -> dict[str, Any]:
-    job_status = job.get("status") or {}
-    job_conditions = job_status.get("conditions") or []
-    complete = get_condition(job_conditions, "Complete")
-    failed = get_condition(job_conditions, "Failed")
-    old = tj.get("status") or {}
-    generation = tj["metadata"].get("generation")
-    new: dict[str, Any] = {"jobName": job["metadata"]["name"],
-                           "attempts": job_status.get("failed") or 0,
-                           "observedGeneration": generation}
-    if job_status.get("startTime"):
-        new["startTime"] = job_status["startTime"]
+async def job_outcome(ctx: Context, tj: TranscodeJob, job: Job) -> TranscodeJobStatus:
+    old = tj.status
+    generation = tj.metadata.generation
+    new = TranscodeJobStatus(job_name=job.metadata.name, attempts=job.status.failed or 0,
+                             observed_generation=generation, start_time=job.status.start_time)
     now = now_rfc3339()
 
-    def condition(value: Any, reason: str, message: str) -> None:
-        new["conditions"] = set_condition(old.get("conditions", []), "Succeeded", value, reason,
-                                          message, generation, now)
+    def condition(value: ConditionStatus, reason: str, message: str) -> None:
+        new.conditions = set_condition(old.conditions, JobCondition.SUCCEEDED, value, reason,
+                                       message, generation, now)
 
-    if complete is not None and complete.get("status") == "True":
-        messages = await ctx.kube.termination_messages(job["metadata"]["namespace"],
-                                                       job["metadata"]["name"])
-        succeeded = [m for phase, m in messages if phase == "Succeeded"]
-        new["completionTime"] = job_status.get("completionTime") or now
+    complete, failed = job.condition(BatchCondition.COMPLETE), job.condition(BatchCondition.FAILED)
+    namespace = job.metadata.namespace or tj.namespace
+    if complete is not None:
+        pods = await ctx.kube.job_pods(namespace, job.metadata.name)
+        succeeded = [p.terminated.message or "" for p in pods
+                     if p.status.phase is PodPhase.SUCCEEDED and p.terminated is not None]
+        new.completion_time = job.status.completion_time or now
         return _succeeded(tj, succeeded[-1] if succeeded else "", new)
-    if failed is not None and failed.get("status") == "True":
-        messages = await ctx.kube.termination_messages(job["metadata"]["namespace"],
-                                                       job["metadata"]["name"])
-        last = next((m for _, m in reversed(messages) if m), "")
-        reason = str(failed.get("reason") or "JobFailed")
-        new.update(phase="Failed", completionTime=now,
-                   message=f"{failed.get('message', reason)}; last error: {last[-800:]}".strip())
-        condition("False", reason, new["message"])
-    elif (job_status.get("active") or 0) > 0:
-        new["phase"] = "Running"
-        condition("Unknown", "Running", f"attempt {new['attempts'] + 1} running")
+    if failed is not None:
+        pods = await ctx.kube.job_pods(namespace, job.metadata.name)
+        messages = [p.terminated.message for p in pods
+                    if p.terminated is not None and p.terminated.message]
+        last = messages[-1] if messages else ""
+        reason = failed.reason or "JobFailed"
+        new.phase, new.completion_time = TranscodePhase.FAILED, now
+        new.message = f"{failed.message or reason}; last error: {last[-800:]}".strip()
+        condition(ConditionStatus.FALSE, reason, new.message)
+    elif (job.status.active or 0) > 0:
+        new.phase = TranscodePhase.RUNNING
+        condition(ConditionStatus.UNKNOWN, "Running", f"attempt {(new.attempts or 0) + 1} running")
     else:
-        new["phase"] = old.get("phase") or "Pending"
+        new.phase = old.phase or TranscodePhase.PENDING
+        new.conditions = old.conditions
     return new
-
-
-def _result_status(result: Any) -> dict[str, Any]:
-    """The worker result as the TranscodeJob status stores it (camelCase, no nulls)."""
-    body: dict[str, Any] = result.model_dump(mode="json", exclude_none=True)
-    body.pop("kind", None)
-    return body

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import ffmpeg
 
-from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec
+from mediaplane.core.tasks import MediaKind, VariantSpec, VariantType
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -174,7 +174,7 @@ def audio_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]
 
 
 def still_name(spec: VariantSpec) -> str:
-    if spec.type is TaskType.POSTER:
+    if spec.type is VariantType.POSTER:
         return POSTER_NAME
     return "image.jpg" if spec.image_format == "jpeg" else "image.webp"
 

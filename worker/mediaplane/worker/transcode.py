@@ -11,8 +11,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from mediaplane.core.tasks import TaskType, VariantOutcome, VariantOutput
-from mediaplane.worker import commands, manifests, process
+from mediaplane.core.manifests import dash, hls
+from mediaplane.core.tasks import TaskType, VariantOutcome, VariantOutput, VariantType
+from mediaplane.worker import commands, process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
 from mediaplane.worker.upload import upload_all
 
@@ -46,7 +47,7 @@ def _invalid(message: str) -> InfraError:
 
 def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
               out_dir: Path) -> VariantOutput:
-    build = commands.video_command if spec.type is TaskType.VIDEO else commands.audio_command
+    build = commands.video_command if spec.type is VariantType.VIDEO else commands.audio_command
     try:
         argv = build(task.input_url, spec, out_dir)
     except ValueError as exc:
@@ -62,21 +63,24 @@ def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
     mpd_path = out_dir / commands.MPD_NAME
     if not playlist_path.is_file() or not mpd_path.is_file():
         raise _failed("ffmpeg wrote no playlist or MPD", done)
+    # ffmpeg can exit 0 after an input error with a truncated rendition, so the playlist is
+    # the proof of success: it must end, name an init segment and at least one media
+    # segment, and every file it names must exist.
     try:
-        playlist = manifests.parse_media_playlist(playlist_path.read_text())
-        rep = manifests.parse_mpd(mpd_path.read_text())
-    except (ValueError, SyntaxError) as exc:  # ParseError is a SyntaxError
+        playlist = hls.parse_media_playlist(playlist_path.read_text())
+        rep = dash.representation(mpd_path.read_text())
+    except ValueError as exc:  # both parsers raise ManifestError, a ValueError
         raise _failed(f"unreadable manifest: {exc}", done) from exc
     missing = [n for n in playlist.files if not (out_dir / n).is_file()]
     if not playlist.ended or playlist.init is None or not playlist.segments or missing:
         raise _failed(f"incomplete rendition (ended={playlist.ended}, "
                       f"segments={len(playlist.segments)}, missing={missing[:3]})", done)
-    playlist_path.write_text(manifests.normalise_media_playlist(playlist_path.read_text()))
+    playlist_path.write_text(playlist.render())
 
     sizes = {n: (out_dir / n).stat().st_size for n in playlist.files}
-    peak = manifests.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)
+    peak = hls.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)
     names = [*playlist.files, commands.HLS_MEDIA_NAME, commands.MPD_NAME]
-    sent = upload_all(post, out_dir, names, audio_only=spec.type is TaskType.AUDIO)
+    sent = upload_all(post, out_dir, names, audio_only=spec.type is VariantType.AUDIO)
     return VariantOutput(
         name=spec.name, files=len(names), bytes=sent,
         bandwidth=max(rep.bandwidth or 0, peak) or None,
@@ -87,7 +91,7 @@ def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
 
 
 def _encode_still(task: WorkerTask, spec: VariantSpec, out_dir: Path) -> process.Completed:
-    if spec.type is TaskType.IMAGE:
+    if spec.type is VariantType.IMAGE:
         argv = commands.image_command(task.input_url, spec, out_dir)
         return process.run(argv, timeout=STILL_TIMEOUT, workdir=str(out_dir.parent),
                            watch=INPUT_ERRORS)
@@ -127,10 +131,10 @@ def run_variant(task: WorkerTask, scratch: Path) -> VariantOutcome:
     spec, post = task.variant, task.output
     if spec is None or post is None:
         raise _invalid(f"a {task.type} task needs `variant` and `output`")
-    if spec.type is not task.type:
+    if TaskType.producing(spec.type) is not task.type:
         raise _invalid(f"task type {task.type} with a {spec.type} variant")
     out_dir = scratch / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    if spec.type in (TaskType.VIDEO, TaskType.AUDIO):
+    if spec.type in (VariantType.VIDEO, VariantType.AUDIO):
         return VariantOutcome(output=rendition(task, spec, post, out_dir))
     return VariantOutcome(output=still(task, spec, post, out_dir))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -12,18 +12,17 @@ from mediaplane.api.captions import check_language, to_webvtt
 from mediaplane.api.deps import AssetId, Context, CurrentPrincipal, CurrentTenant
 from mediaplane.api.errors import ApiError, not_found
 from mediaplane.api.openapi import errors
-from mediaplane.api.views import Presenter, phase
+from mediaplane.api.views import Presenter
 from mediaplane.core import keys, names
+from mediaplane.core.errors import ConflictError
+from mediaplane.core.resources import ManualCaption, MediaAsset
+from mediaplane.core.states import AssetPhase
 
 router = APIRouter(prefix="/api/v1/media", tags=["captions"])
 
 Language = Annotated[str | None, Query(alias="lang", max_length=35,
                                        description="BCP 47 tag, e.g. en-US")]
 CONFLICT_RETRIES = 5
-
-
-def caption_key(tenant: str, asset_id: str, language: str) -> str:
-    return keys.asset_prefix(tenant, asset_id) + f"captions/{language}.vtt"
 
 
 @router.get("/{asset_id}/captions", response_model=models.Envelope[list[models.Caption]],
@@ -49,26 +48,22 @@ async def add_caption(asset_id: AssetId, body: models.CaptionRequest, context: C
     language = check_language(body.language)
     vtt, _ = to_webvtt(body.content)
     name = names.name_from_asset_id(asset_id)
-    key = caption_key(tenant.name, asset_id, language)
+    key = keys.caption_key(tenant.name, asset_id, language)
     for _ in range(CONFLICT_RETRIES):
         asset = await context.assets.get(tenant.name, name, fresh=True)
         if asset is None:
             raise not_found(asset_id)
         _check_writable(asset)
         await asyncio.to_thread(context.storage.put_text, key, vtt, "text/vtt; charset=utf-8")
-        track: dict[str, Any] = {"language": language, "key": key, "approved": True}
-        if body.label:
-            track["label"] = body.label
-        others = [t for t in asset["spec"].get("captions") or []
-                  if t["language"].lower() != language.lower()]
+        track = ManualCaption(language=language, key=key, approved=True, label=body.label)
+        others = [t for t in asset.spec.captions if t.language.lower() != language.lower()]
+        captions = [t.to_body() for t in [*others, track]]
         try:
             patched = await context.assets.patch(
-                tenant.name, name, {"spec": {"captions": [*others, track]}},
-                resource_version=asset["metadata"]["resourceVersion"])
-        except ApiError as error:
-            if error.code == "media.conflict":
-                continue  # someone else changed the asset: read it again
-            raise
+                tenant.name, name, {"spec": {"captions": captions}},
+                resource_version=asset.metadata.resource_version)
+        except ConflictError:
+            continue  # someone else changed the asset: read it again
         if patched is None:
             raise not_found(asset_id)
         created = Presenter(context, principal).captions(patched, language)
@@ -76,10 +71,10 @@ async def add_caption(asset_id: AssetId, body: models.CaptionRequest, context: C
     raise ApiError("media.conflict", "the asset kept changing; retry")
 
 
-def _check_writable(asset: dict[str, Any]) -> None:
-    if asset["metadata"].get("deletionTimestamp"):
+def _check_writable(asset: MediaAsset) -> None:
+    if asset.deleting:
         raise ApiError("media.deleting", "the asset is being deleted")
-    if phase(asset) == "quarantined":
+    if asset.phase is AssetPhase.QUARANTINED:
         raise ApiError("media.quarantined", "the asset is quarantined")
 
 

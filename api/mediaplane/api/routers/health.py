@@ -19,15 +19,14 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Kubernetes and the rate-limit storage answer",
             responses={503: {"description": "`unavailable`"}})
 async def readyz(context: Context) -> dict[str, str]:
+    await context.tenants.ping()
     try:
-        await context.tenants.core.get_api_resources()
         healthy = await context.limiter.check()
-    except Exception as error:
-        raise ApiError("unavailable", f"not ready: {error}") from None
+    except Exception as error:  # any failure of the limiter's storage means not ready
+        raise ApiError("unavailable", f"rate-limit storage: {error}") from None
     if not healthy:
         raise ApiError("unavailable", "rate-limit storage does not answer")
-    informer = context.assets.informer
-    if informer is not None and not informer.synced.is_set():
+    if not context.assets.synced:
         raise ApiError("unavailable", "the MediaAsset cache is not synced yet")
     return {"status": "ready"}
 

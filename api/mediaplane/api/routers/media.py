@@ -18,6 +18,8 @@ from mediaplane.api.pagination import (
 )
 from mediaplane.api.views import Presenter
 from mediaplane.core import names
+from mediaplane.core.states import AssetPhase
+from mediaplane.core.tasks import MediaKind
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
@@ -27,8 +29,8 @@ router = APIRouter(prefix="/api/v1/media", tags=["media"])
             responses=errors("validation.page_size", "validation.cursor"))
 async def list_media(
     context: Context, principal: CurrentPrincipal, tenant: CurrentTenant,
-    kind: Annotated[models.MediaKindName | None, Query(alias="filter[kind]")] = None,
-    status: Annotated[models.StatusName | None, Query(alias="filter[status]")] = None,
+    kind: Annotated[MediaKind | None, Query(alias="filter[kind]")] = None,
+    status: Annotated[AssetPhase | None, Query(alias="filter[status]")] = None,
     page_size: Annotated[int, Query(alias="page[size]", description="1 to 200")]
     = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=4096,
@@ -37,9 +39,9 @@ async def list_media(
     size = check_page_size(page_size)
     selectors = []
     if kind:
-        selectors.append(f"spec.kind={kind}")
+        selectors.append(f"spec.kind={kind.value}")
     if status:
-        selectors.append(f"status.phase={status}")
+        selectors.append(f"status.phase={status.value}")
     selector = ",".join(selectors)
     token = decode_cursor(cursor, selector) if cursor else None
     page = await context.assets.list(tenant.name, limit=size, continue_token=token,

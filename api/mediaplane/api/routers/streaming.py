@@ -1,24 +1,29 @@
 """Signed HLS and DASH manifests. The link's token is the grant (players send no header).
 
-Hot path: the asset is read through a short cache, rendered manifests are cached with the
-token left as a placeholder, and segments never pass through here (presigned URLs).
+Hot path: the asset comes from the watch-fed cache, rendered manifests are cached with the
+token left as a placeholder, and segments never pass through here (presigned URLs). The
+HLS master needs nothing but the asset's status; a rendition's playlist or MPD is read from
+storage once per asset version.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from mediaplane.api import streaming
+from mediaplane.api.auth import Principal
 from mediaplane.api.context import ApiContext
 from mediaplane.api.deps import AssetId, Context, OptionalPrincipal
 from mediaplane.api.errors import ApiError, not_found
 from mediaplane.api.openapi import errors
 from mediaplane.api.signing import StreamGrant
-from mediaplane.api.views import playable
 from mediaplane.core import keys, names
+from mediaplane.core.resources import CaptionTrack, MediaAsset, VariantStatus
+from mediaplane.core.states import AssetPhase
 
 router = APIRouter(prefix="/api/v1/media", tags=["streaming"])
 
@@ -32,10 +37,11 @@ Token = Annotated[str | None, Query(max_length=2048, description="the stream lin
 STREAM_ERRORS = errors("media.not_found", "media.transcoding", "media.quarantined",
                        "media.failed", "validation.variant", "stream.signature.invalid",
                        "stream.signature.expired", authenticated=False)
+RETRY = {"Retry-After": "2"}
 
 
 async def _authorised_asset(context: ApiContext, asset_id: str, token: str | None,
-                            principal: Any) -> tuple[StreamGrant, dict[str, Any]]:
+                            principal: Principal | None) -> tuple[StreamGrant, MediaAsset]:
     grant = context.signer.verify(token, asset_id)
     if principal is not None and (principal.user, principal.tenant) != (grant.user,
                                                                           grant.tenant):
@@ -43,43 +49,36 @@ async def _authorised_asset(context: ApiContext, asset_id: str, token: str | Non
     asset = await context.assets.get(grant.tenant, names.name_from_asset_id(asset_id))
     if asset is None:
         raise not_found(asset_id)
-    status = asset.get("status") or {}
-    if status.get("phase") == "quarantined":
+    if asset.phase is AssetPhase.QUARANTINED:
         raise ApiError("media.quarantined", "the asset is quarantined and never served")
-    if status.get("phase") == "failed":
+    if asset.phase is AssetPhase.FAILED:
         raise ApiError("media.failed", "the asset's processing failed")
-    if not playable(asset):
+    if not asset.playable:
         raise ApiError("media.transcoding", "the asset is not playable yet; retry shortly",
-                       headers={"Retry-After": "2"})
+                       headers=RETRY)
     return grant, asset
 
 
-def _variant(asset: dict[str, Any], name: str) -> dict[str, Any]:
-    for v in (asset.get("status") or {}).get("variants") or []:
-        if v["name"] == name:
-            if v["type"] not in ("video", "audio"):
-                raise ApiError("validation.variant", f"{name} is not a stream")
-            if v.get("state") != "succeeded" or not v.get("playlist"):
-                raise ApiError("media.transcoding", f"variant {name} is not done yet",
-                               headers={"Retry-After": "2"})
-            return cast(dict[str, Any], v)
-    raise ApiError("validation.variant", f"the asset has no variant {name!r}")
+def _variant(asset: MediaAsset, name: str) -> VariantStatus:
+    variant = asset.status.variant(name)
+    if variant is None:
+        raise ApiError("validation.variant", f"the asset has no variant {name!r}")
+    if not variant.is_stream:
+        raise ApiError("validation.variant", f"{name} is not a stream")
+    if not variant.streamable:
+        raise ApiError("media.transcoding", f"variant {name} is not done yet", headers=RETRY)
+    return variant
 
 
-def _captions(asset: dict[str, Any]) -> list[streaming.CaptionTrack]:
-    spec, status = asset.get("spec") or {}, asset.get("status") or {}
-    tracks = [*(spec.get("captions") or []), *(status.get("captions") or [])]
-    seen: set[str] = set()
-    out = []
-    for t in tracks:
-        if t["language"] not in seen:
-            seen.add(t["language"])
-            out.append(streaming.CaptionTrack(t["language"], t["key"],
-                                              t.get("label") or t["language"]))
-    return out
+def _caption(asset: MediaAsset, language: str) -> CaptionTrack:
+    track = next((t for t in asset.caption_tracks() if t.language == language), None)
+    if track is None:
+        raise ApiError("validation.variant", f"no caption track {language!r}")
+    return track
 
 
-async def _cached(context: ApiContext, key: tuple[str, ...], render: Any) -> str:
+async def _cached(context: ApiContext, key: tuple[str, ...],
+                  render: Callable[[], Awaitable[str]]) -> str:
     """One render per key at a time: concurrent requests for a cold manifest wait for the
     same read from storage instead of each starting their own."""
     body: str | None = context.render_cache.get(key)
@@ -106,44 +105,33 @@ def _respond(body: str, media_type: str, token: str) -> Response:
 async def hls(asset_id: AssetId, variant: VariantName, context: Context,
               principal: OptionalPrincipal, token: Token = None) -> Response:
     grant, asset = await _authorised_asset(context, asset_id, token, principal)
-    tenant = grant.tenant
-    version = asset["metadata"]["resourceVersion"]
-    presign = _presigner(context, keys.asset_prefix(tenant, asset_id))
+    presign = _presigner(context, asset.prefix)
+    key = ("hls", grant.tenant, asset_id, asset.metadata.resource_version or "", variant)
     if variant == streaming.ALL:
-        master_key = (asset.get("status") or {}).get("manifests", {}).get("hls") or \
-            keys.hls_master_key(tenant, asset_id)
+        links = streaming.Links(context.settings.public_url.rstrip("/"), asset_id)
 
         async def render_master() -> str:
-            presign(master_key)  # refuses a key outside the asset
-            text = await asyncio.to_thread(context.storage.get_text, master_key)
-            links = streaming.Links(context.settings.public_url.rstrip("/"), asset_id)
-            return streaming.hls_master(text, links, _captions(asset))
+            return streaming.hls_master(asset, links)
 
-        body = await _cached(context, ("hls", tenant, asset_id, version, variant), render_master)
-        return _respond(body, HLS_TYPE, token or "")
-    if variant.startswith(streaming.CAPTIONS_PREFIX):
-        language = variant[len(streaming.CAPTIONS_PREFIX):]
-        track = next((t for t in _captions(asset) if t.language == language), None)
-        if track is None:
-            raise ApiError("validation.variant", f"no caption track {language!r}")
-        duration = float(((asset.get("status") or {}).get("probe") or {})
-                         .get("durationSeconds") or 0.0)
+        body = await _cached(context, key, render_master)
+    elif variant.startswith(streaming.CAPTIONS_PREFIX):
+        track = _caption(asset, variant[len(streaming.CAPTIONS_PREFIX):])
+        duration = asset.status.probe.duration_seconds if asset.status.probe else None
 
         async def render_subtitles() -> str:
-            return streaming.hls_subtitles(presign(track.key), duration)
+            return streaming.hls_subtitles(presign(track.key), duration or 0.0)
 
-        body = await _cached(context, ("hls", tenant, asset_id, version, variant),
-                             render_subtitles)
-        return _respond(body, HLS_TYPE, token or "")
-    v = _variant(asset, variant)
-    folder = v["playlist"].rsplit("/", 1)[0] + "/"
+        body = await _cached(context, key, render_subtitles)
+    else:
+        rendition = _variant(asset, variant)
+        playlist, folder = rendition.playlist or "", rendition.folder or ""
 
-    async def render_media() -> str:
-        presign(v["playlist"])
-        text = await asyncio.to_thread(context.storage.get_text, v["playlist"])
-        return streaming.hls_media(text, folder, presign)
+        async def render_media() -> str:
+            presign(playlist)  # refuses a key outside the asset before reading it
+            text = await asyncio.to_thread(context.storage.get_text, playlist)
+            return streaming.hls_media(text, folder, presign)
 
-    body = await _cached(context, ("hls", tenant, asset_id, version, variant), render_media)
+        body = await _cached(context, key, render_media)
     return _respond(body, HLS_TYPE, token or "")
 
 
@@ -153,28 +141,26 @@ async def hls(asset_id: AssetId, variant: VariantName, context: Context,
 async def dash(asset_id: AssetId, variant: VariantName, context: Context,
                principal: OptionalPrincipal, token: Token = None) -> Response:
     grant, asset = await _authorised_asset(context, asset_id, token, principal)
-    tenant = grant.tenant
-    version = asset["metadata"]["resourceVersion"]
-    prefix = keys.asset_prefix(tenant, asset_id)
+    prefix = asset.prefix
     presign = _presigner(context, prefix)
+    tracks: list[CaptionTrack] = []
     if variant == streaming.ALL:
-        mpd_key = (asset.get("status") or {}).get("manifests", {}).get("dash") or \
-            keys.dash_manifest_key(tenant, asset_id)
+        manifests = asset.status.manifests
+        mpd_key = (manifests.dash if manifests else None) or \
+            keys.dash_manifest_key(grant.tenant, asset_id)
         folder = prefix
-        tracks = _captions(asset)
+        tracks = asset.caption_tracks()
     else:
-        v = _variant(asset, variant)
-        mpd_key = v["mpd"]
-        folder = mpd_key.rsplit("/", 1)[0] + "/"
-        tracks = []
+        rendition = _variant(asset, variant)
+        mpd_key, folder = rendition.mpd or "", rendition.folder or ""
 
     async def render() -> str:
         presign(mpd_key)
         text = await asyncio.to_thread(context.storage.get_text, mpd_key)
-        return streaming.dash_mpd(text, folder, presign,
-                                  [(t, presign(t.key)) for t in tracks])
+        return streaming.dash_mpd(text, folder, presign, [(t, presign(t.key)) for t in tracks])
 
-    body = await _cached(context, ("dash", tenant, asset_id, version, variant), render)
+    key = ("dash", grant.tenant, asset_id, asset.metadata.resource_version or "", variant)
+    body = await _cached(context, key, render)
     return _respond(body, DASH_TYPE, token or "")
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi import APIRouter, Response
 
 from mediaplane.api import models
 from mediaplane.api.deps import AssetId, Context, CurrentPrincipal, CurrentTenant
 from mediaplane.api.errors import ApiError, not_found
-from mediaplane.api.kube import AlreadyExistsError
 from mediaplane.api.openapi import errors
-from mediaplane.api.views import Presenter, phase
-from mediaplane.core import keys, mimes, names
+from mediaplane.api.views import Presenter
+from mediaplane.core import mimes, names
+from mediaplane.core.errors import AlreadyExistsError
+from mediaplane.core.resources import MediaAsset
+from mediaplane.core.states import SourceOrigin
 from mediaplane.core.tasks import MediaKind
 
 router = APIRouter(prefix="/api/v1/media", tags=["uploads"])
@@ -27,26 +28,17 @@ def dedup_asset_id(tenant: str, sha256: str) -> str:
     return names.asset_id_from_digest(hashlib.sha256(f"{tenant}/{sha256}".encode()).digest())
 
 
-def _manifest(tenant: str, asset_id: str, body: models.UploadUrlRequest, kind: str,
-              user: str) -> dict[str, Any]:
-    return {
-        "apiVersion": names.API_VERSION, "kind": names.ASSET_KIND,
-        "metadata": {
-            "name": names.name_from_asset_id(asset_id), "namespace": tenant,
-            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
-            # The operator's finalizer from the start: it would add it anyway (one more
-            # write and watch event per upload), and nothing may delete the asset's objects
-            # behind its back once the bytes arrive.
-            "finalizers": [names.FINALIZER],
-            "annotations": {f"{names.GROUP}/uploaded-by": user},
-        },
-        "spec": {
-            "kind": kind, "mime": mimes.normalise_mime(body.mime),
-            "sha256": body.sha256.lower(), "sizeBytes": body.size_bytes,
-            "filename": body.filename,
-            "source": {"origin": "upload", "key": keys.source_key(tenant, asset_id)},
-        },
-    }
+def _new_asset(tenant: str, asset_id: str, body: models.UploadUrlRequest, kind: MediaKind,
+               user: str) -> MediaAsset:
+    return MediaAsset.new(
+        tenant, asset_id, kind=kind, mime=mimes.normalise_mime(body.mime),
+        sha256=body.sha256, size_bytes=body.size_bytes, filename=body.filename,
+        origin=SourceOrigin.UPLOAD, labels={names.LABEL_MANAGED_BY: names.MANAGED_BY},
+        annotations={names.UPLOADED_BY_ANNOTATION: user},
+        # The operator's finalizer from the start: it would add it anyway (one more write
+        # and watch event per upload), and nothing may delete the asset's objects behind
+        # its back once the bytes arrive.
+        finalizers=[names.FINALIZER])
 
 
 @router.post("/upload-url", response_model=models.Envelope[models.UploadUrlResponse],
@@ -60,8 +52,8 @@ async def create_upload_url(body: models.UploadUrlRequest, context: Context,
                                               tenant.name, principal.user)
     response.headers.update(limit_headers)
     kind = body.kind or mimes.infer_kind(body.mime)
-    if kind is None or not mimes.is_accepted(MediaKind(kind), body.mime):
-        accepted = sorted(mimes.ACCEPTED[MediaKind(kind)]) if kind else []
+    if kind is None or not mimes.is_accepted(kind, body.mime):
+        accepted = sorted(mimes.ACCEPTED[kind]) if kind else []
         raise ApiError("validation.mime.unsupported",
                        f"{body.mime!r} is not accepted" + (f" for {kind}" if kind else ""),
                        details=[{"accepted": accepted}] if accepted else None)
@@ -74,32 +66,30 @@ async def create_upload_url(body: models.UploadUrlRequest, context: Context,
     try:
         # A repeat is answered from the cache; creating is the lock when it is not there.
         asset = context.assets.cached(tenant.name, name) or await context.assets.create(
-            tenant.name, _manifest(tenant.name, asset_id, body, str(kind), principal.user))
+            _new_asset(tenant.name, asset_id, body, kind, principal.user))
     except AlreadyExistsError:
         found = await context.assets.get(tenant.name, names.name_from_asset_id(asset_id))
         if found is None:  # deleted in between: the client may simply retry
             raise ApiError("media.conflict", "the asset was deleted meanwhile; retry") from None
         asset = found
-    if asset["metadata"].get("deletionTimestamp"):
+    if asset.deleting:
         raise ApiError("media.deleting", f"asset {asset_id} is being deleted; retry shortly")
-    spec = asset["spec"]
-    if spec["sizeBytes"] != body.size_bytes or spec["kind"] != kind:
+    spec = asset.spec
+    if spec.size_bytes != body.size_bytes or spec.kind is not kind:
         raise ApiError("media.conflict", f"this sha256 is already asset {asset_id} with "
-                       f"kind {spec['kind']} and {spec['sizeBytes']} bytes")
-    stored = bool((spec.get("source") or {}).get("etag"))
-    if stored:
+                       f"kind {spec.kind} and {spec.size_bytes} bytes")
+    if asset.stored:
         data = models.UploadUrlResponse(asset_id=asset_id, upload_url=None, upload_fields={},
                                         expires_at=None, upload_required=False,
-                                        status=phase(asset))
+                                        status=asset.phase)
         return models.Envelope(data=data)
     ttl = context.settings.upload_url_ttl_seconds
-    post = context.storage.presign_post_exact(spec["source"]["key"], spec["sizeBytes"],
-                                              spec["mime"], ttl)
+    post = context.storage.presign_post_exact(spec.source.key, spec.size_bytes, spec.mime,
+                                              ttl)
     data = models.UploadUrlResponse(
-        asset_id=asset_id, upload_url=str(post["url"]),
-        upload_fields={str(k): str(v) for k, v in dict(post["fields"]).items()},  # type: ignore[call-overload]
+        asset_id=asset_id, upload_url=post.url, upload_fields=post.fields,
         expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
-        upload_required=True, status=phase(asset))
+        upload_required=True, status=asset.phase)
     return models.Envelope(data=data)
 
 
@@ -114,19 +104,18 @@ async def finalize(asset_id: AssetId, body: models.FinalizeRequest, context: Con
     asset = await context.assets.get(tenant.name, name)
     if asset is None:
         raise not_found(asset_id)
-    spec = asset["spec"]
-    source = spec.get("source") or {}
-    if source.get("origin") != "upload":
+    source = asset.spec.source
+    if source.origin is not SourceOrigin.UPLOAD:
         raise ApiError("media.conflict", "only uploaded assets are finalized")
     etag = body.etag.strip().strip('"').lower()
-    if (source.get("etag") or "").lower() != etag:
-        info = await asyncio.to_thread(context.storage.head, source["key"])
+    if (source.etag or "").lower() != etag:
+        info = await asyncio.to_thread(context.storage.head, source.key)
         if info is None:
             raise ApiError("upload.missing", "no object has been uploaded for this asset; "
                            "POST the file to the upload URL first")
-        if info.size != spec["sizeBytes"]:
+        if info.size != asset.spec.size_bytes:
             raise ApiError("upload.mismatch", f"the stored object has {info.size} bytes, "
-                           f"{spec['sizeBytes']} were declared")
+                           f"{asset.spec.size_bytes} were declared")
         if info.etag.lower() != etag:
             raise ApiError("upload.mismatch", "the ETag does not match the stored object")
         patched = await context.assets.patch(tenant.name, name, {"spec": {"source": {

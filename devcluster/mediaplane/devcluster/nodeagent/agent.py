@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from mediaplane.core.states import PodPhase
 from mediaplane.devcluster.nodeagent.api import ApiError, Kube
 from mediaplane.devcluster.nodeagent.node import NodeRegistration
 from mediaplane.devcluster.nodeagent.orphans import kill_orphans
@@ -24,7 +25,7 @@ from mediaplane.devcluster.nodeagent.watch import watch_pods
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("Succeeded", "Failed")
+TERMINAL = (PodPhase.SUCCEEDED, PodPhase.FAILED)
 
 
 def _describe(pod: Pod) -> str:
@@ -128,7 +129,7 @@ class NodeAgent:
         if phase in TERMINAL or uid in self.seen:
             return
         self.seen.add(uid)
-        if phase == "Pending":
+        if phase == PodPhase.PENDING:
             self._start(pod)
         else:
             self._spawn(self._fail(pod, "NodeRestart", NODE_RESTART_MESSAGE), "failing")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mediaplane.core.states import PodPhase
 from mediaplane.devcluster.nodeagent.api import ApiError, Kube
 from mediaplane.devcluster.nodeagent.podspec import (
     Container,
@@ -214,25 +215,25 @@ class PodRun:
                     kill_group(proc.pid, signal.SIGKILL)
 
     async def _run_containers(self, plans: dict[str, ContainerPlan]) -> None:
-        await self.report(self._status("Pending"))
+        await self.report(self._status(PodPhase.PENDING))
         for state in self.init:
             if self.kill_reason:
                 break
             proc = await self._start(state, plans[state.name])
-            await self.report(self._status("Pending"))
+            await self.report(self._status(PodPhase.PENDING))
             if proc is not None:
                 await self._wait(state, plans[state.name], proc)
             if state.exit_code != 0:
                 break
         if all(s.exit_code == 0 for s in self.init) and not self.kill_reason:
             started = [(s, await self._start(s, plans[s.name])) for s in self.main]
-            await self.report(self._status("Running"))
+            await self.report(self._status(PodPhase.RUNNING))
             await asyncio.gather(
                 *(self._wait(s, plans[s.name], p) for s, p in started if p is not None)
             )
         if self.kill_reason == SHUTDOWN:
             return  # the next agent life reports these pods (NodeRestart)
-        phase = "Failed" if self.kill_reason else outcome(self.init, self.main)
+        phase = PodPhase.FAILED if self.kill_reason else outcome(self.init, self.main)
         reason = "DeadlineExceeded" if self.kill_reason == "DeadlineExceeded" else None
         message = self.kill_message if self.kill_reason else None
         await self.report(self._status(phase, reason, message))

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from mediaplane.core.states import PodPhase
 from mediaplane.devcluster.nodeagent.podspec import LOCAL_IP, Pod
 
 MAX_TERMINATION_MESSAGE = 4096
@@ -105,7 +106,7 @@ def pod_status(
     message: str | None = None,
 ) -> dict[str, Any]:
     """A `{"status": ...}` patch body for the pod's whole observable state."""
-    terminal = phase in ("Succeeded", "Failed")
+    terminal = PodPhase(phase).terminal
     initialized = all(c.terminated for c in init) and (not terminal or bool(containers))
     ready = not terminal and all(c.running for c in containers)
     not_ready = "PodCompleted" if terminal else "ContainersNotReady"
@@ -138,8 +139,8 @@ def outcome(init: list[ContainerState], containers: list[ContainerState]) -> str
     """Succeeded only when every container that had to run exited 0 (restartPolicy Never)."""
     everything = init + containers
     if all(c.exit_code == 0 for c in everything):
-        return "Succeeded"
-    return "Failed"
+        return PodPhase.SUCCEEDED
+    return PodPhase.FAILED
 
 
 def states_for(pod: Pod) -> tuple[list[ContainerState], list[ContainerState]]:
@@ -159,5 +160,6 @@ def failed_without_running(
         state.message = message[:MAX_TERMINATION_MESSAGE]
     start = (pod.get("status") or {}).get("startTime") or now()
     return pod_status(
-        phase="Failed", start_time=start, init=init, containers=main, reason=reason, message=message
+        phase=PodPhase.FAILED, start_time=start, init=init, containers=main, reason=reason,
+        message=message,
     )

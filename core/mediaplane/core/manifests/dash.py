@@ -1,0 +1,263 @@
+"""DASH: the one reader of the MPDs ffmpeg writes and the writer of every MPD we store or serve.
+
+Three steps, one per process:
+
+- the worker reads its rendition's MPD for the codecs string and bandwidth (`representation`);
+- the operator merges the renditions' MPDs into one static MPD, each Representation with a
+  BaseURL to its folder (`merge`), stored next to the HLS master;
+- the API turns a stored MPD into one a player can fetch (`sign`): SegmentTemplates become
+  SegmentLists of presigned URLs, because a template cannot carry a signature per segment.
+
+In a signed SegmentList every segment gets its own `S` element (no `r` repeats): players
+(dash.js at least) index a SegmentList's URLs by timeline entry, so a repeated entry would
+make them fetch one URL several times and never the rest.
+
+The XML is ffmpeg's or ours, never a user's: it is parsed with the standard library.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
+_NS = {"d": DASH_NS}
+for _prefix, _uri in (("", DASH_NS), ("xsi", "http://www.w3.org/2001/XMLSchema-instance"),
+                      ("xlink", "http://www.w3.org/1999/xlink"),
+                      ("cenc", "urn:mpeg:cenc:2013")):
+    ET.register_namespace(_prefix, _uri)
+
+_NUMBER = re.compile(r"\$Number(%0(\d+)d)?\$")
+_ROOT_ATTRIBUTES = ("profiles", "minBufferTime")
+_SET_ATTRIBUTES = ("contentType", "mimeType", "segmentAlignment", "startWithSAP", "lang", "par")
+
+Presign = Callable[[str], str]  # object key -> fetchable URL
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def _q(tag: str) -> str:
+    return f"{{{DASH_NS}}}{tag}"
+
+
+def _parse(text: str) -> ET.Element:
+    try:
+        return ET.fromstring(text)  # noqa: S314 (ffmpeg's or our own output, see above)
+    except ET.ParseError as error:
+        raise ManifestError(f"not an MPD: {error}") from None
+
+
+@dataclass(frozen=True)
+class Representation:
+    codecs: str | None
+    bandwidth: int | None
+    width: int | None
+    height: int | None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def representation(text: str) -> Representation:
+    """The first Representation of an MPD ffmpeg wrote for one stream."""
+    rep = _parse(text).find(".//d:Representation", _NS)
+    if rep is None:
+        raise ManifestError("MPD has no Representation")
+    return Representation(codecs=rep.get("codecs"), bandwidth=_int(rep.get("bandwidth")),
+                          width=_int(rep.get("width")), height=_int(rep.get("height")))
+
+
+def iso_seconds(duration: str | None) -> float:
+    """Seconds of an ISO 8601 duration as ffmpeg writes it (PT#H#M#S); 0 when unreadable."""
+    match = re.fullmatch(
+        r"P(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?",
+        duration or "")
+    if not match:
+        return 0.0
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One rendition's MPD for `merge`: its id in the merged MPD, its folder relative to
+    the merged MPD, and the codecs string to use when ffmpeg left it out."""
+
+    id: str
+    folder: str
+    mpd: str
+    codecs: str | None = None
+
+
+def merge(renditions: Sequence[Rendition]) -> str:
+    """One static MPD: an AdaptationSet per content type and codec family, each
+    Representation keeping its SegmentTemplate and gaining a BaseURL to its folder."""
+    if not renditions:
+        raise ManifestError("no rendition to list")
+    parsed = [(r, _parse(r.mpd)) for r in renditions]
+    first = parsed[0][1]
+    root = ET.Element(_q("MPD"), {"type": "static"})
+    for attribute in _ROOT_ATTRIBUTES:
+        if first.get(attribute):
+            root.set(attribute, first.get(attribute, ""))
+    longest = max(parsed, key=lambda p: iso_seconds(p[1].get("mediaPresentationDuration")))[1]
+    if longest.get("mediaPresentationDuration"):
+        root.set("mediaPresentationDuration", longest.get("mediaPresentationDuration", ""))
+    period = ET.SubElement(root, _q("Period"), {"id": "0", "start": "PT0S"})
+    sets: dict[str, ET.Element] = {}
+    for rendition, mpd in parsed:
+        for source_set in mpd.iterfind("d:Period/d:AdaptationSet", _NS):
+            set_template = source_set.find("d:SegmentTemplate", _NS)
+            for rep in source_set.iterfind("d:Representation", _NS):
+                target = _merge_target(sets, period, source_set, rep)
+                target.append(_relocated(rep, rendition, set_template))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _merge_target(sets: dict[str, ET.Element], period: ET.Element, source_set: ET.Element,
+                  rep: ET.Element) -> ET.Element:
+    content = source_set.get("contentType") or source_set.get("mimeType") or \
+        rep.get("mimeType") or ""
+    group = f"{content}:{(rep.get('codecs') or '').split('.')[0]}"
+    target = sets.get(group)
+    if target is None:
+        attributes = {"id": str(len(sets))}
+        attributes.update({a: source_set.get(a, "") for a in _SET_ATTRIBUTES
+                           if source_set.get(a)})
+        attributes.setdefault("segmentAlignment", "true")
+        target = sets[group] = ET.SubElement(period, _q("AdaptationSet"), attributes)
+    return target
+
+
+def _relocated(rep: ET.Element, rendition: Rendition, set_template: ET.Element | None
+               ) -> ET.Element:
+    """A copy of `rep` with the rendition's id, a BaseURL to its folder and its template."""
+    copy = ET.Element(_q("Representation"), dict(rep.attrib))
+    copy.set("id", rendition.id)
+    if not copy.get("codecs") and rendition.codecs:
+        copy.set("codecs", rendition.codecs)
+    template = rep.find("d:SegmentTemplate", _NS)
+    if template is None:
+        template = set_template
+    for child in rep:
+        if child.tag not in (_q("SegmentTemplate"), _q("BaseURL")):
+            copy.append(child)
+    base = ET.SubElement(copy, _q("BaseURL"))
+    base.text = rendition.folder
+    if template is not None:
+        copy.append(template)
+    return copy
+
+
+@dataclass(frozen=True)
+class TextTrack:
+    """A WebVTT file offered as a subtitle AdaptationSet."""
+
+    id: str
+    language: str
+    url: str
+    label: str | None = None
+
+
+def sign(mpd: str, default_folder: str, presign: Presign,
+         captions: Sequence[TextTrack] = ()) -> str:
+    """The MPD with every segment URL presigned and the caption tracks added.
+
+    `default_folder` is the key prefix relative segment paths resolve against (a
+    Representation's BaseURL is relative to it).
+    """
+    root = _parse(mpd)
+    periods = root.findall("d:Period", _NS)
+    for period in periods:
+        for adaptation in period.findall("d:AdaptationSet", _NS):
+            set_template = adaptation.find("d:SegmentTemplate", _NS)
+            for rep in adaptation.findall("d:Representation", _NS):
+                _to_segment_list(rep, set_template, default_folder, presign)
+            if set_template is not None:
+                adaptation.remove(set_template)
+    if periods:
+        for index, track in enumerate(captions):
+            periods[-1].append(_text_set(track, 1000 + index))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _to_segment_list(rep: ET.Element, set_template: ET.Element | None, default_folder: str,
+                     presign: Presign) -> None:
+    own = rep.find("d:SegmentTemplate", _NS)
+    template = own if own is not None else set_template
+    if template is None:
+        return
+    folder = default_folder
+    base = rep.find("d:BaseURL", _NS)
+    if base is not None:
+        folder = default_folder + (base.text or "")
+        rep.remove(base)
+    if own is not None:
+        rep.remove(own)
+    timeline = template.find("d:SegmentTimeline", _NS)
+    if timeline is None:
+        raise ManifestError("only a SegmentTemplate with a SegmentTimeline can be signed")
+    media = template.get("media", "")
+    if "$" in _NUMBER.sub("", media):
+        raise ManifestError(f"unsupported identifier in media template {media!r}")
+    segment_list = ET.SubElement(rep, _q("SegmentList"))
+    for attribute in ("timescale", "presentationTimeOffset"):
+        if template.get(attribute):
+            segment_list.set(attribute, template.get(attribute, ""))
+    init = template.get("initialization")
+    if init:
+        ET.SubElement(segment_list, _q("Initialization"), sourceURL=presign(folder + init))
+    expanded = ET.SubElement(segment_list, _q("SegmentTimeline"))
+    number = int(template.get("startNumber", "1"))
+    urls = []
+    for start, duration in timeline_segments(timeline):
+        ET.SubElement(expanded, _q("S"), t=str(start), d=str(duration))
+        path = _NUMBER.sub(functools.partial(_format_number, number=number), media)
+        urls.append(presign(folder + path))
+        number += 1
+    for url in urls:
+        ET.SubElement(segment_list, _q("SegmentURL"), media=url)
+
+
+def timeline_segments(timeline: ET.Element) -> list[tuple[int, int]]:
+    """(start, duration) of every segment of a SegmentTimeline, `r` repeats expanded."""
+    segments: list[tuple[int, int]] = []
+    now = 0
+    for s in timeline.findall("d:S", _NS):
+        if s.get("t") is not None:
+            now = int(s.get("t", "0"))
+        duration = int(s.get("d", "0"))
+        repeat = int(s.get("r", "0"))
+        if duration <= 0 or repeat < 0:
+            raise ManifestError("a SegmentTimeline entry without a positive duration, "
+                                "or with an open-ended repeat")
+        for _ in range(repeat + 1):
+            segments.append((now, duration))
+            now += duration
+    return segments
+
+
+def _format_number(match: re.Match[str], *, number: int) -> str:
+    width = match.group(2)
+    return f"{number:0{int(width)}d}" if width else str(number)
+
+
+def _text_set(track: TextTrack, set_id: int) -> ET.Element:
+    adaptation = ET.Element(_q("AdaptationSet"), {
+        "id": str(set_id), "contentType": "text", "mimeType": "text/vtt",
+        "lang": track.language})
+    if track.label:
+        label = ET.SubElement(adaptation, _q("Label"))
+        label.text = track.label
+    ET.SubElement(adaptation, _q("Role"), schemeIdUri="urn:mpeg:dash:role:2011",
+                  value="subtitle")
+    rep = ET.SubElement(adaptation, _q("Representation"), {"id": track.id, "bandwidth": "256"})
+    base = ET.SubElement(rep, _q("BaseURL"))
+    base.text = track.url
+    return adaptation

@@ -1,0 +1,48 @@
+"""What the operator and the API need of object storage, as an interface.
+
+`storage.Storage` implements it on S3 (boto3); the fast tests implement it in memory.
+Presigning is pure computation; the other methods do I/O and are called from a thread
+when on an event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from mediaplane.core.tasks import PresignedPost
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class FormUpload:
+    """A browser-style POST: send `fields`, then the file, as multipart/form-data to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
+class ObjectStore(Protocol):
+    bucket: str
+
+    def presign_get(self, key: str, expires_seconds: int) -> str: ...
+
+    def presign_post_prefix(self, prefix: str, expires_seconds: int,
+                            max_bytes: int) -> PresignedPost: ...
+
+    def presign_post_exact(self, key: str, size_bytes: int, content_type: str,
+                           expires_seconds: int) -> FormUpload: ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def get_text(self, key: str) -> str: ...
+
+    def put_text(self, key: str, text: str, content_type: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
