@@ -124,12 +124,19 @@ def audio(media_dir: Path) -> media.Media:
     return media.mp3_audio(media_dir)
 
 
+CLUSTER_FIXTURES = {"cluster", "operator", "tenant", "kube_api", "s3", "api_url"}
+STORAGE_FIXTURES = {"s3_server", "s3_bucket"}
+
+
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Anything using the session environment is a `cluster` test (for `make unit`)."""
+    """Tests that start a server are marked by the fixtures they use, so `make unit` can
+    leave them out: `cluster` (the control plane, S3, the operator) and `storage` (S3)."""
     for item in items:
-        if {"cluster", "operator", "tenant", "kube_api", "s3", "api_url"} & set(
-                getattr(item, "fixturenames", ())):
+        used = set(getattr(item, "fixturenames", ()))
+        if used & CLUSTER_FIXTURES:
             item.add_marker(pytest.mark.cluster)
+        if used & STORAGE_FIXTURES:
+            item.add_marker(pytest.mark.storage)
 
 
 
