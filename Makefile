@@ -26,8 +26,12 @@ test: setup ## Run every test: lint, unit, and the real control plane / S3 / ffm
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: unit
-unit: setup ## Run only the fast tests (no control plane)
-	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
+unit: setup ## Run the fast tests: no server started (no control plane, no S3), under 30 s
+	$(BIN)/pytest -m "not cluster and not storage and not packaging" $(PYTEST_ARGS)
+
+.PHONY: image-deps
+image-deps: setup ## Install each image's distribution alone from wheels; print what it holds
+	$(BIN)/pytest -s -q tests/packaging $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: ## ruff, mypy --strict, hadolint (images/) and shellcheck (scripts/)

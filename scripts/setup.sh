@@ -25,15 +25,24 @@ fi
 command -v go >/dev/null || { echo "Go is required to build the local control plane (go 1.25+)" >&2; exit 1; }
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
+# One distribution per image plus the developer's (CLI, dev cluster): all editable.
+COMPONENTS=(core worker operator api)
 stamp="$VENV/.mediaplane-stamp"
-want=$(cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt "${COMPONENTS[@]/%//pyproject.toml}" 2>/dev/null \
+  | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "creating the virtualenv ($VENV)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade "pip==25.3"
   constraints=()
   [ -f constraints.txt ] && constraints=(-c constraints.txt)
-  "$VENV/bin/pip" install -q --disable-pip-version-check "${constraints[@]}" -e '.[dev,test,lint]'
+  # Our own distributions go first: when a file moves from one to another between
+  # versions, an upgrade in place would let the old one's uninstall delete the new file.
+  "$VENV/bin/pip" uninstall -q -y mediaplane "${COMPONENTS[@]/#/mediaplane-}" >/dev/null 2>&1 || true
+  editables=()
+  for component in "${COMPONENTS[@]}"; do editables+=(-e "./$component"); done
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${constraints[@]}" \
+    "${editables[@]}" -e '.[dev,test,lint]'
   echo "$want" > "$stamp"
 fi
 

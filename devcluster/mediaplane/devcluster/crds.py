@@ -6,7 +6,6 @@ our built kubectl: the dev cluster runs exactly what a real cluster runs.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import time
 from pathlib import Path
@@ -16,15 +15,11 @@ import yaml
 
 
 def default_crds_dir() -> Path | None:
-    """The repo's `crds/`, else the copy packaged at `mediaplane/core/crds`."""
-    repo = Path(__file__).resolve().parents[3] / "crds"
-    if repo.is_dir():
-        return repo
-    spec = importlib.util.find_spec("mediaplane.core")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        packaged = Path(location) / "crds"
-        if packaged.is_dir():
-            return packaged
+    """The repo's `crds/`, else the copy packaged at `mediaplane/devcluster/crds`."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[2] / "crds", here / "crds"):
+        if candidate.is_dir():
+            return candidate
     return None
 
 

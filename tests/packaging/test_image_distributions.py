@@ -1,0 +1,130 @@
+"""Each image carries only what it runs: its distribution installed alone, from wheels,
+into a fresh virtualenv, exactly as images/Dockerfile installs it (no Docker needed).
+
+The wheels (ours and every pinned dependency) are built once per version of the project
+files into ~/.cache/mediaplane/wheelhouse; `make image-deps` prints each image's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.packaging
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPONENTS = ("core", "worker", "operator", "api")
+# Modules that must not be importable in an image, and why.
+FORBIDDEN = {
+    "worker": ("kopf", "fastapi", "uvicorn", "starlette", "kubernetes",
+               "kubernetes_asyncio", "boto3", "botocore", "mediaplane.operator",
+               "mediaplane.api", "mediaplane.cli", "mediaplane.devcluster"),
+    "operator": ("fastapi", "uvicorn", "mediaplane.api", "mediaplane.worker",
+                 "mediaplane.cli", "mediaplane.devcluster"),
+    "api": ("kopf", "mediaplane.operator", "mediaplane.worker", "mediaplane.cli",
+            "mediaplane.devcluster"),
+}
+ENTRY_POINTS = {
+    "worker": "import mediaplane.worker.main, mediaplane.worker.probe, "
+              "mediaplane.worker.transcode",
+    "operator": "import mediaplane.operator.handlers, mediaplane.operator.__main__",
+    "api": "import mediaplane.api.app; mediaplane.api.app.create_app.__name__",
+}
+
+
+def _cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mediaplane" / "wheelhouse"
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    digest = hashlib.sha256()
+    for path in [ROOT / "constraints.txt", *(ROOT / c / "pyproject.toml" for c in COMPONENTS)]:
+        digest.update(path.read_bytes())
+    for component in COMPONENTS:
+        for source in sorted((ROOT / component / "mediaplane").rglob("*.py")):
+            digest.update(source.read_bytes())
+    target = _cache_dir() / digest.hexdigest()[:16]
+    if not (target / ".complete").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+                        "--wheel-dir", str(target), "--constraint", str(ROOT / "constraints.txt"),
+                        *(str(ROOT / c) for c in COMPONENTS)], check=True, timeout=900)
+        (target / ".complete").touch()
+    return target
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    python: Path
+    site_packages: Path
+
+    def run(self, code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.python), "-c", code], capture_output=True, text=True,
+                              timeout=120, check=False, cwd="/")
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.site_packages.rglob("*") if p.is_file())
+
+
+def install(name: str, wheelhouse: Path, root: Path) -> Image:
+    venv = root / name
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "-q", "--disable-pip-version-check", "--no-index",
+                    "--find-links", str(wheelhouse), f"mediaplane-{name}==0.1.0"],
+                   check=True, timeout=600)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    return Image(name, venv / "bin" / "python", site)
+
+
+@pytest.fixture(scope="session")
+def images(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        dict[str, Image]]:
+    root = tmp_path_factory.mktemp("images")
+    built = {name: install(name, wheelhouse, root) for name in FORBIDDEN}
+    yield built
+    print("\nimage distribution  installed size (site-packages)")
+    for image in built.values():
+        print(f"  {image.name:<17} {image.size_bytes / 1e6:8.1f} MB")
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN))
+def test_an_image_imports_its_entry_point_and_nothing_it_must_not_hold(
+        images: dict[str, Image], name: str) -> None:
+    image = images[name]
+    entry = image.run(ENTRY_POINTS[name])
+    assert entry.returncode == 0, entry.stderr
+    probe = image.run(
+        "import importlib.util, json\n"
+        f"names = {list(FORBIDDEN[name])!r}\n"
+        "def present(n):\n"
+        "    try:\n"
+        "        return importlib.util.find_spec(n) is not None\n"
+        "    except ModuleNotFoundError:\n"
+        "        return False\n"
+        "print(json.dumps([n for n in names if present(n)]))")
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "[]", f"{name} image holds {probe.stdout.strip()}"
+
+
+def test_the_worker_command_runs_without_credentials_or_clients(images: dict[str, Image],
+                                                               tmp_path: Path) -> None:
+    """The installed `mediaplane-worker` starts and explains a missing task, as in a pod."""
+    worker = images["worker"].python.parent / "mediaplane-worker"
+    result_path = tmp_path / "termination-log"
+    done = subprocess.run([str(worker)], capture_output=True, text=True, timeout=60,
+                          check=False, env={"PATH": "/usr/bin:/bin",
+                                            "MEDIAPLANE_RESULT_PATH": str(result_path)})
+    assert done.returncode != 0
+    assert "InvalidTask" in result_path.read_text()
