@@ -7,13 +7,16 @@ exactly as the operator presigns them; assertions look at what landed in the buc
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import TYPE_CHECKING, Any
 
 import m3u8
 import pytest
+import webvtt
 from mpegdash.parser import MPEGDASHParser
 
 from mediaplane.core.tasks import Expected, TaskType, VariantSpec, WorkerTask
+from tests.worker.conftest import ffprobe_report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -297,6 +300,33 @@ def test_poster(
     out = run.result["output"]
     assert (out["file"], out["width"], out["height"]) == ("poster.jpg", 640, 360)
     assert s3_bucket.fetch_all(prefix, tmp_path / "fetched") == {"poster.jpg": "image/jpeg"}
+
+
+def test_storyboard_sprite_and_webvtt(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    """A 4 s clip, a tile every 1.5 s: three tiles of 120x68 (640x360 scaled, even height)
+    in rows of two; each cue names its own region of the sprite, in time order."""
+    url = source(s3_bucket, media.clip, "storyboard", "video/mp4")
+    prefix = f"{ASSET}variants/storyboard/"
+    variant = {"name": "storyboard", "type": "storyboard", "width": 120,
+               "image_format": "jpeg", "storyboard_interval_seconds": 1.5,
+               "storyboard_columns": 2, "storyboard_tiles": 3}
+    run = run_worker(variant_task(s3_bucket, url, variant, prefix), tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    out = run.result["output"]
+    assert (out["file"], out["width"], out["height"], out["files"]) == (
+        "storyboard.vtt", 120, 68, 2)
+    fetched = tmp_path / "fetched"
+    assert s3_bucket.fetch_all(prefix, fetched) == {"storyboard.jpg": "image/jpeg",
+                                                    "storyboard.vtt": "text/vtt"}
+    sprite = ffprobe_report(fetched / "storyboard.jpg")["streams"][0]
+    assert (sprite["width"], sprite["height"]) == (240, 136), "a 2x2 grid of 120x68 tiles"
+    cues = webvtt.from_buffer(io.StringIO((fetched / "storyboard.vtt").read_text()))
+    assert [(c.start, c.end, c.text) for c in cues] == [
+        ("00:00:00.000", "00:00:01.500", "storyboard.jpg#xywh=0,0,120,68"),
+        ("00:00:01.500", "00:00:03.000", "storyboard.jpg#xywh=120,0,120,68"),
+        ("00:00:03.000", "00:00:04.500", "storyboard.jpg#xywh=0,68,120,68")]
 
 
 def test_refused_upload_is_an_infrastructure_failure(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from mediaplane.api import errorhandlers, kube
 from mediaplane.api.context import ApiContext
+from mediaplane.api.cors import CorsByPath
 from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
 from mediaplane.api.routers import captions, health, media, streaming, uploads
@@ -66,5 +67,8 @@ def create_app(settings: ApiSettings | None = None,
         app.include_router(router)
     errorhandlers.install(app)
     app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes)
+    # Outside the guard, so its answers (413, request ids) carry CORS headers too and a
+    # browser lets the page read them; preflights are answered here, before any route.
+    app.add_middleware(CorsByPath, api_origins=settings.cors_origins)
     app.add_middleware(MetricsMiddleware)
     return app

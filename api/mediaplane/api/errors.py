@@ -48,6 +48,8 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("stream.signature.invalid", 403, "The stream link's signature is missing, "
               "tampered with, or for another user or asset."),
     ErrorCode("stream.signature.expired", 403, "The stream link has expired."),
+    ErrorCode("cors.forbidden", 403, "A cross-origin preflight from an origin, or for a "
+              "method or header, that this API does not allow."),
     ErrorCode("media.not_found", 404, "No such asset for this tenant."),
     ErrorCode("media.conflict", 409, "The request conflicts with the asset's state."),
     ErrorCode("media.deleting", 409, "The asset is being deleted."),

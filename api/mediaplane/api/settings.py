@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mediaplane.api.cors import check_origin
+
 
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_API_", extra="ignore", frozen=True)
@@ -25,6 +27,10 @@ class ApiSettings(BaseSettings):
     public_url: str = Field(default="http://127.0.0.1:8080",
                             description="external base URL of the API, used in stream links")
 
+    # Origins whose pages may call the JSON API (stream links and the player answer any).
+    cors_allowed_origins: str = Field(default="", description="comma-separated origins "
+                                      "(scheme://host[:port]) or *; empty = none")
+
     rate_limit_storage: str = Field(default="memory://",
                                     description="limits storage URI: memory:// or redis://…")
     upload_url_rate: str = "30/minute"
@@ -40,6 +46,10 @@ class ApiSettings(BaseSettings):
     def algorithms(self) -> list[str]:
         return [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
 
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_allowed_origins.split(",") if o.strip()]
+
     @model_validator(mode="after")
     def _keys_present(self) -> ApiSettings:
         symmetric = any(a.startswith("HS") for a in self.algorithms)
@@ -48,6 +58,8 @@ class ApiSettings(BaseSettings):
         asymmetric = any(not a.startswith("HS") for a in self.algorithms)
         if asymmetric and not self.jwt_jwks_url:
             raise ValueError("MEDIAPLANE_API_JWT_JWKS_URL is required for RS*/ES* algorithms")
+        for origin in self.cors_origins:
+            check_origin(origin)
         if len(self.stream_signing_key.get_secret_value()) < 32:
             raise ValueError("MEDIAPLANE_API_STREAM_SIGNING_KEY must be at least 32 characters")
         return self

@@ -7,6 +7,7 @@ dropped, and a source smaller than every rung gets one rung at its own size.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,18 @@ class ImageRung(_Config):
     format: Literal["webp", "jpeg"]
 
 
+class Storyboard(_Config):
+    """Seek previews of a video: one sprite of tiles and a WebVTT storyboard over it.
+
+    A tile every `interval_seconds`, but never more than `max_tiles` (a long video gets
+    tiles further apart), so the sprite stays one image of bounded size."""
+
+    tile_width: int = Field(default=160, ge=32, le=640)
+    interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    max_tiles: int = Field(default=100, ge=1, le=400)
+    columns: int = Field(default=10, ge=1, le=40)
+
+
 class Ladder(_Config):
     """Configurable per install (operator setting `MEDIAPLANE_LADDER_FILE`, YAML or JSON)."""
 
@@ -50,6 +63,8 @@ class Ladder(_Config):
     video_audio: AudioRung = AudioRung(name="audio", codec="aac", bitrate_kbps=128)
     poster: bool = True
     poster_at_seconds: float = Field(default=1.0, ge=0)
+    # None = no seek previews.
+    storyboard: Storyboard | None = Storyboard()
     audio: tuple[AudioRung, ...] = (
         AudioRung(name="aac-128k", codec="aac", bitrate_kbps=128),
         AudioRung(name="opus-96k", codec="opus", bitrate_kbps=96),
@@ -89,7 +104,24 @@ def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
         at = min(ladder.poster_at_seconds, (probe.duration_seconds or 0) / 2)
         specs.append(VariantSpec(name="poster", type=VariantType.POSTER, poster_at_seconds=at,
                                  image_format="jpeg"))
+    storyboard = plan_storyboard(ladder.storyboard, probe)
+    if storyboard is not None:
+        specs.append(storyboard)
     return specs
+
+
+def plan_storyboard(config: Storyboard | None, probe: ProbeResult) -> VariantSpec | None:
+    """The storyboard of a video of known duration: how many tiles, how far apart."""
+    duration = probe.duration_seconds or 0.0
+    if config is None or duration <= 0 or not probe.has_video:
+        return None
+    # Milliseconds, rounded up: never more tiles than max_tiles.
+    interval = math.ceil(max(config.interval_seconds, duration / config.max_tiles) * 1000) / 1000
+    tiles = max(1, math.ceil(round(duration / interval, 6)))
+    return VariantSpec(name="storyboard", type=VariantType.STORYBOARD,
+                       width=config.tile_width, image_format="jpeg",
+                       storyboard_interval_seconds=interval,
+                       storyboard_columns=min(config.columns, tiles), storyboard_tiles=tiles)
 
 
 def plan_image(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:

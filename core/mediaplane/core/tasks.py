@@ -33,6 +33,7 @@ class VariantType(StrEnum):
     AUDIO = "audio"  # one AAC or Opus rendition, CMAF
     IMAGE = "image"  # one resized still
     POSTER = "poster"  # a still frame of a video
+    STORYBOARD = "storyboard"  # seek previews: a sprite of tiles and a WebVTT naming them
 
 
 class TaskType(StrEnum):
@@ -43,6 +44,7 @@ class TaskType(StrEnum):
     AUDIO = "audio"
     IMAGE = "image"
     POSTER = "poster"
+    STORYBOARD = "storyboard"
 
     @classmethod
     def producing(cls, variant: VariantType) -> TaskType:
@@ -86,6 +88,11 @@ class VariantSpec(_Model):
     image_format: Literal["webp", "jpeg"] | None = None
     segment_seconds: int = 4
     poster_at_seconds: float | None = None
+    # Storyboards: one tile every `storyboard_interval_seconds`, `width` wide, laid out in
+    # rows of `storyboard_columns`; `storyboard_tiles` is how many the duration needs.
+    storyboard_interval_seconds: float | None = None
+    storyboard_columns: int | None = None
+    storyboard_tiles: int | None = None
 
 
 class WorkerTask(_Model):
@@ -121,7 +128,8 @@ class VariantOutput(_Model):
     duration_seconds: float | None = None
     playlist: str | None = Field(default=None, description="HLS media playlist, relative")
     mpd: str | None = Field(default=None, description="DASH MPD of this rendition, relative")
-    file: str | None = Field(default=None, description="single-file output (stills)")
+    file: str | None = Field(default=None, description="single-file output (stills), or a "
+                             "storyboard's WebVTT (its sprite is named inside)")
 
 
 class Verdict(StrEnum):

@@ -59,6 +59,8 @@ INIT_NAME = "init.m4s"
 SEGMENT_TEMPLATE = "seg-$Number%05d$.$ext$"
 POSTER_NAME = "poster.jpg"
 POSTER_MAX_WIDTH = 1280
+STORYBOARD_SPRITE = "storyboard.jpg"
+STORYBOARD_VTT = "storyboard.vtt"
 
 _GLOBAL = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y")
 
@@ -213,6 +215,32 @@ def poster_command(input_url: str, spec: VariantSpec, out_dir: Path,
     vf = ("scale=w=trunc(iw*sar/2)*2:h=ih,setsar=1,"
           f"scale=w=min({POSTER_MAX_WIDTH}\\,iw):h=-2")
     return _still_output(source["v:0"], out_dir / POSTER_NAME, vf, "jpeg")
+
+
+def storyboard_grid(spec: VariantSpec) -> tuple[int, int]:
+    """(columns, rows) of the sprite's tiles."""
+    tiles = int(_require(spec.storyboard_tiles, "storyboard_tiles", spec))
+    columns = int(_require(spec.storyboard_columns, "storyboard_columns", spec))
+    if tiles < 1 or columns < 1:
+        raise ValueError(f"variant {spec.name!r} needs at least one tile and one column")
+    return columns, -(-tiles // columns)
+
+
+def storyboard_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
+    """One JPEG sprite of seek-preview tiles in one decode: the first frame at or after
+    each multiple of the interval (select), squared pixels, scaled to the tile width, laid
+    out row by row (tile; a last row that is not full is flushed at the end)."""
+    width = int(_require(spec.width, "width", spec))
+    interval = float(_require(spec.storyboard_interval_seconds, "storyboard_interval_seconds",
+                              spec))
+    if interval <= 0:
+        raise ValueError(f"variant {spec.name!r} needs a positive interval")
+    columns, rows = storyboard_grid(spec)
+    source = _network_input(input_url, (MediaKind.VIDEO,))
+    vf = (f"select=gte(t\\,selected_n*{interval:.3f}),"
+          "scale=w=trunc(iw*sar/2)*2:h=ih,setsar=1,"
+          f"scale=w={width}:h=-2,tile=layout={columns}x{rows}")
+    return _still_output(source["v:0"], out_dir / STORYBOARD_SPRITE, vf, "jpeg")
 
 
 def still_probe_command(path: Path | str, image_format: str) -> list[str]:

@@ -15,6 +15,7 @@ from mediaplane.core.manifests import dash, hls
 from mediaplane.core.tasks import TaskType, VariantOutcome, VariantOutput, VariantType
 from mediaplane.worker import commands, process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
+from mediaplane.worker.storyboard import storyboard
 from mediaplane.worker.upload import upload_all
 
 if TYPE_CHECKING:
@@ -137,4 +138,9 @@ def run_variant(task: WorkerTask, scratch: Path) -> VariantOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec.type in (VariantType.VIDEO, VariantType.AUDIO):
         return VariantOutcome(output=rendition(task, spec, post, out_dir))
+    if spec.type is VariantType.STORYBOARD:
+        try:
+            return VariantOutcome(output=storyboard(task, spec, post, out_dir, INPUT_ERRORS))
+        except ValueError as exc:
+            raise _invalid(str(exc)) from exc
     return VariantOutcome(output=still(task, spec, post, out_dir))
