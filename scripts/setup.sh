@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
-APT_PACKAGES=(ffmpeg redis-server)
+# chromium: the browser tests drive Debian's build (Playwright never downloads one).
+APT_PACKAGES=(ffmpeg redis-server chromium)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -17,6 +18,8 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# npm vendors the browser players; any Node.js with npm will do (Debian's, or one already there).
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing OS packages: ${missing[*]}"
   sudo_if_needed apt-get -o DPkg::Lock::Timeout=600 update -qq
@@ -45,6 +48,9 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     "${editables[@]}" -e '.[dev,test,lint]'
   echo "$want" > "$stamp"
 fi
+
+log "browser players (hls.js, dash.js, Shaka) vendored from npm into the API package"
+scripts/vendor-players.sh
 
 log "control-plane binaries (built once per version, cached)"
 "$VENV/bin/python" -m mediaplane.devcluster.binaries

@@ -156,15 +156,16 @@ async def test_a_video_goes_from_source_to_complete() -> None:
     asset = await pipeline.run()
     assert asset.phase is AssetPhase.READY
     assert asset.status.is_true(AssetCondition.COMPLETE)
-    assert [v.name for v in asset.status.variants] == ["240p", "360p", "audio", "poster"]
-    assert asset.status.variant_summary == "4/4"
+    assert [v.name for v in asset.status.variants] == ["240p", "360p", "audio", "poster",
+                                                       "storyboard"]
+    assert asset.status.variant_summary == "5/5"
     prefix = keys.asset_prefix(TENANT, ASSET_ID)
     assert asset.status.manifests is not None
     assert asset.status.manifests.variants == ["240p", "360p", "audio"]
     assert pipeline.objects.get_text(prefix + "master.m3u8").count("#EXT-X-STREAM-INF") == 2
     assert "variants/audio/" in pipeline.objects.get_text(prefix + "manifest.mpd")
-    assert pipeline.kube.count("TranscodeJob") == 5
-    assert pipeline.kube.count("Job") == 5
+    assert pipeline.kube.count("TranscodeJob") == 6
+    assert pipeline.kube.count("Job") == 6
     assert pipeline.kube.duplicates() == []
     reasons = pipeline.kube.reasons(pipeline.name)
     assert reasons.index("Probing") < reasons.index("PlayableEarly") < reasons.index("Complete")
@@ -188,7 +189,7 @@ async def test_playable_first_holds_back_the_rest_of_the_ladder() -> None:
     assert await finish("probe") == ["240p", "audio", "probe"]
     assert await finish("240p") == ["240p", "audio", "probe"], "audio still running"
     assert pipeline.asset().phase is AssetPhase.PROCESSING
-    assert await finish("audio") == ["240p", "360p", "audio", "poster", "probe"]
+    assert await finish("audio") == ["240p", "360p", "audio", "poster", "probe", "storyboard"]
     assert pipeline.asset().playable
 
 
@@ -212,8 +213,8 @@ async def test_operator_killed_after_every_write_loses_and_duplicates_nothing() 
         assert asset.phase is AssetPhase.READY, where
         assert asset.status.is_true(AssetCondition.COMPLETE), where
         assert pipeline.kube.duplicates() == [], where
-        assert pipeline.kube.count("TranscodeJob") == 5, where
-        assert pipeline.kube.count("Job") == 5, where
+        assert pipeline.kube.count("TranscodeJob") == 6, where
+        assert pipeline.kube.count("Job") == 6, where
 
 
 async def test_duplicate_and_concurrent_events_create_each_child_once() -> None:

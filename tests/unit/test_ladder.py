@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mediaplane.core.ladder import Ladder, first_wave, plan_variants
-from mediaplane.core.tasks import MediaKind, ProbeResult, VariantType
+from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
 
 
 def probe(**fields: object) -> ProbeResult:
@@ -16,9 +16,9 @@ def test_video_360p_gets_no_rung_above_its_height() -> None:
                                                           has_audio=True, duration_seconds=4))
     assert [(v.name, v.type) for v in plan] == [
         ("240p", VariantType.VIDEO), ("360p", VariantType.VIDEO), ("audio", VariantType.AUDIO),
-        ("poster", VariantType.POSTER)]
+        ("poster", VariantType.POSTER), ("storyboard", VariantType.STORYBOARD)]
     assert plan[0].height == 240
-    assert plan[-1].poster_at_seconds == 1.0
+    assert plan[-2].poster_at_seconds == 1.0
 
 
 def test_tiny_video_gets_one_rung_at_its_own_even_height() -> None:
@@ -33,6 +33,33 @@ def test_poster_is_taken_inside_a_short_clip() -> None:
                                                           duration_seconds=1.0))
     poster = next(v for v in plan if v.type is VariantType.POSTER)
     assert poster.poster_at_seconds == 0.5
+
+
+def test_storyboard_tiles_cover_the_duration_and_stay_bounded() -> None:
+    def storyboard(duration: float, **config: object) -> VariantSpec:
+        ladder = Ladder.model_validate({"storyboard": config} if config else {})
+        plan = plan_variants(MediaKind.VIDEO, ladder, probe(
+            width=640, height=360, has_video=True, duration_seconds=duration))
+        return next(v for v in plan if v.type is VariantType.STORYBOARD)
+
+    clip = storyboard(12.0)
+    assert (clip.storyboard_interval_seconds, clip.storyboard_tiles, clip.storyboard_columns,
+            clip.width) == (2.0, 6, 6, 160)
+    odd = storyboard(12.04)  # a tail of one frame still gets its tile
+    assert (odd.storyboard_tiles, odd.storyboard_columns) == (7, 7)
+    film = storyboard(2 * 3600 + 1.0)  # tiles further apart, never more than max_tiles
+    assert film.storyboard_tiles == 100
+    assert film.storyboard_interval_seconds is not None
+    assert film.storyboard_interval_seconds * 100 >= 7201.0
+    assert film.storyboard_columns == 10
+    custom = storyboard(60.0, interval_seconds=5, columns=4, tile_width=240)
+    assert (custom.storyboard_tiles, custom.storyboard_columns, custom.width) == (12, 4, 240)
+    no_duration = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=640, height=360,
+                                                                 has_video=True))
+    assert all(v.type is not VariantType.STORYBOARD for v in no_duration)
+    off = plan_variants(MediaKind.VIDEO, Ladder.model_validate({"storyboard": None}), probe(
+        width=640, height=360, has_video=True, duration_seconds=10))
+    assert all(v.type is not VariantType.STORYBOARD for v in off)
 
 
 def test_image_rungs_do_not_upscale() -> None:

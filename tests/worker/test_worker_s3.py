@@ -323,7 +323,7 @@ def test_storyboard_sprite_and_webvtt(
     sprite = ffprobe_report(fetched / "storyboard.jpg")["streams"][0]
     assert (sprite["width"], sprite["height"]) == (240, 136), "a 2x2 grid of 120x68 tiles"
     cues = webvtt.from_buffer(io.StringIO((fetched / "storyboard.vtt").read_text()))
-    assert [(c.start, c.end, c.text) for c in cues] == [
+    assert [(c.start, c.end, c.text) for c in cues.captions] == [
         ("00:00:00.000", "00:00:01.500", "storyboard.jpg#xywh=0,0,120,68"),
         ("00:00:01.500", "00:00:03.000", "storyboard.jpg#xywh=120,0,120,68"),
         ("00:00:03.000", "00:00:04.500", "storyboard.jpg#xywh=0,68,120,68")]

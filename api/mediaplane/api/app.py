@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from mediaplane.api import errorhandlers, kube
 from mediaplane.api.context import ApiContext
 from mediaplane.api.cors import CorsByPath
 from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
-from mediaplane.api.routers import captions, health, media, streaming, uploads
+from mediaplane.api.player import STATIC_DIR as PLAYER_STATIC_DIR
+from mediaplane.api.player import STATIC_PATH as PLAYER_STATIC_PATH
+from mediaplane.api.routers import captions, health, media, player, streaming, uploads
 from mediaplane.api.settings import ApiSettings
 from mediaplane.core import kubeclient
 from mediaplane.core.settings import S3Settings
@@ -63,8 +66,10 @@ def create_app(settings: ApiSettings | None = None,
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
     for router in (uploads.router, media.router, captions.router, streaming.router,
-                   health.router):
+                   player.router, health.router):
         app.include_router(router)
+    # The player page's own script and style, and the vendored players.
+    app.mount(PLAYER_STATIC_PATH, StaticFiles(directory=PLAYER_STATIC_DIR), name="player-static")
     errorhandlers.install(app)
     app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes)
     # Outside the guard, so its answers (413, request ids) carry CORS headers too and a

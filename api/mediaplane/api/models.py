@@ -95,7 +95,9 @@ class Variant(Wire):
     size_bytes: int | None = None
     hls: str | None = Field(default=None, description="signed HLS playlist of this rendition")
     dash: str | None = Field(default=None, description="signed DASH MPD of this rendition")
-    url: str | None = Field(default=None, description="presigned URL of a single-file variant")
+    url: str | None = Field(default=None, description="presigned URL of a single-file variant; "
+                            "for the storyboard, the signed WebVTT of seek previews (its "
+                            "cues name regions of a presigned sprite: `…#xywh=x,y,w,h`)")
 
 
 class Caption(Wire):
@@ -128,5 +130,7 @@ class MediaAsset(Wire):
     captions: list[Caption]
     transcript: Transcript | None
     streams: Streams | None = Field(description="signed for the caller; null until playable")
+    player: str | None = Field(default=None, description="signed link to the player page "
+                               "(video, audio or image); null until playable")
     created_at: datetime | None = None
     quarantine_reason: str | None = None

@@ -9,9 +9,12 @@ parsing and writing are `core.manifests`'.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
+
+import webvtt
 
 from mediaplane.core.manifests import dash, hls
 from mediaplane.core.resources import CaptionTrack, MediaAsset
@@ -39,6 +42,13 @@ class Links:
         return (f"{self.base}/api/v1/media/{self.asset_id}/stream/dash/{quote(variant)}.mpd"
                 f"?token={TOKEN_PLACEHOLDER}")
 
+    def storyboard(self) -> str:
+        return (f"{self.base}/api/v1/media/{self.asset_id}/stream/storyboard.vtt"
+                f"?token={TOKEN_PLACEHOLDER}")
+
+    def player(self) -> str:
+        return f"{self.base}/player/{self.asset_id}?token={TOKEN_PLACEHOLDER}"
+
 
 def with_token(body: str, token: str) -> str:
     return body.replace(TOKEN_PLACEHOLDER, token)
@@ -64,6 +74,23 @@ def hls_media(playlist: str, folder: str, presign: Presign) -> str:
 
 def hls_subtitles(vtt_url: str, duration_seconds: float) -> str:
     return hls.subtitle_playlist(vtt_url, duration_seconds)
+
+
+def storyboard_vtt(vtt: str, folder: str, presign: Presign) -> str:
+    """The stored storyboard with each cue's sprite (`name#xywh=…`, relative to the
+    WebVTT) replaced by its presigned URL, the region kept as the URL's fragment."""
+    document = webvtt.from_buffer(io.StringIO(vtt))
+    urls: dict[str, str] = {}
+    for caption in document.captions:
+        target, hash_, fragment = caption.text.strip().partition("#")
+        if not target or "/" in target or target.startswith("."):
+            raise ValueError(f"a storyboard cue names {target!r}, not a sprite beside it")
+        if target not in urls:
+            urls[target] = presign(folder + target)
+        caption.text = urls[target] + hash_ + fragment
+    buffer = io.StringIO()
+    document.write(buffer)
+    return buffer.getvalue()
 
 
 def dash_mpd(mpd: str, folder: str, presign: Presign,

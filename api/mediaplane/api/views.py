@@ -14,7 +14,7 @@ from mediaplane.api.context import ApiContext
 from mediaplane.api.streaming import ALL, Links, with_token
 from mediaplane.core.resources import ManualCaption, MediaAsset
 from mediaplane.core.states import CaptionSource, VariantState
-from mediaplane.core.tasks import MediaKind
+from mediaplane.core.tasks import MediaKind, VariantType
 
 STREAMED_KINDS = (MediaKind.VIDEO, MediaKind.AUDIO)
 
@@ -52,6 +52,7 @@ class Presenter:
             sha256=spec.sha256, size_bytes=spec.size_bytes,
             variants=self.variants(asset, token), captions=self.captions(asset),
             transcript=self.transcript(asset, None), streams=streams,
+            player=with_token(links.player(), token) if asset.playable else None,
             created_at=_parse_time(asset.metadata.creation_timestamp),
             quarantine_reason=status.quarantine.reason if status.quarantine else None,
         )
@@ -66,7 +67,10 @@ class Presenter:
             done = v.state is VariantState.SUCCEEDED and serve
             streamable = done and v.streamable
             url = None
-            if done and v.file:
+            if done and v.type is VariantType.STORYBOARD:
+                # Served through the façade: its cues name the sprite, presigned there.
+                url = with_token(links.storyboard(), token)
+            elif done and v.file:
                 url = self.context.storage.presign_get(v.file, self.context.presign_seconds)
             out.append(models.Variant(
                 name=v.name, type=v.type, state=v.state, width=v.width, height=v.height,

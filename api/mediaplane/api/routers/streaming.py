@@ -23,7 +23,8 @@ from mediaplane.api.openapi import errors
 from mediaplane.api.signing import StreamGrant
 from mediaplane.core import keys, names
 from mediaplane.core.resources import CaptionTrack, MediaAsset, VariantStatus
-from mediaplane.core.states import AssetPhase
+from mediaplane.core.states import AssetPhase, VariantState
+from mediaplane.core.tasks import VariantType
 
 router = APIRouter(prefix="/api/v1/media", tags=["streaming"])
 
@@ -40,7 +41,7 @@ STREAM_ERRORS = errors("media.not_found", "media.transcoding", "media.quarantine
 RETRY = {"Retry-After": "2"}
 
 
-async def _authorised_asset(context: ApiContext, asset_id: str, token: str | None,
+async def authorised_asset(context: ApiContext, asset_id: str, token: str | None,
                             principal: Principal | None) -> tuple[StreamGrant, MediaAsset]:
     grant = context.signer.verify(token, asset_id)
     if principal is not None and (principal.user, principal.tenant) != (grant.user,
@@ -104,8 +105,8 @@ def _respond(body: str, media_type: str, token: str) -> Response:
             responses={200: {"content": {HLS_TYPE: {}}}, **STREAM_ERRORS})
 async def hls(asset_id: AssetId, variant: VariantName, context: Context,
               principal: OptionalPrincipal, token: Token = None) -> Response:
-    grant, asset = await _authorised_asset(context, asset_id, token, principal)
-    presign = _presigner(context, asset.prefix)
+    grant, asset = await authorised_asset(context, asset_id, token, principal)
+    presign = presigner(context, asset.prefix)
     key = ("hls", grant.tenant, asset_id, asset.metadata.resource_version or "", variant)
     if variant == streaming.ALL:
         links = streaming.Links(context.settings.public_url.rstrip("/"), asset_id)
@@ -140,9 +141,9 @@ async def hls(asset_id: AssetId, variant: VariantName, context: Context,
             responses={200: {"content": {DASH_TYPE: {}}}, **STREAM_ERRORS})
 async def dash(asset_id: AssetId, variant: VariantName, context: Context,
                principal: OptionalPrincipal, token: Token = None) -> Response:
-    grant, asset = await _authorised_asset(context, asset_id, token, principal)
+    grant, asset = await authorised_asset(context, asset_id, token, principal)
     prefix = asset.prefix
-    presign = _presigner(context, prefix)
+    presign = presigner(context, prefix)
     tracks: list[CaptionTrack] = []
     if variant == streaming.ALL:
         manifests = asset.status.manifests
@@ -164,7 +165,38 @@ async def dash(asset_id: AssetId, variant: VariantName, context: Context,
     return _respond(body, DASH_TYPE, token or "")
 
 
-def _presigner(context: ApiContext, prefix: str) -> streaming.Presign:
+VTT_TYPE = "text/vtt; charset=utf-8"
+
+
+@router.get("/{asset_id}/stream/storyboard.vtt", response_class=Response,
+            summary="Seek previews (signed link): WebVTT cues naming regions of a sprite",
+            responses={200: {"content": {"text/vtt": {}}}, **STREAM_ERRORS})
+async def storyboard(asset_id: AssetId, context: Context, principal: OptionalPrincipal,
+                     token: Token = None) -> Response:
+    grant, asset = await authorised_asset(context, asset_id, token, principal)
+    board = storyboard_variant(asset)
+    if board is None:
+        raise ApiError("validation.variant", "the asset has no storyboard (yet)")
+    vtt_key, folder = board.file or "", board.folder or ""
+    presign = presigner(context, asset.prefix)
+
+    async def render() -> str:
+        presign(vtt_key)  # refuses a key outside the asset before reading it
+        text = await asyncio.to_thread(context.storage.get_text, vtt_key)
+        return streaming.storyboard_vtt(text, folder, presign)
+
+    key = ("storyboard", grant.tenant, asset_id, asset.metadata.resource_version or "")
+    body = await _cached(context, key, render)
+    return Response(body, media_type=VTT_TYPE, headers={"Cache-Control": "private, max-age=5"})
+
+
+def storyboard_variant(asset: MediaAsset) -> VariantStatus | None:
+    """The asset's storyboard once it is done."""
+    return next((v for v in asset.status.variants if v.type is VariantType.STORYBOARD
+                 and v.state is VariantState.SUCCEEDED and v.file), None)
+
+
+def presigner(context: ApiContext, prefix: str) -> streaming.Presign:
     """Presigns keys of this asset only: a key outside its prefix (a corrupted status, a
     `..` in a playlist) is never signed."""
     seconds = context.presign_seconds
