@@ -10,6 +10,7 @@ from kubernetes import client as k8s
 
 from mediaplane.core.names import MAX_UPLOAD_ANNOTATION, TENANT_LABEL
 from mediaplane.devcluster.cluster import DevCluster
+from mediaplane.devcluster.ports import free_port
 from mediaplane.devcluster.services import start_api
 from mediaplane.devcluster.tokens import mint_dev_token
 from tests.conftest import OperatorHandle
@@ -19,9 +20,16 @@ UserFactory = Callable[..., ApiUser]
 
 
 @pytest.fixture(scope="session")
-def api_url(cluster: DevCluster, operator: OperatorHandle) -> Iterator[str]:
+def web_origin() -> str:
+    """The origin of the browser tests' own pages (another loopback port than the API's and
+    the storage's): the API allows it to call the JSON API."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def api_url(cluster: DevCluster, operator: OperatorHandle, web_origin: str) -> Iterator[str]:
     del operator
-    process = start_api(cluster)
+    process = start_api(cluster, extra_env={"MEDIAPLANE_API_CORS_ALLOWED_ORIGINS": web_origin})
     yield cluster.api_url
     process.stop()
 

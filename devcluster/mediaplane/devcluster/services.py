@@ -40,11 +40,12 @@ def start_operator(cluster: DevCluster) -> ManagedProcess:
     )
 
 
-def start_api(cluster: DevCluster, *, wait: bool = True) -> ManagedProcess:
+def start_api(cluster: DevCluster, *, wait: bool = True,
+              extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
     """Starts the REST API on the cluster's API port, tied to the cluster's life."""
     from mediaplane.devcluster.processes import wait_until
 
-    env = {**os.environ, **cluster.env()}
+    env = {**os.environ, **cluster.env(), **(extra_env or {})}
     # A dev cluster may have pages of assets and several users: keep the contract's limit.
     env.setdefault("MEDIAPLANE_API_RATE_LIMIT_STORAGE", "memory://")
     process = cluster.spawn(

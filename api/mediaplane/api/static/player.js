@@ -140,7 +140,7 @@
     });
     player.on(events.ERROR, (event) => {
       const error = event.error || {};
-      const status = error.data && error.data.request && error.data.request.status;
+      const status = error.data && error.data.response && error.data.response.status;
       fail(status ? httpStatusMessage(status) : `Playback failed (${error.message || error.code}).`);
     });
     player.initialize(video, config.dash, false);
@@ -178,10 +178,7 @@
       ui.qualities([...heights.values()].sort((a, b) => b.height - a.height)
         .map((track) => ({ id: String(track.height), label: `${track.height}p` })));
       const texts = player.getTextTracks();
-      if (texts.length) {
-        player.selectTextTrack(texts[0]);
-        await player.setTextTrackVisibility(true);
-      }
+      if (texts.length) player.selectTextTrack(texts[0]); // Shaka 5: selected means shown
       ui.captions(texts.map((track) => ({
         id: String(track.id), label: track.label || track.language, lang: track.language,
       })), texts.length ? String(texts[0].id) : "off");
@@ -200,13 +197,8 @@
         }
       },
       setCaption(id) {
-        if (id === "off") {
-          player.setTextTrackVisibility(false);
-          return;
-        }
         const track = player.getTextTracks().find((t) => String(t.id) === id);
-        if (track) player.selectTextTrack(track);
-        player.setTextTrackVisibility(true);
+        player.selectTextTrack(id === "off" ? null : track || null);
       },
     };
   }
