@@ -73,7 +73,8 @@ class _Handler(SimpleHTTPRequestHandler):
 def static_site(origin: str, pages: Path) -> Iterator[str]:
     """Serves `pages` (and the vendored players) on `origin`, a loopback http origin."""
     parts = urlsplit(origin)
-    assert parts.hostname == "127.0.0.1" and parts.port, origin
+    if parts.hostname != "127.0.0.1" or not parts.port:
+        raise ValueError(f"{origin!r} is not a loopback origin with a port")
     handler = functools.partial(_Handler, pages=pages)
     server = ThreadingHTTPServer((parts.hostname, parts.port), handler)
     thread = threading.Thread(target=server.serve_forever, name="static-site", daemon=True)

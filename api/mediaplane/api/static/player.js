@@ -308,7 +308,10 @@
     });
     quality.addEventListener("change", () => engine.setQuality(quality.value));
     captions.addEventListener("change", () => engine.setCaption(captions.value));
-    video.addEventListener("loadedmetadata", () => setState("ready"));
+    video.addEventListener("loadedmetadata", () => {
+      time.textContent = `${clock(video.currentTime)} / ${clock(duration())}`;
+      setState("ready");
+    });
     video.addEventListener("play", () => { play.textContent = "Pause"; setState("playing"); });
     video.addEventListener("pause", () => { play.textContent = "Play"; });
     video.addEventListener("ended", () => { play.textContent = "Play"; setState("ended"); });
