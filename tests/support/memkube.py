@@ -258,6 +258,8 @@ class MemoryObjects:
         self.bucket = bucket
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.calls: Counter[str] = Counter()
+        self.cors: list[dict[str, Any]] | None = None
+        self.cors_refused = False  # the credentials may not set the bucket's CORS
 
     def presign_get(self, key: str, expires_seconds: int) -> str:
         return f"https://objects.test/{self.bucket}/{key}?expires={expires_seconds}&sig=x"
@@ -298,6 +300,12 @@ class MemoryObjects:
         for key in doomed:
             del self.objects[key]
         return len(doomed)
+
+    def configure_cors(self, rules: list[dict[str, Any]]) -> None:
+        self.calls["configure_cors"] += 1
+        if self.cors_refused:
+            raise InjectedError("AccessDenied: s3:PutBucketCORS")
+        self.cors = copy.deepcopy(rules)
 
     def under(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))

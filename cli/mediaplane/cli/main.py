@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Protocol, cast
 
 COMMAND_MODULES: list[str] = [
+    "mediaplane.cli.bucketcors",
     "mediaplane.cli.dev",
     "mediaplane.cli.tenants",
     "mediaplane.cli.tokens",

@@ -8,7 +8,7 @@ when on an event loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from mediaplane.core.tasks import PresignedPost
 
@@ -46,3 +46,7 @@ class ObjectStore(Protocol):
     def put_text(self, key: str, text: str, content_type: str) -> None: ...
 
     def delete_prefix(self, prefix: str) -> int: ...
+
+    def configure_cors(self, rules: list[dict[str, Any]]) -> None:
+        """Replaces the bucket's CORS rules (`core.bucketcors.rules`)."""
+        ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.client import Config
@@ -116,6 +116,11 @@ class Storage:
     def put_text(self, key: str, text: str, content_type: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode(),
                                ContentType=content_type, CacheControl="no-cache")
+
+    def configure_cors(self, rules: list[dict[str, Any]]) -> None:
+        """Replaces the bucket's CORS rules (`core.bucketcors`); needs s3:PutBucketCORS."""
+        self.client.put_bucket_cors(Bucket=self.bucket,
+                                    CORSConfiguration={"CORSRules": cast("Any", rules)})
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

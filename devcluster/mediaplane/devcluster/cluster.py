@@ -385,6 +385,7 @@ class DevCluster:
             watch=[weed],
             interval=0.5,
         )
+        seaweed.ensure_cors(s3, self.bucket)
         self._step("seaweedfs", t0)
         _write_json(self.env_path, self.env())
         self._step("total", t0)

@@ -15,12 +15,13 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from mediaplane.core import bucketcors
 from mediaplane.devcluster.ports import free_ports
 from mediaplane.devcluster.processes import ManagedProcess, spawn, wait_until
 
@@ -185,6 +186,19 @@ def ensure_bucket(s3: S3Client, bucket: str = BUCKET) -> bool:
     return True
 
 
+# SeaweedFS answers every origin and method when a bucket has no CORS rules of its own; the
+# dev bucket gets mediaplane's rules explicitly, as a production bucket must: playback
+# (GET/HEAD with Range) from any origin, nothing else.
+DEV_CORS_PLAYBACK_ORIGINS = ("*",)
+
+
+def ensure_cors(s3: S3Client, bucket: str = BUCKET,
+                playback_origins: tuple[str, ...] = DEV_CORS_PLAYBACK_ORIGINS,
+                upload_origins: tuple[str, ...] = ()) -> None:
+    rules = bucketcors.rules(playback_origins, upload_origins)
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": cast("Any", rules)})
+
+
 @dataclass(frozen=True)
 class Standalone:
     """A SeaweedFS S3 server on its own (the worker tests need S3 without a cluster)."""
@@ -215,6 +229,7 @@ def start_standalone(directory: Path, bucket: str = BUCKET,
         s3 = client(server.endpoint, creds, timeout=5.0)
         wait_until(lambda: ensure_bucket(s3, bucket), what="SeaweedFS S3 and bucket",
                    timeout=timeout, watch=[process], interval=0.25)
+        ensure_cors(s3, bucket)
     except BaseException:
         server.stop()
         raise

@@ -18,7 +18,7 @@ import kopf
 from mediaplane.core import names
 from mediaplane.core.resources import MediaAsset, TranscodeJob
 from mediaplane.core.states import AssetPhase, EventType
-from mediaplane.operator import reconcile
+from mediaplane.operator import bucket, reconcile
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import Job, Pod
 
@@ -53,6 +53,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # asset → probe → variants chain pays it once.
     settings.batching.batch_window = 0.05
     memo.ctx = await Context.create()
+    await bucket.apply_cors(memo.ctx)
 
 
 @kopf.on.cleanup()

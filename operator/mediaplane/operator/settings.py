@@ -31,6 +31,11 @@ class OperatorSettings(BaseSettings):
     # Run the lowest rung, the audio and the poster before the rest of a video's ladder.
     # Right for a node or two; turn off where the cluster has CPU to run every rung at once.
     playable_first: bool = True
+    # The bucket's CORS rules (core.bucketcors), set at start-up when `bucket_cors` is on:
+    # playback (GET/HEAD with Range) from these origins, browser uploads (POST) from those.
+    bucket_cors: bool = False
+    bucket_cors_playback_origins: str = "*"
+    bucket_cors_upload_origins: str = ""
 
     def load_ladder(self) -> Ladder:
         if self.ladder_file is None:

@@ -1,0 +1,83 @@
+"""The bucket's CORS rules on the real S3 server (SeaweedFS): the dev environment sets
+mediaplane's rules explicitly (SeaweedFS would otherwise answer every origin and method),
+and the operator's own call sets an install's rules the same way."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from mediaplane.core import bucketcors
+from mediaplane.core.settings import S3Settings
+from mediaplane.core.storage import Storage
+from mediaplane.devcluster import seaweed
+from mediaplane.devcluster.cluster import DevCluster
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+APP = "https://app.example.test"
+
+
+@pytest.fixture
+def segment(s3: S3Client, bucket: str) -> Iterator[str]:
+    """A presigned GET of a small object, as a manifest hands it to a player."""
+    key = f"tenants/cors-{uuid.uuid4().hex[:8]}/assets/x/seg-00001.m4s"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"0123456789" * 10, ContentType="video/mp4")
+    yield s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
+                                    ExpiresIn=600)
+    s3.delete_object(Bucket=bucket, Key=key)
+
+
+def _cors(response: httpx.Response) -> dict[str, str]:
+    return {k.lower(): v for k, v in response.headers.items()
+            if k.lower().startswith("access-control-")}
+
+
+def _preflight(url: str, origin: str, method: str, headers: str = "") -> httpx.Response:
+    extra = {"Access-Control-Request-Headers": headers} if headers else {}
+    return httpx.options(url, headers={"Origin": origin, "Access-Control-Request-Method": method,
+                                       **extra})
+
+
+def test_the_dev_bucket_answers_playback_from_any_origin_and_nothing_else(
+        s3: S3Client, bucket: str, segment: str) -> None:
+    rules = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    assert [(r["AllowedMethods"], r["AllowedOrigins"], r["AllowedHeaders"]) for r in rules] == \
+        [(["GET", "HEAD"], ["*"], ["Range"])]
+    ranged = httpx.get(segment, headers={"Origin": APP, "Range": "bytes=0-9"})
+    assert ranged.status_code == 206
+    cors = _cors(ranged)
+    assert cors["access-control-allow-origin"] in ("*", APP)
+    exposed = {h.strip().lower() for h in cors["access-control-expose-headers"].split(",")}
+    assert {"content-length", "content-range", "etag"} <= exposed
+    preflight = _preflight(segment, APP, "GET", "range")
+    assert preflight.status_code in (200, 204)
+    assert "range" in _cors(preflight)["access-control-allow-headers"].lower()
+    for method in ("PUT", "DELETE", "POST"):
+        refused = _preflight(segment, APP, method)
+        assert "access-control-allow-origin" not in _cors(refused), method
+
+
+def test_the_operators_rules_allow_uploads_from_configured_origins_only(
+        cluster: DevCluster, s3: S3Client, bucket: str, segment: str) -> None:
+    env = cluster.env()
+    storage = Storage(S3Settings(endpoint=env["MEDIAPLANE_S3_ENDPOINT"], bucket=bucket),
+                      (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]))
+    try:
+        storage.configure_cors(bucketcors.rules([APP], [APP]))
+        assert [r["AllowedOrigins"] for r in s3.get_bucket_cors(Bucket=bucket)["CORSRules"]] \
+            == [[APP], [APP]]
+        assert _cors(httpx.get(segment, headers={"Origin": APP}))[
+            "access-control-allow-origin"] == APP
+        assert "access-control-allow-origin" not in _cors(
+            httpx.get(segment, headers={"Origin": "https://elsewhere.test"}))
+        upload = _preflight(env["MEDIAPLANE_S3_ENDPOINT"] + f"/{bucket}", APP, "POST")
+        assert _cors(upload).get("access-control-allow-origin") == APP
+        assert "etag" in _cors(upload).get("access-control-expose-headers", "").lower()
+    finally:
+        seaweed.ensure_cors(s3, bucket)  # the dev rules again, for the other tests
