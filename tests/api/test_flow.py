@@ -147,6 +147,11 @@ def test_single_variant_links(ready_video: ReadyVideo) -> None:
     assert [s["height"] for s in probed["streams"] if s["codec_type"] == "video"] == [240]
     assert by_name["poster"]["url"]
     assert httpx.get(by_name["poster"]["url"]).status_code == 200
+    storyboard = httpx.get(by_name["storyboard"]["url"])
+    assert storyboard.status_code == 200
+    assert storyboard.text.startswith("WEBVTT")
+    sprite = storyboard.text.split("#xywh=")[0].rsplit("\n", 1)[1]
+    assert httpx.get(sprite).headers["content-type"] == "image/jpeg", "the sprite is presigned"
 
 
 def _with_token(url: str, token: str) -> str:

@@ -46,12 +46,12 @@ def test_video_clip_becomes_playable_hls_and_dash(tenant: str, assets: Assets, c
     assert condition(body, "Ready") == "True"
     assert reason(body, "Complete") == "AllVariantsSucceeded"
     assert status["observedGeneration"] == body["metadata"]["generation"]
-    assert status["variantSummary"] == "4/4"
+    assert status["variantSummary"] == "5/5"
     assert status["probe"]["width"] == 640
     assert status["probe"]["height"] == 360
     assert status["probe"]["hasAudio"] is True
     variants = variants_by_name(body)
-    assert set(variants) == {"240p", "360p", "audio", "poster"}
+    assert set(variants) == {"240p", "360p", "audio", "poster", "storyboard"}
     assert {v["state"] for v in variants.values()} == {"succeeded"}
 
     prefix = keys.asset_prefix(tenant, names.asset_id_from_name(name))
@@ -86,6 +86,12 @@ def test_video_clip_becomes_playable_hls_and_dash(tenant: str, assets: Assets, c
         assert abs(float(probed["format"]["duration"]) - 4.0) < 0.5
     poster = ffprobe(str(tmp_path / "variants/poster" / Path(variants["poster"]["file"]).name))
     assert poster["streams"][0]["codec_name"] == "mjpeg"
+    # Seek previews: a 4 s clip, a tile every 2 s, 160 px wide (640x360 scaled: 90 high).
+    assert (variants["storyboard"]["width"], variants["storyboard"]["height"]) == (160, 90)
+    sprite = ffprobe(str(tmp_path / "variants/storyboard/storyboard.jpg"))["streams"][0]
+    assert (sprite["width"], sprite["height"]) == (320, 90)
+    storyboard = (tmp_path / "variants/storyboard/storyboard.vtt").read_text()
+    assert storyboard.count("storyboard.jpg#xywh=") == 2
 
     reasons = {r for r, _ in assets.events(tenant, name)}
     assert {"Probing", "Transcoding", "Complete"} <= reasons

@@ -74,7 +74,7 @@ def test_operator_killed_mid_transcode_makes_no_duplicates(
     tjs = assets.transcode_jobs(tenant, name)
     jobs = assets.jobs(tenant, name)
     assert sorted(j.metadata.name for j in jobs) == sorted(t["metadata"]["name"] for t in tjs)
-    assert len(tjs) == 5, "probe + 240p + 360p + audio + poster, each exactly once"
+    assert len(tjs) == 6, "probe, 240p, 360p, audio, poster, storyboard: each exactly once"
     for job in jobs:
         owner = job.metadata.owner_references[0]
         assert owner.kind == "TranscodeJob"

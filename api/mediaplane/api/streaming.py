@@ -42,6 +42,12 @@ class Links:
         return (f"{self.base}/api/v1/media/{self.asset_id}/stream/dash/{quote(variant)}.mpd"
                 f"?token={TOKEN_PLACEHOLDER}")
 
+    def caption(self, language: str) -> str:
+        """A caption track's WebVTT through the façade: a URL with one query parameter, so
+        it survives being a DASH BaseURL (ffmpeg's DASH reader mangles an `&` there)."""
+        return (f"{self.base}/api/v1/media/{self.asset_id}/stream/captions/{quote(language)}"
+                f".vtt?token={TOKEN_PLACEHOLDER}")
+
     def storyboard(self) -> str:
         return (f"{self.base}/api/v1/media/{self.asset_id}/stream/storyboard.vtt"
                 f"?token={TOKEN_PLACEHOLDER}")

@@ -11,6 +11,7 @@ because error answers carry CORS headers too.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,23 @@ def test_player_plays_the_signed_link_to_the_end(page: Page, site: str, library:
     assert "en" in result["textTracks"], summary
     assert any(c["text"] == CAPTION for c in result["cues"]), \
         f"the caption never reached a text track: {result['cues']}"
+
+
+def test_ffmpeg_decodes_the_signed_dash_to_the_end(library: Library) -> None:
+    """The third mainstream reader of the same signed MPD: every frame of the lowest video
+    rendition (12 s at 25 fps) and the audio decode, with no error."""
+    url = library.video["streams"]["dash"]
+    # The side-loaded WebVTT is a stream ffmpeg's DASH reader opens but has no decoder for:
+    # every video and audio stream is decoded.
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-map", "0:v", "-map", "0:a",
+                              "-f", "null", "-"], capture_output=True, text=True, timeout=180)
+    assert decoded.returncode == 0, decoded.stderr[-2000:]
+    assert not decoded.stderr.strip(), decoded.stderr[-2000:]
+    probed = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+         "stream=nb_read_frames", "-of", "json", url],
+        check=True, capture_output=True, text=True, timeout=120)
+    assert int(json.loads(probed.stdout)["streams"][0]["nb_read_frames"]) == 300
 
 
 def _expired_token(stream_key: str, library: Library, asset_id: str) -> str:

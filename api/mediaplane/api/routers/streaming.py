@@ -155,10 +155,13 @@ async def dash(asset_id: AssetId, variant: VariantName, context: Context,
         rendition = _variant(asset, variant)
         mpd_key, folder = rendition.mpd or "", rendition.folder or ""
 
+    links = streaming.Links(context.settings.public_url.rstrip("/"), asset_id)
+
     async def render() -> str:
         presign(mpd_key)
         text = await asyncio.to_thread(context.storage.get_text, mpd_key)
-        return streaming.dash_mpd(text, folder, presign, [(t, presign(t.key)) for t in tracks])
+        return streaming.dash_mpd(text, folder, presign,
+                                  [(t, links.caption(t.language)) for t in tracks])
 
     key = ("dash", grant.tenant, asset_id, asset.metadata.resource_version or "", variant)
     body = await _cached(context, key, render)
@@ -166,6 +169,26 @@ async def dash(asset_id: AssetId, variant: VariantName, context: Context,
 
 
 VTT_TYPE = "text/vtt; charset=utf-8"
+Language = Annotated[str, Path(pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
+                               description="the caption track's language (BCP 47)")]
+
+
+@router.get("/{asset_id}/stream/captions/{language}.vtt", response_class=Response,
+            summary="A caption track's WebVTT (signed link), as the DASH MPD names it",
+            responses={200: {"content": {"text/vtt": {}}}, **STREAM_ERRORS})
+async def caption_file(asset_id: AssetId, language: Language, context: Context,
+                       principal: OptionalPrincipal, token: Token = None) -> Response:
+    grant, asset = await authorised_asset(context, asset_id, token, principal)
+    track = _caption(asset, language)
+    if not keys.is_under(track.key, asset.prefix):
+        raise ApiError("internal", "a caption track names an object outside the asset")
+
+    async def render() -> str:
+        return await asyncio.to_thread(context.storage.get_text, track.key)
+
+    key = ("caption", grant.tenant, asset_id, asset.metadata.resource_version or "", language)
+    body = await _cached(context, key, render)
+    return Response(body, media_type=VTT_TYPE, headers={"Cache-Control": "private, max-age=5"})
 
 
 @router.get("/{asset_id}/stream/storyboard.vtt", response_class=Response,
