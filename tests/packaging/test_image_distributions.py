@@ -50,8 +50,9 @@ def wheelhouse() -> Path:
     for path in [ROOT / "constraints.txt", *(ROOT / c / "pyproject.toml" for c in COMPONENTS)]:
         digest.update(path.read_bytes())
     for component in COMPONENTS:
-        for source in sorted((ROOT / component / "mediaplane").rglob("*.py")):
-            digest.update(source.read_bytes())
+        for source in sorted((ROOT / component / "mediaplane").rglob("*")):
+            if source.is_file() and "__pycache__" not in source.parts:
+                digest.update(source.read_bytes())  # code, and the player's static files
     target = _cache_dir() / digest.hexdigest()[:16]
     if not (target / ".complete").exists():
         target.mkdir(parents=True, exist_ok=True)
@@ -116,6 +117,19 @@ def test_an_image_imports_its_entry_point_and_nothing_it_must_not_hold(
         "print(json.dumps([n for n in names if present(n)]))")
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "[]", f"{name} image holds {probe.stdout.strip()}"
+
+
+def test_the_api_image_serves_the_player_with_its_vendored_players(
+        images: dict[str, Image]) -> None:
+    """The player page's script and the hls.js/dash.js/Shaka builds are in the wheel (the
+    vendored ones are built, not tracked: hatch ships them as artifacts)."""
+    probe = images["api"].run(
+        "import json, mediaplane.api.player as p\n"
+        "print(json.dumps([p.vendored(), (p.STATIC_DIR / 'player.js').is_file(),\n"
+        "                  json.loads((p.VENDOR_DIR / 'versions.json').read_text())]))")
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == (
+        '[true, true, {"hls.js": "1.7.4", "dashjs": "5.2.1", "shaka-player": "5.2.12"}]')
 
 
 def test_the_worker_command_runs_without_credentials_or_clients(images: dict[str, Image],

@@ -105,7 +105,11 @@ def rest_demo(env: Mapping[str, str], say: Callable[[str], None]) -> bool:
     master = httpx.get(video["streams"]["hls"], timeout=10)
     say(f"demo: signed HLS link ({master.status_code}, {master.text.count('#EXT-X-STREAM-INF')} "
         f"renditions), play it with: ffplay '{video['streams']['hls']}'")
-    return master.status_code == 200
+    player = video.get("player")
+    page = httpx.get(player, headers={"Accept": "text/html"}, timeout=10) if player else None
+    say(f"demo: watch it in a browser (hls.js; add &engine=dash for dash.js), link valid "
+        f"for an hour: {player}")
+    return master.status_code == 200 and page is not None and page.status_code == 200
 
 
 def _settled(row: list[str]) -> bool:
