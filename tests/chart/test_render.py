@@ -201,6 +201,27 @@ def test_no_network_policy_and_a_custom_ladder() -> None:
             != default["spec"]["template"]["metadata"]["annotations"][annotation])
 
 
+def test_cors_settings_reach_the_api_and_the_operator() -> None:
+    """The JSON API's allow-list, and the bucket rules the operator sets at start-up: uploads
+    default to the API's origins, playback to any origin."""
+    default = Rendered.of(template())
+    assert env_of(default.one("Deployment", API))["MEDIAPLANE_API_CORS_ALLOWED_ORIGINS"] == ""
+    operator = env_of(default.one("Deployment", OPERATOR))
+    assert (operator["MEDIAPLANE_BUCKET_CORS"], operator["MEDIAPLANE_BUCKET_CORS_PLAYBACK_ORIGINS"],
+            operator["MEDIAPLANE_BUCKET_CORS_UPLOAD_ORIGINS"]) == ("true", "*", "")
+    apps = "{https://app.example.com,http://localhost:3000}"
+    out = Rendered.of(template(sets={"api.cors.allowedOrigins": apps}))
+    origins = "https://app.example.com,http://localhost:3000"
+    assert env_of(out.one("Deployment", API))["MEDIAPLANE_API_CORS_ALLOWED_ORIGINS"] == origins
+    assert env_of(out.one("Deployment", OPERATOR))["MEDIAPLANE_BUCKET_CORS_UPLOAD_ORIGINS"] == \
+        origins
+    own = Rendered.of(template(sets={"api.cors.allowedOrigins": apps, "s3.cors.manage": "false",
+                                     "s3.cors.uploadOrigins": "{https://upload.example.com}"}))
+    env = env_of(own.one("Deployment", OPERATOR))
+    assert (env["MEDIAPLANE_BUCKET_CORS"], env["MEDIAPLANE_BUCKET_CORS_UPLOAD_ORIGINS"]) == (
+        "false", "https://upload.example.com")
+
+
 @pytest.mark.parametrize(("setting", "message"), [
     ("operator.replicaCount=-1", "at '/operator/replicaCount': minimum: got -1, want 0"),
     ("api.replicaCount=two", "at '/api/replicaCount': got string, want integer"),
@@ -210,6 +231,8 @@ def test_no_network_policy_and_a_custom_ladder() -> None:
     ("api.jwt.algorithms={none}",
      "at '/api/jwt/algorithms/0': value must be one of 'HS256', 'RS256', 'ES256'"),
     ("operator.replicas=3", "at '/operator': additional properties 'replicas' not allowed"),
+    ("api.cors.allowedOrigins={https://app.example.com/path}",
+     "at '/api/cors/allowedOrigins/0': 'https://app.example.com/path' does not match pattern"),
 ])
 def test_schema_rejects_bad_values_clearly(setting: str, message: str) -> None:
     done = helm("template", "mediaplane", str(CHART), "--set", setting)
