@@ -35,8 +35,11 @@ class Library:
     audio: dict[str, Any]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """One browser for this package, closed after it: Playwright's sync API keeps an event
+    loop set on the main thread while it runs, which the asyncio tests elsewhere must not
+    find there."""
     with browser.chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
 
