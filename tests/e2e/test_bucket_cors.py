@@ -16,6 +16,7 @@ from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
 from mediaplane.devcluster import seaweed
 from mediaplane.devcluster.cluster import DevCluster
+from tests.conftest import OperatorHandle
 from tests.support.wait import eventually
 
 if TYPE_CHECKING:
@@ -64,6 +65,14 @@ def test_the_dev_bucket_answers_playback_from_any_origin_and_nothing_else(
         # sends none of these.
         allowed = _cors(_preflight(segment, APP, method)).get("access-control-allow-methods", "")
         assert method not in {m.strip() for m in allowed.split(",")}, (method, allowed)
+
+
+def test_the_operator_set_the_rules_at_start_up(operator: OperatorHandle) -> None:
+    process = operator.process
+    assert process is not None
+    eventually(lambda: "bucket mediaplane: CORS rules set" in process.log_path.read_text(),
+               "the operator's start-up to set the rules", timeout=60,
+               explain=lambda: process.log_tail(30))
 
 
 def test_the_operators_rules_allow_uploads_from_configured_origins_only(

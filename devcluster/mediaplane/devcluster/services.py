@@ -27,6 +27,9 @@ def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, **cluster_env}
     env.setdefault("MEDIAPLANE_WORKER_COMMAND", json.dumps(worker_command()))
     env.setdefault("MEDIAPLANE_JOB_BACKOFF_LIMIT", "3")
+    # The operator sets the bucket's CORS rules at start-up, as the chart has it do (the
+    # dev cluster set the same rules already: this proves the operator's path works).
+    env.setdefault("MEDIAPLANE_BUCKET_CORS", "true")
     return env
 
 
