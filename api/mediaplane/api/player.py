@@ -120,6 +120,7 @@ def _page(title: str, body: str, head: str = "") -> str:
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta name="robots" content="noindex"><title>{html.escape(title)}</title>'
+            f'<link rel="icon" href="data:,">'
             f'<link rel="stylesheet" href="{STATIC_PATH}/player.css">{head}</head>'
             f'<body>{body}</body></html>\n')
 

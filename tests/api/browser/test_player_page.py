@@ -76,6 +76,9 @@ def _play_to_the_end(page: Page) -> None:
 
 def test_video_plays_with_renditions_captions_poster_and_seek_previews(
         page: Page, library: Library, artifacts: Path) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"{m.text} {m.location}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
     response = page.goto(library.video["player"])
     assert response is not None
     assert response.status == 200
@@ -119,6 +122,7 @@ def test_video_plays_with_renditions_captions_poster_and_seek_previews(
     page.select_option("#mp-captions", value="off")
     _play_to_the_end(page)
     page.screenshot(path=str(artifacts / "player-page-ended.png"))
+    assert errors == [], "the page runs under its own Content-Security-Policy without errors"
 
 
 @pytest.mark.parametrize("engine", ["dash", "shaka"])
