@@ -77,7 +77,8 @@ def _play_to_the_end(page: Page) -> None:
 def test_video_plays_with_renditions_captions_poster_and_seek_previews(
         page: Page, library: Library, artifacts: Path) -> None:
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"{m.text} {m.location}") if m.type == "error" else None)
+    page.on("console", lambda m: errors.append(f"{m.text} {m.location}")
+            if m.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     response = page.goto(library.video["player"])
     assert response is not None
