@@ -80,6 +80,7 @@ class MemoryKube:
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.service_accounts: set[tuple[str, str]] = set()
+        self.namespaces: dict[str, dict[str, str]] = {}  # namespace -> its annotations
         self.events: list[tuple[str, str, str, str]] = []  # (kind/name, type, reason, message)
         self.creations: Counter[str] = Counter()  # "Kind/namespace/name" -> times created
         self.failures = Failures()
@@ -240,6 +241,10 @@ class MemoryKube:
         self.service_accounts.add((namespace, name))
         self._landed()
         return True
+
+    async def namespace_annotations(self, namespace: str) -> dict[str, str]:
+        self.failures.check("namespace_annotations")
+        return dict(self.namespaces.get(namespace, {}))
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
