@@ -11,7 +11,7 @@ from mediaplane.api import errorhandlers, kube
 from mediaplane.api.context import ApiContext
 from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
-from mediaplane.api.routers import captions, health, media, streaming, uploads
+from mediaplane.api.routers import captions, health, media, speech, streaming, uploads
 from mediaplane.api.settings import ApiSettings
 from mediaplane.core import kubeclient
 from mediaplane.core.settings import S3Settings
@@ -61,8 +61,8 @@ def create_app(settings: ApiSettings | None = None,
 
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
-    for router in (uploads.router, media.router, captions.router, streaming.router,
-                   health.router):
+    for router in (uploads.router, media.router, captions.router, speech.router,
+                   streaming.router, health.router):
         app.include_router(router)
     errorhandlers.install(app)
     app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes)

@@ -399,13 +399,26 @@ class MediaAsset(KubeObject):
         """The upload was finalized: the bytes are known to be in storage."""
         return bool(self.spec.source.etag)
 
+    def review(self, language: str) -> CaptionReview | None:
+        """A person's verdict on the generated track of `language`, if any."""
+        return self.spec.caption_review.get(language)
+
+    def track_approved(self, track: CaptionTrack) -> bool:
+        """Manual tracks as they say; a generated one as its review says (the spec is read
+        directly, so a verdict counts before the operator copies it into the status)."""
+        if isinstance(track, GeneratedCaption):
+            verdict = self.review(track.language)
+            if verdict is not None:
+                return verdict is CaptionReview.APPROVED
+        return track.is_approved
+
     def caption_tracks(self, *, approved_only: bool = True) -> list[CaptionTrack]:
         """Manual tracks first, then generated ones; one per language (manual wins)."""
         seen: set[str] = set()
         tracks = []
         for track in [*self.spec.captions, *self.status.captions]:
             language = track.language.lower()
-            if language in seen or (approved_only and not track.is_approved):
+            if language in seen or (approved_only and not self.track_approved(track)):
                 continue
             seen.add(language)
             tracks.append(track)
