@@ -118,7 +118,7 @@ class MemoryKube:
         return TranscodeJob.model_validate(self.transcode_jobs_[(namespace, name)])
 
     def run_pod(self, namespace: str, job: str, phase: PodPhase, message: str = "",
-                exit_code: int | None = None) -> Pod:
+                exit_code: int | None = None, annotations: dict[str, str] | None = None) -> Pod:
         """A pod of `job` that ran to `phase` (what the node agent would report)."""
         index = sum(1 for (ns, n) in self.pods if ns == namespace and n.startswith(job + "-"))
         labels = dict(self.jobs[(namespace, job)]["metadata"]["labels"])
@@ -134,6 +134,7 @@ class MemoryKube:
         pod: dict[str, Any] = {
                "apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                            "annotations": dict(annotations or {}),
                             "creationTimestamp": f"2026-12-01T00:01:{index:02d}Z"},
                "status": {"phase": phase.value, "containerStatuses": [
                    {"name": "worker", "state": {"terminated": terminated} if terminated
