@@ -206,6 +206,7 @@ def main() -> None:
 
         raw: dict[int, list[float]] = {THREADS: [], 1: []}
         raw_wer = 0.0
+        raw_whisper(audio.path, base, THREADS)  # warm-up: the model file into the page cache
         for threads, runs in ((THREADS, args.runs), (1, 1)):
             for _ in range(runs):
                 wall, out = raw_whisper(audio.path, base, threads)
