@@ -59,6 +59,9 @@ RESULT: TypeAdapter[WorkerResult] = TypeAdapter(WorkerResult)
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 ANNOTATIONS_TTL = 30.0
 MAX_MESSAGE = 1024
+# A chunk's transcript is a few kB a minute of speech. The workers' POST policy refuses
+# anything bigger than this, and the merge reads nothing bigger either.
+MAX_CHUNK_TRANSCRIPT = 8 * 1024 * 1024
 
 
 # --- the asset ---------------------------------------------------------------------------------
@@ -152,7 +155,7 @@ async def _create_job(ctx: Context, tj: TranscodeJob, step: str,
     output = None
     if step == captionjobs.TRANSCRIBE:
         output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
-                                                 ctx.settings.max_variant_bytes)
+                                                 MAX_CHUNK_TRANSCRIPT)
     task = captionjobs.speech_task(tj, ctx.settings, step, input_url, output, cuts)
     if ctx.settings.worker_service_account:
         await ctx.kube.ensure_service_account(tj.namespace, ctx.settings.worker_service_account)
@@ -212,6 +215,10 @@ async def _plan(ctx: Context, tj: TranscodeJob) -> list[float] | None:
             await _fail(ctx, tj, "InvalidResult", f"the plan Job answered a {plan.kind}")
             return None
         cuts = sorted(c for c in plan.cuts if 0 < c < caption.duration_seconds)
+        if len(cuts) >= caption.chunks:  # a worker answers for its input: hold it to the plan
+            await _fail(ctx, tj, "InvalidResult", f"{len(cuts) + 1} chunks planned, "
+                        f"at most {caption.chunks} asked for")
+            return None
         await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, _status(
             tj, TranscodePhase.RUNNING, ConditionStatus.UNKNOWN, "Planned",
             f"{len(cuts) + 1} chunks, cut at silences ({plan.silences} found)",
@@ -280,9 +287,15 @@ async def _merge(ctx: Context, tj: TranscodeJob, cuts: list[float], attempts: in
     assert caption is not None
     assert prefix is not None
     chunks = len(cuts) + 1
-    texts = await asyncio.gather(*(asyncio.to_thread(ctx.storage.get_text,
-                                                     prefix + chunk_file(i))
-                                   for i in range(chunks)))
+    names_ = [prefix + chunk_file(i) for i in range(chunks)]
+    found = await asyncio.gather(*(asyncio.to_thread(ctx.storage.head, k) for k in names_))
+    unfit = [k.rsplit("/", 1)[-1] for k, info in zip(names_, found, strict=True)
+             if info is None or info.size > MAX_CHUNK_TRANSCRIPT]
+    if unfit:
+        await _fail(ctx, tj, "InvalidResult", f"chunk transcripts missing or too large: "
+                    f"{', '.join(unfit[:5])}")
+        return
+    texts = await asyncio.gather(*(asyncio.to_thread(ctx.storage.get_text, k) for k in names_))
     try:
         parts = [ChunkTranscript.model_validate_json(text) for text in texts]
     except ValidationError as error:
