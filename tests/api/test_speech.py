@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -103,8 +104,8 @@ def check_accuracy(speech: SpeechTrack, track_cues: list[webvtt.Caption], what: 
 
 
 def test_captions_of_an_audio_upload_match_what_was_said(alice: ApiUser, speech: SpeechTrack,
-                                                         speech_mp3: Media,
-                                                         assets: Assets) -> None:
+                                                         speech_mp3: Media, assets: Assets,
+                                                         cluster: DevCluster) -> None:
     asset_id = alice.upload(speech_mp3)
     alice.wait_status(asset_id, "ready")
     first = generate(alice, asset_id)
@@ -137,6 +138,11 @@ def test_captions_of_an_audio_upload_match_what_was_said(alice: ApiUser, speech:
     assert (job["state"], job["chunks"], job["chunksDone"]) == ("succeeded", 2, 2)
     reasons = {r for r, _ in assets.events(alice.tenant, body["metadata"]["name"])}
     assert {"CaptionsGenerating", "CaptionsReady"} <= reasons
+    described = subprocess.run(["kubectl", "describe", "ma", "-n", alice.tenant,
+                                body["metadata"]["name"]], env=cluster.env(), check=True,
+                               capture_output=True, text=True, timeout=60).stdout
+    assert "CaptionsReady" in described
+    assert "Caption Jobs" in described
     # Two chunks: a plan Job cut the track at a silence, an Indexed Job transcribed both.
     (tj,) = [t for t in assets.transcode_jobs(alice.tenant, body["metadata"]["name"])
              if t["spec"]["task"] == "caption"]
@@ -232,8 +238,6 @@ def test_generate_caption_refuses_what_it_cannot_caption(
     picture = alice.upload_url(image)
     silent = media_dir / "silent.mp4"
     if not silent.exists():
-        import subprocess
-
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clip.path), "-an", "-c", "copy",
                         str(silent)], check=True, timeout=60)
     mute_id = alice.upload(Media(silent, "video/mp4", "video"))
