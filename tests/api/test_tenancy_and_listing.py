@@ -24,6 +24,7 @@ def test_another_tenant_gets_404_on_every_asset_route(alice: ApiUser, mallory: A
     bodies: dict[str, Any] = {
         "finalize": {"etag": "0" * 32},
         "captions": {"language": "en", "content": "WEBVTT\n\n00:00.000 --> 00:01.000\nx\n"},
+        "captions/en": {"approved": True},
     }
     checked = 0
     openapi = httpx.get(f"{alice.base_url}/openapi.json").json()

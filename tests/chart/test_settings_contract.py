@@ -55,3 +55,12 @@ def test_rendered_environment_is_accepted_by_the_programs(
     operator = OperatorSettings()
     assert list(operator.worker_command) == json.loads(operator_env["MEDIAPLANE_WORKER_COMMAND"])
     assert operator.worker_image == operator_env["MEDIAPLANE_WORKER_IMAGE"]
+    # Caption requests are idempotent on the model: the API and the operator name the same.
+    assert operator.speech_model == api.speech_model
+    values = VALUE_SETS[value_set]
+    if values and "speech" in values[0].read_text():
+        assert operator.speech_model == "whisper-small"
+        assert operator.speech_model_volume == {
+            "persistentVolumeClaim": {"claimName": "whisper-small-ct2", "readOnly": True}}
+        assert (operator.caption_parallelism, operator.auto_captions) == (8, "en")
+        assert operator.auto_captions_review is True

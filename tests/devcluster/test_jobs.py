@@ -188,3 +188,28 @@ def test_deleting_a_running_pod_stops_its_process(
 
     eventually(gone, "pod deleted", timeout=60)
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_indexed_job_gives_each_pod_its_completion_index(
+    kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    """What caption Jobs rely on: `completionMode: Indexed` pods learn their index from
+    the Job controller (an annotation, and `JOB_COMPLETION_INDEX` through the downward
+    API), which the node agent resolves like a kubelet."""
+    script = (
+        "import os, sys\n"
+        "open(sys.argv[1], 'w').write('index ' + os.environ['JOB_COMPLETION_INDEX'])\n"
+    )
+    manifest = job("indexed", ["python", "-c", script, "/dev/termination-log"])
+    manifest["spec"].update(completionMode="Indexed", completions=3, parallelism=2)
+    k8s.BatchV1Api(kube_api).create_namespaced_job(namespace, manifest)
+
+    done = eventually(finished(kube_api, namespace, "indexed"), "job indexed")
+    assert done.status.succeeded == 3
+    assert done.status.completed_indexes == "0-2"
+    pods = pods_of(kube_api, namespace, "indexed")
+    seen = {}
+    for pod in pods:
+        index = pod.metadata.annotations["batch.kubernetes.io/job-completion-index"]
+        seen[index] = terminated(pod).message
+    assert seen == {"0": "index 0", "1": "index 1", "2": "index 2"}

@@ -80,6 +80,7 @@ class MemoryKube:
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.service_accounts: set[tuple[str, str]] = set()
+        self.namespaces: dict[str, dict[str, str]] = {}  # namespace -> its annotations
         self.events: list[tuple[str, str, str, str]] = []  # (kind/name, type, reason, message)
         self.creations: Counter[str] = Counter()  # "Kind/namespace/name" -> times created
         self.failures = Failures()
@@ -117,7 +118,7 @@ class MemoryKube:
         return TranscodeJob.model_validate(self.transcode_jobs_[(namespace, name)])
 
     def run_pod(self, namespace: str, job: str, phase: PodPhase, message: str = "",
-                exit_code: int | None = None) -> Pod:
+                exit_code: int | None = None, annotations: dict[str, str] | None = None) -> Pod:
         """A pod of `job` that ran to `phase` (what the node agent would report)."""
         index = sum(1 for (ns, n) in self.pods if ns == namespace and n.startswith(job + "-"))
         labels = dict(self.jobs[(namespace, job)]["metadata"]["labels"])
@@ -133,6 +134,7 @@ class MemoryKube:
         pod: dict[str, Any] = {
                "apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                            "annotations": dict(annotations or {}),
                             "creationTimestamp": f"2026-12-01T00:01:{index:02d}Z"},
                "status": {"phase": phase.value, "containerStatuses": [
                    {"name": "worker", "state": {"terminated": terminated} if terminated
@@ -240,6 +242,10 @@ class MemoryKube:
         self.service_accounts.add((namespace, name))
         self._landed()
         return True
+
+    async def namespace_annotations(self, namespace: str) -> dict[str, str]:
+        self.failures.check("namespace_annotations")
+        return dict(self.namespaces.get(namespace, {}))
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:

@@ -37,6 +37,8 @@ def flatten_crd(schema: dict[str, Any], path: str, out: Flat) -> Flat:
     if kind == "object":
         for name, child in (schema.get("properties") or {}).items():
             flatten_crd(child, f"{path}.{name}", out)
+        if isinstance(schema.get("additionalProperties"), dict):  # a map: its values
+            flatten_crd(schema["additionalProperties"], f"{path}{{}}", out)
     elif kind == "array":
         flatten_crd(schema["items"], f"{path}[]", out)
     return out
@@ -61,6 +63,8 @@ def flatten_model(schema: dict[str, Any], defs: dict[str, Any], path: str, out: 
     if kind == "object" and "properties" in schema:
         for name, child in schema["properties"].items():
             flatten_model(child, defs, f"{path}.{name}", out)
+    elif kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        flatten_model(schema["additionalProperties"], defs, f"{path}{{}}", out)
     elif kind == "array":
         flatten_model(schema["items"], defs, f"{path}[]", out)
     return out

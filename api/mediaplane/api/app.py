@@ -15,7 +15,7 @@ from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
 from mediaplane.api.player import STATIC_DIR as PLAYER_STATIC_DIR
 from mediaplane.api.player import STATIC_PATH as PLAYER_STATIC_PATH
-from mediaplane.api.routers import captions, health, media, player, streaming, uploads
+from mediaplane.api.routers import captions, health, media, player, speech, streaming, uploads
 from mediaplane.api.settings import ApiSettings
 from mediaplane.core import kubeclient
 from mediaplane.core.settings import S3Settings
@@ -65,8 +65,8 @@ def create_app(settings: ApiSettings | None = None,
 
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
-    for router in (uploads.router, media.router, captions.router, streaming.router,
-                   player.router, health.router):
+    for router in (uploads.router, media.router, captions.router, speech.router,
+                   streaming.router, player.router, health.router):
         app.include_router(router)
     # The player page's own script and style, and the vendored players.
     app.mount(PLAYER_STATIC_PATH, StaticFiles(directory=PLAYER_STATIC_DIR), name="player-static")

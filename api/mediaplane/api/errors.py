@@ -54,6 +54,11 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("media.conflict", 409, "The request conflicts with the asset's state."),
     ErrorCode("media.deleting", 409, "The asset is being deleted."),
     ErrorCode("transcript.not_found", 404, "The asset has no transcript in that language yet."),
+    ErrorCode("caption.not_found", 404, "The asset has no generated caption track in that "
+              "language."),
+    ErrorCode("validation.language", 422, "The language is not a valid BCP 47 tag, or speech "
+              "to text does not know it."),
+    ErrorCode("media.no_audio", 422, "The asset has no audio stream to caption."),
     ErrorCode("media.failed", 409, "The asset's processing failed; it has nothing to serve."),
     ErrorCode("upload.missing", 409, "No object has been uploaded for this asset yet."),
     ErrorCode("upload.mismatch", 409, "The uploaded object differs from the declared one "

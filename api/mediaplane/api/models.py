@@ -8,7 +8,14 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from mediaplane.core.states import AssetPhase, CaptionSource, SourceOrigin, VariantState
+from mediaplane.core.names import ASSET_ID_PATTERN
+from mediaplane.core.states import (
+    AssetPhase,
+    CaptionReview,
+    CaptionSource,
+    SourceOrigin,
+    VariantState,
+)
 from mediaplane.core.tasks import MediaKind, VariantType
 
 T = TypeVar("T")
@@ -63,6 +70,21 @@ class CaptionRequest(Wire):
     label: str | None = Field(default=None, max_length=128)
 
 
+class GenerateCaptionRequest(Wire):
+    asset_id: str = Field(pattern=ASSET_ID_PATTERN.pattern, description="the asset to caption")
+    language: str = Field(min_length=1, max_length=35,
+                          description="BCP 47 tag of the track, e.g. en-US. Speech in another "
+                          "language is translated when English is asked for (the only "
+                          "language Whisper translates into), and refused otherwise.")
+    review_required: bool = Field(default=False, description="store the track with "
+                                  "approved: false until approved (PATCH …/captions/{lang})")
+
+
+class CaptionReviewRequest(Wire):
+    approved: bool = Field(description="true: the track appears in the HLS and DASH "
+                           "manifests; false: it is rejected and never does")
+
+
 # Responses
 
 
@@ -106,11 +128,37 @@ class Caption(Wire):
     approved: bool
     label: str | None = None
     source: CaptionSource
+    model: str | None = Field(default=None, description="generated tracks: the speech model")
+    review: CaptionReview | None = Field(default=None, description="generated tracks: a "
+                                         "person's verdict, if one was given")
 
 
 class Transcript(Wire):
     language: str
-    url: str
+    url: str = Field(description="the plain-text transcript, a signed link (15 minutes)")
+
+
+class TranscriptDetail(Transcript):
+    segments_url: str | None = Field(default=None, description="JSON with timed segments, "
+                                     "a signed link (15 minutes)")
+    expires_at: datetime
+    model: str | None = None
+    text: str
+
+
+class CaptionJob(Wire):
+    """A generated track's state (the answer of POST /ai/generate-caption)."""
+
+    asset_id: str
+    language: str
+    model: str
+    state: VariantState
+    review_required: bool
+    approved: bool | None = Field(default=None, description="once the track exists")
+    chunks: int | None = None
+    chunks_done: int | None = None
+    message: str | None = None
+    url: str | None = Field(default=None, description="the WebVTT track once it exists")
 
 
 class MediaAsset(Wire):

@@ -34,6 +34,11 @@ class ApiSettings(BaseSettings):
     rate_limit_storage: str = Field(default="memory://",
                                     description="limits storage URI: memory:// or redis://…")
     upload_url_rate: str = "30/minute"
+    caption_rate: str = Field(default="10/minute",
+                              description="POST /ai/generate-caption, per user")
+    speech_model: str = Field(default="whisper-base", description="the operator's speech "
+                              "model (MEDIAPLANE_SPEECH_MODEL): requests are idempotent on it")
+    transcript_url_ttl_seconds: int = Field(default=900, ge=60, le=3600)
 
     max_upload_bytes: int = Field(default=5 * 1024**3, ge=1,
                                   description="default per-tenant limit on one upload")

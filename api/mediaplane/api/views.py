@@ -12,7 +12,12 @@ from mediaplane.api import models
 from mediaplane.api.auth import Principal
 from mediaplane.api.context import ApiContext
 from mediaplane.api.streaming import ALL, Links, with_token
-from mediaplane.core.resources import ManualCaption, MediaAsset
+from mediaplane.core.resources import (
+    GeneratedCaption,
+    ManualCaption,
+    MediaAsset,
+    TranscriptTrack,
+)
 from mediaplane.core.states import CaptionSource, VariantState
 from mediaplane.core.tasks import MediaKind, VariantType
 
@@ -87,16 +92,48 @@ class Presenter:
             if language and track.language.lower() != language.lower():
                 continue
             manual = isinstance(track, ManualCaption)
+            generated = track if isinstance(track, GeneratedCaption) else None
             out.append(models.Caption(
-                language=track.language, approved=track.is_approved,
+                language=track.language, approved=asset.track_approved(track),
                 label=track.label if isinstance(track, ManualCaption) else None,
                 source=CaptionSource.MANUAL if manual else CaptionSource.GENERATED,
+                model=generated.model if generated else None,
+                review=asset.review(track.language) if generated else None,
                 url=self.context.storage.presign_get(track.key, self.context.presign_seconds)))
         return out
 
     def transcript(self, asset: MediaAsset, language: str | None) -> models.Transcript | None:
-        for item in asset.status.transcripts:
-            if language is None or item.language.lower() == language.lower():
-                return models.Transcript(language=item.language, url=self.context.storage
-                                         .presign_get(item.key, self.context.presign_seconds))
-        return None
+        """The transcript of `language` (any, approved tracks' first, when None)."""
+        found = self.transcript_track(asset, language)
+        if found is None:
+            return None
+        seconds = self.context.settings.transcript_url_ttl_seconds
+        return models.Transcript(language=found.language,
+                                 url=self.context.storage.presign_get(found.key, seconds))
+
+    @staticmethod
+    def transcript_track(asset: MediaAsset, language: str | None) -> TranscriptTrack | None:
+        items = asset.status.transcripts
+        if language is not None:
+            return next((t for t in items if t.language.lower() == language.lower()), None)
+        approved = {t.language for t in asset.status.captions if asset.track_approved(t)}
+        return next((t for t in items if t.language in approved), items[0] if items else None)
+
+    def caption_job(self, asset: MediaAsset, language: str, model: str,
+                    review_required: bool) -> models.CaptionJob:
+        """The state of the generated track of `language` (pending until the operator
+        has picked the request up)."""
+        job = asset.status.caption_job(language)
+        if job is not None and job.model != model:
+            job = None
+        track = next((t for t in asset.status.captions
+                      if t.language == language and t.model == model), None)
+        return models.CaptionJob(
+            asset_id=asset.asset_id, language=language, model=model,
+            state=job.state if job else VariantState.PENDING,
+            review_required=bool(job.review_required) if job else review_required,
+            approved=asset.track_approved(track) if track else None,
+            chunks=job.chunks if job else None, chunks_done=job.chunks_done if job else None,
+            message=job.message if job else None,
+            url=self.context.storage.presign_get(track.key, self.context.presign_seconds)
+            if track else None)

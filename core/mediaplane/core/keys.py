@@ -46,6 +46,23 @@ def caption_key(tenant: str, asset_id: str, language: str) -> str:
     return asset_prefix(tenant, asset_id) + f"captions/{language}.vtt"
 
 
+def generated_caption_key(tenant: str, asset_id: str, language: str) -> str:
+    """A generated (speech-to-text) track; apart from the manual one of the same language."""
+    return asset_prefix(tenant, asset_id) + f"captions/generated/{language}.vtt"
+
+
+def transcript_key(tenant: str, asset_id: str, language: str, extension: str) -> str:
+    """The transcript of one language: `txt` (plain text) or `json` (timed segments)."""
+    if extension not in ("txt", "json"):
+        raise ValueError(f"no transcript kind {extension!r}")
+    return asset_prefix(tenant, asset_id) + f"transcripts/{language}.{extension}"
+
+
+def speech_prefix(tenant: str, asset_id: str, job: str) -> str:
+    """Where one caption job's chunk workers write their transcripts (their only write)."""
+    return asset_prefix(tenant, asset_id) + f"speech/{job}/"
+
+
 def relative(key: str, prefix: str) -> str:
     """`key` (an object, or a folder ending in '/') as a path relative to `prefix`, so that
     manifests stay valid wherever the objects are served from."""

@@ -35,6 +35,12 @@ TENANT_LABEL = f"{GROUP}/tenant"
 TENANT_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Per-tenant limit on one upload (bytes), as a namespace annotation.
 MAX_UPLOAD_ANNOTATION = f"{GROUP}/max-upload-bytes"
+# Auto-captions of a tenant: a BCP 47 tag turns them on in that language, "off" turns them
+# off (the chart's default applies without it); "true" on the second requires a review.
+AUTO_CAPTIONS_ANNOTATION = f"{GROUP}/auto-captions"
+AUTO_CAPTIONS_REVIEW_ANNOTATION = f"{GROUP}/auto-captions-review"
+# The step of a caption job a batch Job runs (plan, transcribe).
+LABEL_STEP = f"{GROUP}/step"
 # Who asked for an asset through the REST API (the token's `sub`).
 UPLOADED_BY_ANNOTATION = f"{GROUP}/uploaded-by"
 

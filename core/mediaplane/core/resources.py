@@ -24,6 +24,7 @@ from mediaplane.core import keys, names
 from mediaplane.core.states import (
     AssetCondition,
     AssetPhase,
+    CaptionReview,
     ConditionStatus,
     JobCondition,
     SourceOrigin,
@@ -196,6 +197,31 @@ class GeneratedCaption(CaptionTrack):
     """A track made by speech to text (`status.captions`)."""
 
     transcode_job: str | None = None
+    model: str | None = None
+    detected_language: str | None = None
+    translated: bool | None = None
+
+
+class TranscriptTrack(TextTrack):
+    """A transcript (`status.transcripts`): `key` the plain text, `segmentsKey` the JSON."""
+
+    segments_key: str | None = None
+    model: str | None = None
+
+
+class CaptionRequest(Resource):
+    """A generated track asked for (`spec.captionRequests`, keyed by BCP 47 tag)."""
+
+    review_required: bool | None = None
+    model: str | None = Field(default=None, description="None: the install's model")
+
+
+class AutoCaptions(Resource):
+    """Per-asset auto-captions; overrides the tenant's annotation and the install default."""
+
+    enabled: bool | None = None
+    language: str | None = None
+    review_required: bool | None = None
 
 
 class MediaAssetSpec(Resource):
@@ -206,6 +232,9 @@ class MediaAssetSpec(Resource):
     filename: str | None = None
     source: SourceRef
     captions: list[ManualCaption] = Field(default_factory=list)
+    caption_requests: dict[str, CaptionRequest] = Field(default_factory=dict)
+    caption_review: dict[str, CaptionReview] = Field(default_factory=dict)
+    auto_captions: AutoCaptions | None = None
 
 
 class Quarantine(Resource):
@@ -264,6 +293,20 @@ def streamable(variants: Sequence[VariantStatus]) -> list[VariantStatus]:
     return sorted(done, key=lambda v: (v.type is not VariantType.VIDEO, v.bandwidth or 0))
 
 
+class CaptionJobStatus(Resource):
+    """The speech-to-text work for one language (`status.captionJobs`)."""
+
+    language: str
+    model: str
+    state: VariantState
+    transcode_job: str | None = None
+    auto: bool | None = None
+    review_required: bool | None = None
+    chunks: int | None = None
+    chunks_done: int | None = None
+    message: str | None = None
+
+
 class MediaAssetStatus(Resource):
     observed_generation: int | None = None
     phase: AssetPhase | None = None
@@ -275,7 +318,10 @@ class MediaAssetStatus(Resource):
     manifests: ManifestKeys | None = None
     variants: list[VariantStatus] = Field(default_factory=list)
     captions: list[GeneratedCaption] = Field(default_factory=list)
-    transcripts: list[TextTrack] = Field(default_factory=list)
+    transcripts: list[TranscriptTrack] = Field(default_factory=list)
+    caption_jobs: list[CaptionJobStatus] = Field(default_factory=list)
+    auto_captions: str | None = Field(default=None, description="decided once playable: "
+                                      "the language auto-captions asked for, or 'off'")
 
     def condition(self, type_: AssetCondition) -> Condition | None:
         return find_condition(self.conditions, type_)
@@ -285,6 +331,9 @@ class MediaAssetStatus(Resource):
 
     def variant(self, name: str) -> VariantStatus | None:
         return next((v for v in self.variants if v.name == name), None)
+
+    def caption_job(self, language: str) -> CaptionJobStatus | None:
+        return next((j for j in self.caption_jobs if j.language == language), None)
 
 
 class MediaAsset(KubeObject):
@@ -350,13 +399,26 @@ class MediaAsset(KubeObject):
         """The upload was finalized: the bytes are known to be in storage."""
         return bool(self.spec.source.etag)
 
+    def review(self, language: str) -> CaptionReview | None:
+        """A person's verdict on the generated track of `language`, if any."""
+        return self.spec.caption_review.get(language)
+
+    def track_approved(self, track: CaptionTrack) -> bool:
+        """Manual tracks as they say; a generated one as its review says (the spec is read
+        directly, so a verdict counts before the operator copies it into the status)."""
+        if isinstance(track, GeneratedCaption):
+            verdict = self.review(track.language)
+            if verdict is not None:
+                return verdict is CaptionReview.APPROVED
+        return track.is_approved
+
     def caption_tracks(self, *, approved_only: bool = True) -> list[CaptionTrack]:
         """Manual tracks first, then generated ones; one per language (manual wins)."""
         seen: set[str] = set()
         tracks = []
         for track in [*self.spec.captions, *self.status.captions]:
             language = track.language.lower()
-            if language in seen or (approved_only and not track.is_approved):
+            if language in seen or (approved_only and not self.track_approved(track)):
                 continue
             seen.add(language)
             tracks.append(track)
@@ -373,12 +435,24 @@ class ObjectRef(Resource):
     key: str
 
 
+class CaptionSpec(Resource):
+    """What a caption TranscodeJob makes: one language's track with one model."""
+
+    language: str
+    whisper_language: str
+    model: str
+    duration_seconds: float
+    chunks: int
+    parallelism: int
+
+
 class TranscodeJobSpec(Resource):
     asset_ref: AssetRef
     task: TaskType
     input: ObjectRef
     output_prefix: str | None = None
     variant: VariantSpec | None = None
+    caption: CaptionSpec | None = None
 
 
 class WorkerResultStatus(Resource):
@@ -391,6 +465,18 @@ class WorkerResultStatus(Resource):
     output: VariantOutput | None = None
 
 
+class SpeechProgress(Resource):
+    """A caption job's progress: the plan (cut points), the chunks done, the track made."""
+
+    planned: bool | None = None
+    cuts: list[float] = Field(default_factory=list)
+    chunks_done: int | None = None
+    detected_language: str | None = None
+    translated: bool | None = None
+    cues: int | None = None
+    words: int | None = None
+
+
 class TranscodeJobStatus(Resource):
     observed_generation: int | None = None
     phase: TranscodePhase | None = None
@@ -401,6 +487,7 @@ class TranscodeJobStatus(Resource):
     message: str | None = None
     conditions: list[Condition] = Field(default_factory=list)
     result: WorkerResultStatus | None = None
+    speech: SpeechProgress | None = None
 
     @property
     def terminal(self) -> bool:

@@ -18,6 +18,12 @@ mirrors it in lower case inside the asset, next to the REST vocabulary. The asse
 - `ready`: playable (`Ready=True`); the `Complete` condition says when every variant ended;
 - `quarantined`: the probe refused the bytes (`Quarantined=True`), never served;
 - `failed`: the probe Job failed, or every variant ended and none made it playable.
+
+Generated captions have their own conditions beside `Ready` (a caption job never changes
+the asset's phase): `CaptionsGenerating` (True while a caption TranscodeJob runs),
+`CaptionsReady` (True when every requested track is done), `CaptionsFailed` (True when a
+requested track failed). `status.captionJobs[].state` mirrors each caption TranscodeJob's
+phase in the variant vocabulary above.
 """
 
 from __future__ import annotations
@@ -79,6 +85,16 @@ class AssetCondition(StrEnum):
     PROBED = "Probed"
     QUARANTINED = "Quarantined"
     COMPLETE = "Complete"
+    CAPTIONS_GENERATING = "CaptionsGenerating"
+    CAPTIONS_READY = "CaptionsReady"
+    CAPTIONS_FAILED = "CaptionsFailed"
+
+
+class CaptionReview(StrEnum):
+    """A person's verdict on a generated track (`spec.captionReview`)."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 class JobCondition(StrEnum):

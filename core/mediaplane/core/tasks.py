@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 TASK_ENV = "MEDIAPLANE_TASK"
+# Speech-to-text pods: the model directory (a mounted volume), and the chunk of an Indexed
+# Job, which the Job controller gives each pod (downward API, from its completion index).
+SPEECH_MODEL_ENV = "MEDIAPLANE_SPEECH_MODEL_DIR"
+COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 SCRATCH_ENV = "MEDIAPLANE_SCRATCH"
 RESULT_PATH_ENV = "MEDIAPLANE_RESULT_PATH"
 MAX_RESULT_BYTES = 4096
@@ -37,7 +41,10 @@ class VariantType(StrEnum):
 
 
 class TaskType(StrEnum):
-    """What one worker does: the probe, or producing one variant (same names)."""
+    """What one worker does: the probe, or producing one variant (same names).
+
+    `caption` is a TranscodeJob's task only: its Jobs run `speech-plan` (cut points at
+    silences) and `speech-chunk` (one pod per chunk of an Indexed Job)."""
 
     PROBE = "probe"
     VIDEO = "video"
@@ -45,6 +52,9 @@ class TaskType(StrEnum):
     IMAGE = "image"
     POSTER = "poster"
     STORYBOARD = "storyboard"
+    CAPTION = "caption"
+    SPEECH_PLAN = "speech-plan"
+    SPEECH_CHUNK = "speech-chunk"
 
     @classmethod
     def producing(cls, variant: VariantType) -> TaskType:
@@ -95,12 +105,26 @@ class VariantSpec(_Model):
     storyboard_tiles: int | None = None
 
 
+class SpeechTask(_Model):
+    """A caption job's speech work: plan the chunks, or transcribe the pod's own chunk."""
+
+    language: str = Field(description="the requested BCP 47 tag")
+    whisper_language: str = Field(description="its Whisper code, e.g. en")
+    duration_seconds: float
+    chunks: int = Field(ge=1, description="how many chunks the track is cut into")
+    cuts: list[float] = Field(default_factory=list,
+                              description="chunk boundaries (chunk tasks); empty: one chunk")
+    beam_size: int = Field(default=5, ge=1, le=10)
+    cpu_threads: int = Field(default=0, ge=0, description="0: CTranslate2 decides")
+
+
 class WorkerTask(_Model):
     type: TaskType
     input_url: str
     output: PresignedPost | None = None
     expected: Expected | None = None
     variant: VariantSpec | None = None
+    speech: SpeechTask | None = None
 
 
 class ProbeResult(_Model):
@@ -150,4 +174,22 @@ class VariantOutcome(_Model):
     output: VariantOutput
 
 
-WorkerResult = Annotated[ProbeOutcome | VariantOutcome, Field(discriminator="kind")]
+class SpeechPlanOutcome(_Model):
+    kind: Literal["speech-plan"] = "speech-plan"
+    duration_seconds: float
+    cuts: list[float] = Field(default_factory=list)
+    silences: int = Field(default=0, description="silences found in the track")
+
+
+class SpeechChunkOutcome(_Model):
+    kind: Literal["speech-chunk"] = "speech-chunk"
+    index: int
+    file: str = Field(description="the chunk's transcript JSON, relative to the output prefix")
+    cues: int
+    language: str | None = None
+    translated: bool = False
+    seconds: float | None = Field(default=None, description="time spent transcribing")
+
+
+WorkerResult = Annotated[ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome,
+                         Field(discriminator="kind")]

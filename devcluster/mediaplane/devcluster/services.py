@@ -23,6 +23,14 @@ def worker_command() -> list[str]:
     return [str(Path(sys.executable).parent / "mediaplane-worker")]
 
 
+def speech_model_volume() -> dict[str, object]:
+    """The assembled Whisper model as the caption pods' volume: a hostPath, which the node
+    agent maps to the host directory itself (a cluster mounts a PVC or an image instead)."""
+    from mediaplane.devcluster import models
+
+    return {"hostPath": {"path": str(models.assemble()), "type": "Directory"}}
+
+
 def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, **cluster_env}
     env.setdefault("MEDIAPLANE_WORKER_COMMAND", json.dumps(worker_command()))
@@ -30,6 +38,10 @@ def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     # The operator sets the bucket's CORS rules at start-up, as the chart has it do (the
     # dev cluster set the same rules already: this proves the operator's path works).
     env.setdefault("MEDIAPLANE_BUCKET_CORS", "true")
+    env.setdefault("MEDIAPLANE_SPEECH_MODEL_VOLUME", json.dumps(speech_model_volume()))
+    # One node of 2 cores: two chunk pods of one thread each keep both cores busy.
+    env.setdefault("MEDIAPLANE_CAPTION_PARALLELISM", "2")
+    env.setdefault("MEDIAPLANE_CAPTION_CPU_THREADS", "1")
     return env
 
 

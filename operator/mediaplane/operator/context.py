@@ -14,6 +14,8 @@ from mediaplane.operator.kube import Kube, OperatorKube
 from mediaplane.operator.settings import OperatorSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from mediaplane.core.ladder import Ladder
     from mediaplane.core.objects import ObjectStore
 
@@ -30,6 +32,8 @@ class Context:
     # work in flight.
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary)
+    # Tenants' namespace annotations (auto-captions), with when they were read.
+    annotations: dict[str, tuple[float, Mapping[str, str]]] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         key = f"{namespace}/{name}"

@@ -17,7 +17,7 @@ import kopf
 
 from mediaplane.core import names
 from mediaplane.core.resources import MediaAsset, TranscodeJob
-from mediaplane.core.states import AssetPhase, EventType
+from mediaplane.core.states import AssetCondition, AssetPhase, EventType
 from mediaplane.operator import bucket, reconcile
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import Job, Pod
@@ -83,8 +83,11 @@ async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf
 
 
 def _asset_unfinished(body: kopf.Body, **_: Any) -> bool:
-    """Unfinished, and not an upload still waiting for its finalize (that wakes it)."""
+    """Unfinished (or generating captions), and not an upload still waiting for its
+    finalize (that wakes it)."""
     asset = MediaAsset.model_validate(body)
+    if asset.status.is_true(AssetCondition.CAPTIONS_GENERATING):
+        return True
     return asset.phase in (AssetPhase.PENDING, AssetPhase.PROCESSING) and \
         not asset.awaiting_finalize
 

@@ -84,6 +84,10 @@ class OperatorKube(Protocol):
 
     async def ensure_service_account(self, namespace: str, name: str) -> bool: ...
 
+    async def namespace_annotations(self, namespace: str) -> dict[str, str]:
+        """The namespace's annotations (a tenant's settings); {} when it is gone."""
+        ...
+
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
         """A Kubernetes Event about `target`, posted in the background."""
@@ -222,6 +226,15 @@ class Kube:
                 return False
             raise
         return True
+
+    async def namespace_annotations(self, namespace: str) -> dict[str, str]:
+        try:
+            found = await self._core.read_namespace(namespace)
+        except ApiException as error:
+            if _missing(error):
+                return {}
+            raise
+        return dict(found.metadata.annotations or {})
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:

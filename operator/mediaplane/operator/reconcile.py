@@ -32,8 +32,8 @@ from mediaplane.core.states import (
     PodPhase,
     TranscodePhase,
 )
-from mediaplane.core.tasks import VariantSpec, Verdict, WorkerResult
-from mediaplane.operator import assetstatus, builders, manifests
+from mediaplane.core.tasks import TaskType, VariantSpec, Verdict, WorkerResult
+from mediaplane.operator import assetstatus, builders, captions, manifests
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import BatchCondition, Job, Pod
 
@@ -81,7 +81,10 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
             asset=asset, source=source, probe_tj=probe_tj, planned=planned,
             variant_tjs={spec.name: tjs[names.child_name(name, spec.name)]
                          for spec in planned if names.child_name(name, spec.name) in tjs})
-        status, events = assetstatus.compute(observed, now_rfc3339())
+        now = now_rfc3339()
+        status, events = assetstatus.compute(observed, now)
+        if not asset.awaiting_finalize:
+            events += await captions.reconcile(ctx, asset, tjs, status, now)
         await write_manifests(ctx, asset, status)
         if status != asset.status:
             await ctx.kube.patch_asset_status(namespace, name, status)
@@ -99,6 +102,9 @@ async def resync_asset(ctx: Context, namespace: str, name: str) -> None:
         return
     for tj in (await ctx.kube.transcode_jobs(namespace, name)).values():
         if tj.status.terminal:
+            continue
+        if tj.spec.task is TaskType.CAPTION:
+            await captions.advance(ctx, tj)
             continue
         job = await ctx.kube.get_job(namespace, tj.name)
         if job is None:
@@ -199,6 +205,9 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
     """Creates the TranscodeJob's batch Job unless the work is already decided or running."""
     if tj.status.terminal:
         return
+    if tj.spec.task is TaskType.CAPTION:
+        await captions.advance(ctx, tj)
+        return
     namespace, name = tj.namespace, tj.name
     if await ctx.kube.job_exists(namespace, name):
         return
@@ -257,6 +266,9 @@ async def sync_from_job(ctx: Context, job: Job) -> None:
     tj = await _owning_transcode_job(ctx, namespace, tj_name, job)
     if tj is None or tj.status.terminal:
         return
+    if tj.spec.task is TaskType.CAPTION:
+        await captions.advance(ctx, tj)
+        return
     new = await job_outcome(ctx, tj, job)
     if new != tj.status:
         await ctx.kube.patch_transcode_job_status(namespace, tj_name, new)
@@ -276,6 +288,9 @@ async def sync_from_pod(ctx: Context, pod: Pod) -> None:
         return
     tj = await _owning_transcode_job(ctx, namespace, tj_name, pod)
     if tj is None or tj.status.terminal:
+        return
+    if tj.spec.task is TaskType.CAPTION:  # a plan or chunk pod: one step, not the outcome
+        await captions.advance(ctx, tj)
         return
     old = tj.status
     base = TranscodeJobStatus(job_name=tj_name, attempts=old.attempts or 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import Field
@@ -36,6 +37,24 @@ class OperatorSettings(BaseSettings):
     bucket_cors: bool = False
     bucket_cors_playback_origins: str = "*"
     bucket_cors_upload_origins: str = ""
+
+    # Speech to text (caption jobs). The model is a CTranslate2 Whisper directory at
+    # `speech_model_dir` inside the worker pods: in the worker image, or mounted from
+    # `speech_model_volume` (a pod volume source as JSON: persistentVolumeClaim, image,
+    # hostPath, nfs...). `speech_model` names it in tracks, job names and idempotency.
+    speech_model: str = Field(default="whisper-base", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    speech_model_dir: str = "/models/speech"
+    speech_model_volume: dict[str, Any] | None = None
+    # Chunks of one track run this many at once; each chunk is 30 s to 10 min of audio.
+    caption_parallelism: int = Field(default=4, ge=1, le=256)
+    caption_min_chunk_seconds: float = Field(default=30.0, ge=5.0)
+    caption_max_chunk_seconds: float = Field(default=600.0, ge=30.0)
+    caption_cpu_threads: int = Field(default=2, ge=1, le=64)
+    caption_memory_request: str = "1Gi"
+    caption_beam_size: int = Field(default=5, ge=1, le=10)
+    # Auto-captions for tenants without their own annotation: a BCP 47 tag, or "off".
+    auto_captions: str = "off"
+    auto_captions_review: bool = False
 
     def load_ladder(self) -> Ladder:
         if self.ladder_file is None:

@@ -249,3 +249,37 @@ def still_probe_command(path: Path | str, image_format: str) -> list[str]:
     return [FFPROBE, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", PROBE_PROTOCOLS,
             "-f", demuxer, "-select_streams", "v:0", "-show_entries", "stream=width,height",
             "-of", "json", str(path)]
+
+
+# --- speech to text -------------------------------------------------------------------------
+
+SPEECH_RATE = 16000  # Whisper's sample rate
+# Quieter than -30 dB for 0.3 s counts as a pause between phrases: a place to cut.
+SILENCE_NOISE_DB = -30
+SILENCE_SECONDS = 0.3
+
+
+def _filter_path(path: Path) -> str:
+    """A path as a filter-graph option value (':' and '\\' are separators there)."""
+    return str(path).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def silence_command(input_url: str, report: Path) -> list[str]:
+    """Decode the audio once and write every silence's start and end to `report` (the
+    ametadata filter's file, not stderr: a long track has thousands of pauses)."""
+    source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO))
+    graph = (f"aformat=channel_layouts=mono,aresample={SPEECH_RATE},"
+             f"silencedetect=noise={SILENCE_NOISE_DB}dB:d={SILENCE_SECONDS},"
+             f"ametadata=mode=print:file={_filter_path(report)}")
+    out = ffmpeg.output(source["a:0"], "-", af=graph, f="null", map_metadata=-1)
+    return _compile(out)
+
+
+def speech_pcm_command(input_url: str, start: float, seconds: float, out: Path) -> list[str]:
+    """One chunk of the audio as Whisper reads it: 16 kHz mono 16-bit PCM. The seek goes
+    before the input (a ranged read of just this chunk), and ffmpeg decodes to the exact
+    start, so the chunk's timings are exact offsets into the track."""
+    source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO), ss=f"{start:.3f}")
+    output = ffmpeg.output(source["a:0"], str(out), t=f"{seconds:.3f}", ac=1, ar=SPEECH_RATE,
+                           f="s16le", map_metadata=-1, **{"c:a": "pcm_s16le"})
+    return _compile(output)

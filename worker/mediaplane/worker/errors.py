@@ -27,4 +27,6 @@ EXIT_INVALID_TASK = 2
 EXIT_INPUT = 3
 EXIT_UPLOAD = 4
 EXIT_TRANSCODE = 5
+# The speech is not in the requested language and cannot be translated into it: final.
+EXIT_LANGUAGE = 6
 EXIT_TERMINATED = 143

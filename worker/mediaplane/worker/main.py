@@ -23,6 +23,8 @@ from mediaplane.core.tasks import (
     SCRATCH_ENV,
     TASK_ENV,
     ProbeOutcome,
+    SpeechChunkOutcome,
+    SpeechPlanOutcome,
     TaskType,
     VariantOutcome,
     WorkerTask,
@@ -55,7 +57,10 @@ def parse_task(environ: Mapping[str, str]) -> WorkerTask:
                          exit_code=EXIT_INVALID_TASK) from exc
 
 
-def render(result: ProbeOutcome | VariantOutcome) -> str:
+Outcome = ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome
+
+
+def render(result: Outcome) -> str:
     """JSON within the termination-message cap; only a quarantine message can be long."""
     text = result.model_dump_json(exclude_none=True)
     if isinstance(result, ProbeOutcome) and result.message:
@@ -88,11 +93,16 @@ def scratch_dir(environ: Mapping[str, str]) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_task(task: WorkerTask, scratch: Path) -> ProbeOutcome | VariantOutcome:
+def run_task(task: WorkerTask, scratch: Path,
+             environ: Mapping[str, str] | None = None) -> Outcome:
     if task.type is TaskType.PROBE:
         from mediaplane.worker.probe import run_probe
 
         return run_probe(task, scratch)
+    if task.type in (TaskType.SPEECH_PLAN, TaskType.SPEECH_CHUNK):
+        from mediaplane.worker.speech import run_speech
+
+        return run_speech(task, scratch, os.environ if environ is None else environ)
     from mediaplane.worker.transcode import run_variant
 
     return run_variant(task, scratch)
@@ -115,7 +125,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         task = parse_task(env)
         log.info("task %s%s", task.type, f" {task.variant.name}" if task.variant else "")
         with scratch_dir(env) as scratch:
-            result = run_task(task, scratch)
+            result = run_task(task, scratch, env)
         text = render(result)
     except InfraError as exc:
         log.error("%s", exc)

@@ -37,6 +37,7 @@ _TYPES = {
     ".jpeg": "image/jpeg",
     ".png": "image/png",
     ".vtt": "text/vtt",
+    ".json": "application/json",
 }
 _MANIFESTS = (".m3u8", ".mpd")
 

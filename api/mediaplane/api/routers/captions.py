@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -78,17 +79,29 @@ def _check_writable(asset: MediaAsset) -> None:
         raise ApiError("media.quarantined", "the asset is quarantined")
 
 
-@router.get("/{asset_id}/transcript", response_model=models.Envelope[models.Transcript],
-            summary="The transcript, once speech-to-text has made one",
+@router.get("/{asset_id}/transcript", response_model=models.Envelope[models.TranscriptDetail],
+            summary="The transcript (text and signed links), once speech to text made one",
+            description="`url` (plain text) and `segmentsUrl` (JSON, timed segments) are "
+            "signed links that expire after 15 minutes; `text` is the plain text itself.",
             responses=errors("media.not_found", "transcript.not_found"))
 async def get_transcript(asset_id: AssetId, context: Context, principal: CurrentPrincipal,
                          tenant: CurrentTenant, lang: Language = None
-                         ) -> models.Envelope[models.Transcript]:
+                         ) -> models.Envelope[models.TranscriptDetail]:
     asset = await context.assets.get(tenant.name, names.name_from_asset_id(asset_id))
     if asset is None:
         raise not_found(asset_id)
-    transcript = Presenter(context, principal).transcript(asset, lang)
-    if transcript is None:
-        raise ApiError("transcript.not_found",
+    track = Presenter.transcript_track(asset, lang)
+    missing = ApiError("transcript.not_found",
                        f"asset {asset_id} has no transcript" + (f" in {lang}" if lang else ""))
-    return models.Envelope(data=transcript)
+    if track is None:
+        raise missing
+    if await asyncio.to_thread(context.storage.head, track.key) is None:
+        raise missing  # gone with an asset being deleted
+    text = await asyncio.to_thread(context.storage.get_text, track.key)
+    seconds = context.settings.transcript_url_ttl_seconds
+    presign = context.storage.presign_get
+    return models.Envelope(data=models.TranscriptDetail(
+        language=track.language, url=presign(track.key, seconds),
+        segments_url=presign(track.segments_key, seconds) if track.segments_key else None,
+        expires_at=datetime.now(UTC) + timedelta(seconds=seconds), model=track.model,
+        text=text))

@@ -26,6 +26,9 @@ What it does, so that the real Job controller drives retries and completion:
 - runs init containers in order, then the containers concurrently, and reports status
   through `pods/status` (Running, then Succeeded/Failed with each container's exit code
   and termination message). A process killed by signal N reports exit code 128+N;
+- Indexed Jobs work as in a cluster: the Job controller annotates each pod with its
+  completion index and adds `JOB_COMPLETION_INDEX` as a downward-API `fieldRef` to that
+  annotation, which the agent resolves like any other;
 - `restartPolicy` is treated as Never whatever it says: a failed container fails the pod,
   and retrying is the Job controller's business (backoffLimit), as with Never in a real
   cluster. Sidecar init containers (restartPolicy Always) run like plain init containers;
