@@ -41,6 +41,8 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$VENV/bin/pip" uninstall -q -y mediaplane "${COMPONENTS[@]/#/mediaplane-}" >/dev/null 2>&1 || true
   editables=()
   for component in "${COMPONENTS[@]}"; do editables+=(-e "./$component"); done
+  # The extras the images install (the worker's: text to speech).
+  editables+=(-e "./worker[tts]")
   "$VENV/bin/pip" install -q --disable-pip-version-check "${constraints[@]}" \
     "${editables[@]}" -e '.[dev,test,lint]'
   echo "$want" > "$stamp"

@@ -11,14 +11,15 @@ from mediaplane.api import errorhandlers, kube
 from mediaplane.api.context import ApiContext
 from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
-from mediaplane.api.routers import captions, health, media, streaming, uploads
+from mediaplane.api.routers import ai, captions, health, media, streaming, uploads
 from mediaplane.api.settings import ApiSettings
 from mediaplane.core import kubeclient
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
 
 DESCRIPTION = """
-mediaplane's REST API: direct uploads to S3, assets, captions and signed HLS/DASH streams.
+mediaplane's REST API: direct uploads to S3, assets, captions and signed HLS/DASH streams,
+and AI generation of images and speech as ordinary assets.
 
 Every error is `{"error": {"code", "message", "requestId"}}`; each route lists its codes.
 Authenticate with `Authorization: Bearer <JWT>` (claims: `sub` and the tenant). Stream
@@ -41,6 +42,8 @@ async def build_context(settings: ApiSettings) -> ApiContext:
                                      settings.tenant_cache_seconds),
         storage=storage)
     context.on_close.append(api.close)
+    informer.listeners.append(context.ai.observe)  # refunds of failed generations
+    await context.ai.moderator.warm()
     return context
 
 
@@ -61,7 +64,7 @@ def create_app(settings: ApiSettings | None = None,
 
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
-    for router in (uploads.router, media.router, captions.router, streaming.router,
+    for router in (ai.router, uploads.router, media.router, captions.router, streaming.router,
                    health.router):
         app.include_router(router)
     errorhandlers.install(app)

@@ -13,11 +13,16 @@ A TranscodeJob phase is Kubernetes-style (capitalised, like a Pod's); the varian
 mirrors it in lower case inside the asset, next to the REST vocabulary. The asset's own
 `status.phase` is the REST `status` field (`AssetPhase`), derived from the conditions:
 
+- `generating`: an AI asset whose source object a generation Job is still making;
 - `pending`: the source object is not in storage (or the upload is not finalized);
 - `processing`: probing, or transcoding before the asset is playable;
 - `ready`: playable (`Ready=True`); the `Complete` condition says when every variant ended;
 - `quarantined`: the probe refused the bytes (`Quarantined=True`), never served;
-- `failed`: the probe Job failed, or every variant ended and none made it playable.
+- `failed`: the probe Job failed, or every variant ended and none made it playable, or
+  the generation of an AI asset failed.
+
+An AI asset's `status.generation.state` uses the variant vocabulary (it mirrors the phase
+of its generation TranscodeJob the same way).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from enum import StrEnum
 
 
 class AssetPhase(StrEnum):
+    GENERATING = "generating"
     PENDING = "pending"
     PROCESSING = "processing"
     READY = "ready"
@@ -79,6 +85,7 @@ class AssetCondition(StrEnum):
     PROBED = "Probed"
     QUARANTINED = "Quarantined"
     COMPLETE = "Complete"
+    GENERATED = "Generated"  # AI assets: the generation Job stored the source object
 
 
 class JobCondition(StrEnum):

@@ -113,7 +113,8 @@ def compute(observed: Observed, now: str) -> tuple[MediaAssetStatus, list[Event]
     # Keep what earlier reconciles learnt that this one did not look at again.
     status = MediaAssetStatus(observed_generation=generation, probe=old.probe,
                               quarantine=old.quarantine, manifests=old.manifests,
-                              captions=old.captions, transcripts=old.transcripts)
+                              captions=old.captions, transcripts=old.transcripts,
+                              generation=old.generation)
 
     uploaded = observed.source is not None and observed.source.ok
     if observed.source is not None:

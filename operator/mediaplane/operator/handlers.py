@@ -84,7 +84,8 @@ async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf
 def _asset_unfinished(body: kopf.Body, **_: Any) -> bool:
     """Unfinished, and not an upload still waiting for its finalize (that wakes it)."""
     asset = MediaAsset.model_validate(body)
-    return asset.phase in (AssetPhase.PENDING, AssetPhase.PROCESSING) and \
+    return asset.phase in (AssetPhase.GENERATING, AssetPhase.PENDING,
+                           AssetPhase.PROCESSING) and \
         not asset.awaiting_finalize
 
 

@@ -7,6 +7,8 @@ never errors.
 
 from __future__ import annotations
 
+from mediaplane.core.tasks import EXIT_PROVIDER_REFUSED
+
 
 class InfraError(Exception):
     """`code` is CamelCase like the quarantine reasons, so the operator can show both alike."""
@@ -27,4 +29,8 @@ EXIT_INVALID_TASK = 2
 EXIT_INPUT = 3
 EXIT_UPLOAD = 4
 EXIT_TRANSCODE = 5
+# Generation: the service refused for good (a content policy: the Job is not retried), or
+# did not answer (retried by the Job).
+EXIT_REFUSED = EXIT_PROVIDER_REFUSED
+EXIT_PROVIDER = 7
 EXIT_TERMINATED = 143

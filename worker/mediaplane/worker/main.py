@@ -22,6 +22,7 @@ from mediaplane.core.tasks import (
     RESULT_PATH_ENV,
     SCRATCH_ENV,
     TASK_ENV,
+    GenerationOutcome,
     ProbeOutcome,
     TaskType,
     VariantOutcome,
@@ -55,7 +56,10 @@ def parse_task(environ: Mapping[str, str]) -> WorkerTask:
                          exit_code=EXIT_INVALID_TASK) from exc
 
 
-def render(result: ProbeOutcome | VariantOutcome) -> str:
+Outcome = ProbeOutcome | VariantOutcome | GenerationOutcome
+
+
+def render(result: Outcome) -> str:
     """JSON within the termination-message cap; only a quarantine message can be long."""
     text = result.model_dump_json(exclude_none=True)
     if isinstance(result, ProbeOutcome) and result.message:
@@ -88,7 +92,11 @@ def scratch_dir(environ: Mapping[str, str]) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_task(task: WorkerTask, scratch: Path) -> ProbeOutcome | VariantOutcome:
+def run_task(task: WorkerTask, scratch: Path) -> Outcome:
+    if task.type is TaskType.GENERATE:
+        from mediaplane.worker.generate import run_generation
+
+        return run_generation(task, scratch)
     if task.type is TaskType.PROBE:
         from mediaplane.worker.probe import run_probe
 
