@@ -5,7 +5,8 @@ The text is first brought to one canonical form, so the simple tricks do not get
 case, width and compatibility forms (NFKC), accents, look-alike letters from other scripts
 (Cyrillic `а`, Greek `ο`), invisible characters, leetspeak inside words (`s3x`, `k1ll`),
 letters spaced or dotted apart (`n u d e`, `n.u.d.e`), and stretched letters (`nuuude`,
-matched by the patterns themselves). Rules are phrases and co-occurrences rather than
+matched by the patterns themselves); distinctive phrases are also looked for with every
+space removed. Rules are phrases and co-occurrences rather than
 single words, so the ordinary uses of "shoot", "kill" or "naked" pass ("shoot a portrait",
 "kill the process", "the naked eye"). Per-tenant terms use the same canonical form.
 
@@ -57,15 +58,23 @@ def _leet(token: str) -> str:
     return token
 
 
-def canonical(text: str) -> str:
-    """The one form every rule and tenant term is matched against."""
+def _join(run: str, article: bool) -> str:
+    letters = re.sub(r"[\s._\-*~]+", "", run)
+    # "a n u d e" is "a nude" as likely as "anude": the article form is tried too.
+    if article and len(letters) > 3 and letters[0] in "ai":
+        return letters[0] + " " + letters[1:]
+    return letters
+
+
+def canonical(text: str, *, article: bool = False) -> str:
+    """The form every rule and tenant term is matched against."""
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).casefold()
     text = text.translate(_HOMOGLYPHS)
     text = "".join(c for c in unicodedata.normalize("NFKD", text)
                    if not unicodedata.combining(c))
     text = " ".join(_leet(token) for token in _TOKEN.findall(text))
     text = _JOINERS.sub("", text)
-    text = _SPACED.sub(lambda m: re.sub(r"[\s._\-*~]+", "", m.group(0)), text)
+    text = _SPACED.sub(lambda m: _join(m.group(0), article), text)
     return re.sub(r"[^a-z0-9\s]+", " ", text).strip()
 
 
@@ -176,6 +185,15 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Phrases distinctive enough to be found with every space and symbol removed, which
+# undoes spacing that also spaces out the gaps between words ("k i l l  m y s e l f").
+COMPACT: tuple[tuple[str, str], ...] = tuple(
+    (category, phrase.replace(" ", ""))
+    for category, phrases in ((MINORS, MINOR_SEXUAL), (SELF_HARM, SELF_HARM_TERMS),
+                              (HATE, HATE_PHRASES), (VIOLENCE, GORE))
+    for phrase in phrases if " " in phrase and len(phrase.replace(" ", "")) >= 8)
+
+
 @dataclass(frozen=True)
 class Finding:
     category: str
@@ -183,12 +201,17 @@ class Finding:
 
 def check(text: str, tenant_terms: Sequence[str] = ()) -> Finding | None:
     """The first category the text falls in, or None."""
-    form = canonical(text)
+    forms = {canonical(text), canonical(text, article=True)}
     for rule in RULES:
-        if rule.matches(form):
+        if any(rule.matches(form) for form in forms):
             return Finding(rule.category)
+    compact = re.sub(r"[^a-z]+", "", canonical(text))
+    for category, phrase in COMPACT:
+        if phrase in compact:
+            return Finding(category)
     for term in tenant_terms:
         normalised = canonical(term)
-        if normalised and re.search(rf"\b{_words([normalised])}\b", form):
+        if normalised and any(re.search(rf"\b{_words([normalised])}\b", form)
+                              for form in forms):
             return Finding(TENANT)
     return None
