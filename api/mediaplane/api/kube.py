@@ -249,7 +249,9 @@ class TenantDirectory:
         now = datetime.now(UTC)
         body = {
             "metadata": {"generateName": "mediaplane-api.", "namespace": namespace},
-            "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
+            # The API server wants the event's namespace in the reference too.
+            "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace,
+                               "namespace": namespace},
             "reason": reason, "message": message[:1024], "type": "Warning",
             "source": {"component": "mediaplane-api"}, "reportingComponent": "mediaplane-api",
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,

@@ -379,7 +379,9 @@ class MediaAsset(KubeObject):
 
     @property
     def phase(self) -> AssetPhase:
-        return self.status.phase or AssetPhase.PENDING
+        if self.status.phase is not None:
+            return self.status.phase
+        return AssetPhase.GENERATING if self.generating else AssetPhase.PENDING
 
     @property
     def playable(self) -> bool:

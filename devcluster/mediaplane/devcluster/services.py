@@ -23,10 +23,18 @@ def worker_command() -> list[str]:
     return [str(Path(sys.executable).parent / "mediaplane-worker")]
 
 
+def ai_catalog_path(cluster_env: Mapping[str, str]) -> Path:
+    """The dev cluster's AI catalogue (absent: speech only); the operator and the API both
+    read it, and read it again when it changes (`mediaplane.core.ai`)."""
+    return Path(cluster_env["MEDIAPLANE_DEV_DIR"]) / "ai-catalog.json"
+
+
 def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, **cluster_env}
     env.setdefault("MEDIAPLANE_WORKER_COMMAND", json.dumps(worker_command()))
     env.setdefault("MEDIAPLANE_JOB_BACKOFF_LIMIT", "3")
+    env.setdefault("MEDIAPLANE_AI_CATALOG_FILE", str(ai_catalog_path(cluster_env)))
+    env.setdefault("MEDIAPLANE_AI_JOB_BACKOFF_LIMIT", "1")
     return env
 
 
@@ -47,6 +55,7 @@ def start_api(cluster: DevCluster, *, wait: bool = True) -> ManagedProcess:
     env = {**os.environ, **cluster.env()}
     # A dev cluster may have pages of assets and several users: keep the contract's limit.
     env.setdefault("MEDIAPLANE_API_RATE_LIMIT_STORAGE", "memory://")
+    env.setdefault("MEDIAPLANE_API_AI_CATALOG_FILE", str(ai_catalog_path(cluster.env())))
     process = cluster.spawn(
         "api",
         [sys.executable, "-m", "mediaplane.api", "--host", "127.0.0.1",

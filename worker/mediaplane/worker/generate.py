@@ -133,16 +133,22 @@ def synthesize(text: str, job: SpeechJob, wav_path: Path) -> float:
     return time.monotonic() - started
 
 
+def encode_speech(wav: Path, audio_format: AudioFormat, scratch: Path) -> bytes:
+    """Piper's WAV in the asked format, without metadata."""
+    out = scratch / f"speech.{audio_format.value}"
+    _ffmpeg([*_GLOBAL, "-protocol_whitelist", "file", "-f", "wav", "-i", str(wav),
+             "-map_metadata", "-1", "-fflags", "+bitexact", *_AUDIO_CODECS[audio_format],
+             str(out)], scratch, f"to {audio_format.value}")
+    return out.read_bytes()
+
+
 def make_speech(task: GenerationTask, scratch: Path) -> tuple[bytes, float]:
     job = task.speech
     if job is None:
         raise _invalid("a speech generation needs `speech`")
-    raw, out = scratch / "piper.wav", scratch / f"speech.{job.format.value}"
+    raw = scratch / "piper.wav"
     seconds = synthesize(task.prompt, job, raw)
-    _ffmpeg([*_GLOBAL, "-protocol_whitelist", "file", "-f", "wav", "-i", str(raw),
-             "-map_metadata", "-1", "-fflags", "+bitexact", *_AUDIO_CODECS[job.format],
-             str(out)], scratch, f"to {job.format.value}")
-    return out.read_bytes(), seconds
+    return encode_speech(raw, job.format, scratch), seconds
 
 
 # --- storing -----------------------------------------------------------------------------
