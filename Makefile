@@ -81,3 +81,4 @@ clean: ## Remove caches of this checkout (not the cached binaries)
 bench: setup ## Benchmarks (not tests): pipeline latency vs SLOs and raw ffmpeg, p50/p95/p99
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.api_latency
+	$(BIN)/python -m bench.ai_latency

