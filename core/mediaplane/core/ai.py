@@ -178,11 +178,11 @@ _SPACE = re.compile(r"\s+")
 
 
 def normalise_prompt(text: str) -> str:
-    """NFKC, control and invisible format characters dropped, runs of white space made one
-    space, trimmed: two requests that differ only in such things are the same request."""
+    """NFKC, control, invisible format and lone surrogate characters dropped, white space runs
+    made one space, trimmed: requests that differ only in such things are the same."""
     text = unicodedata.normalize("NFKC", text)
     text = "".join(c for c in text
-                   if unicodedata.category(c) not in ("Cc", "Cf") or c in "\n\t ")
+                   if unicodedata.category(c) not in ("Cc", "Cf", "Cs") or c in "\n\t ")
     return _SPACE.sub(" ", text).strip()
 
 
