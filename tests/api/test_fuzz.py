@@ -23,5 +23,5 @@ def test_schemathesis_finds_no_server_error(alice: ApiUser, tmp_path: Path) -> N
         capture_output=True, text=True, timeout=600, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    assert "Tested: 14" in output, output[-2000:]
+    assert "Tested: 17" in output, output[-2000:]
     assert " passed" in output, output[-2000:]
