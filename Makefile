@@ -82,3 +82,4 @@ bench: setup ## Benchmarks (not tests): pipeline latency vs SLOs and raw ffmpeg,
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.api_latency
 	$(BIN)/python -m bench.captions
+	$(BIN)/python -m bench.ai_latency

@@ -44,8 +44,9 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$VENV/bin/pip" uninstall -q -y mediaplane "${COMPONENTS[@]/#/mediaplane-}" >/dev/null 2>&1 || true
   editables=()
   for component in "${COMPONENTS[@]}"; do editables+=(-e "./$component"); done
-  # The worker as its image has it: with speech to text (faster-whisper).
-  editables=("${editables[@]/#.\/worker/./worker[speech]}")
+  # The worker as its image has it: with speech to text (faster-whisper) and text to
+  # speech (Piper).
+  editables=("${editables[@]/#.\/worker/./worker[speech,tts]}")
   "$VENV/bin/pip" install -q --disable-pip-version-check "${constraints[@]}" \
     "${editables[@]}" -e '.[dev,test,lint]'
   echo "$want" > "$stamp"

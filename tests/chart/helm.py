@@ -19,6 +19,7 @@ VALUE_SETS: dict[str, list[Path]] = {
     "ingress-monitoring-irsa": [CHART / "ci" / "ingress-monitoring-irsa-values.yaml"],
     "existing-secrets-ha": [CHART / "ci" / "existing-secrets-ha-values.yaml"],
     "no-netpol-custom-ladder": [CHART / "ci" / "no-netpol-custom-ladder-values.yaml"],
+    "ai-image-service": [CHART / "ci" / "ai-image-service-values.yaml"],
 }
 
 

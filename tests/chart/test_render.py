@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from mediaplane.core.ai import BUILTIN_VOICE, AiCatalog
 from mediaplane.core.ladder import Ladder
+from mediaplane.operator.settings import OperatorSettings
 from tests.chart.helm import (
     CHART,
     ROOT,
@@ -50,7 +52,8 @@ def test_defaults_render_the_whole_install() -> None:
     out = Rendered.of(template())
     assert out.kinds() == sorted([
         "ClusterKopfPeering", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
-        "ClusterRoleBinding", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy",
+        "ClusterRoleBinding", "ConfigMap", "Deployment", "Deployment", "NetworkPolicy",
+        "NetworkPolicy",
         "Pod", "Secret", "Service", "ServiceAccount", "ServiceAccount", "ServiceAccount",
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     ])
@@ -253,3 +256,65 @@ def test_values_file_documents_every_top_level_key() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert set(values) == set(schema["properties"]) - {"global"}
     assert schema["additionalProperties"] is False
+
+
+def _catalog(out: Rendered) -> AiCatalog:
+    configmap = out.one("ConfigMap", "mediaplane-ai-catalog")
+    return AiCatalog.model_validate_json(configmap["data"]["catalog.json"])
+
+
+def test_by_default_speech_needs_nothing_and_images_are_off() -> None:
+    out = Rendered.of(template())
+    catalog = _catalog(out)
+    assert catalog.image is None
+    assert [v.id for v in catalog.voices] == [BUILTIN_VOICE]
+    for name in (OPERATOR, API):
+        deployment = out.one("Deployment", name)
+        mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
+        assert mounts["ai-catalog"] == "/etc/mediaplane/ai"
+    assert env_of(out.one("Deployment", API))["MEDIAPLANE_API_AI_IMAGE_BUDGET"] == "50/day"
+    operator_rules = out.one("ClusterRole", OPERATOR)["rules"]
+    assert not any("secrets" in r["resources"] for r in operator_rules)
+
+
+def test_an_image_service_voices_budgets_and_moderation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = Rendered.of(template(VALUE_SETS["ai-image-service"]))
+    catalog = _catalog(out)
+    assert catalog.image is not None
+    assert catalog.image.kind.value == "openai"
+    assert catalog.image.secret is not None
+    assert (catalog.image.secret.name, catalog.image.secret.key) == ("image-service-key",
+                                                                     "apiKey")
+    assert catalog.image.sizes == ["1024x1024", "1536x1024", "1024x1536"]
+    assert [v.id for v in catalog.voices] == [BUILTIN_VOICE, "en_GB-alan-low"]
+    operator_env = env_of(out.one("Deployment", OPERATOR))
+    assert operator_env["MEDIAPLANE_AI_SECRET_NAMESPACE"] == "mediaplane"
+    for name in list(__import__("os").environ):
+        if name.startswith("MEDIAPLANE_"):
+            monkeypatch.delenv(name)
+    for name, value in operator_env.items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    settings = OperatorSettings()
+    assert settings.ai_voices_volume == {
+        "persistentVolumeClaim": {"claimName": "piper-voices", "readOnly": True}}
+    api_env = env_of(out.one("Deployment", API))
+    assert api_env["MEDIAPLANE_API_AI_SPEECH_BUDGET"] == "500 per day"
+    assert api_env["MEDIAPLANE_API_AI_MODERATION_URL"] == "https://moderation.example.com"
+    assert api_env["MEDIAPLANE_API_AI_MODERATION_API_KEY"] == {
+        "secretKeyRef": {"name": "moderation-key", "key": "apiKey"}}
+    rules = out.one("ClusterRole", OPERATOR)["rules"]
+    secrets = [r for r in rules if "secrets" in r["resources"]]
+    assert {tuple(r["verbs"]) for r in secrets} == {("create",), ("get", "update")}
+    named = next(r for r in secrets if "get" in r["verbs"])
+    assert named["resourceNames"] == ["image-service-key"], "only that Secret is read"
+    api_rules = out.one("ClusterRole", API)["rules"]
+    assert any(r["resources"] == ["events"] and r["verbs"] == ["create"] for r in api_rules)
+
+
+def test_an_image_provider_without_a_url_is_refused() -> None:
+    done = helm("template", "mediaplane", str(CHART),
+                *value_args(sets={"ai.image.provider": "openai"}))
+    assert done.returncode != 0
+    assert "url" in done.stderr

@@ -58,7 +58,7 @@ def test_rendered_environment_is_accepted_by_the_programs(
     # Caption requests are idempotent on the model: the API and the operator name the same.
     assert operator.speech_model == api.speech_model
     values = VALUE_SETS[value_set]
-    if values and "speech" in values[0].read_text():
+    if values and "\nspeech:" in values[0].read_text():  # a top-level speech section
         assert operator.speech_model == "whisper-small"
         assert operator.speech_model_volume == {
             "persistentVolumeClaim": {"claimName": "whisper-small-ct2", "readOnly": True}}

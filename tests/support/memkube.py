@@ -31,7 +31,7 @@ from mediaplane.core.resources import (
     TranscodeJobStatus,
 )
 from mediaplane.core.states import EventType, PodPhase
-from mediaplane.core.tasks import PresignedPost
+from mediaplane.core.tasks import GeneratedObject, PresignedPost
 from mediaplane.operator.builders import Manifest
 from mediaplane.operator.kube import EventTarget
 from mediaplane.operator.workloads import Job, Pod
@@ -81,6 +81,7 @@ class MemoryKube:
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.service_accounts: set[tuple[str, str]] = set()
         self.namespaces: dict[str, dict[str, str]] = {}  # namespace -> its annotations
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
         self.events: list[tuple[str, str, str, str]] = []  # (kind/name, type, reason, message)
         self.creations: Counter[str] = Counter()  # "Kind/namespace/name" -> times created
         self.failures = Failures()
@@ -246,6 +247,28 @@ class MemoryKube:
     async def namespace_annotations(self, namespace: str) -> dict[str, str]:
         self.failures.check("namespace_annotations")
         return dict(self.namespaces.get(namespace, {}))
+    async def record_generated(self, namespace: str, name: str,
+                               generated: GeneratedObject) -> None:
+        self.failures.check("record_generated")
+        body = self.assets.get((namespace, name))
+        if body is None:
+            raise InjectedError(f"404: {namespace}/{name} not found")
+        patch = {"spec": {"sha256": generated.sha256, "sizeBytes": generated.size_bytes,
+                          "source": {"etag": generated.etag}}}
+        self.assets[(namespace, name)] = merged = merge_patch(body, patch)
+        merged["metadata"]["generation"] = body["metadata"].get("generation", 1) + 1
+        merged["metadata"]["resourceVersion"] = str(next(self._versions))
+        self._landed()
+
+    async def mirror_secret(self, source_namespace: str, name: str,
+                            target_namespace: str) -> bool:
+        data = self.secrets.get((source_namespace, name))
+        if data is None:
+            return False
+        if self.secrets.get((target_namespace, name)) != data:
+            self.secrets[(target_namespace, name)] = dict(data)
+            self._landed()
+        return True
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
@@ -281,6 +304,13 @@ class MemoryObjects:
         return FormUpload(url=f"https://objects.test/{self.bucket}",
                           fields={"key": key, "Content-Type": content_type,
                                   "policy": f"{size_bytes}|{expires_seconds}"})
+
+    def presign_post_object(self, key: str, content_type: str, max_bytes: int,
+                            expires_seconds: int) -> PresignedPost:
+        return PresignedPost(url=f"https://objects.test/{self.bucket}",
+                             fields={"Content-Type": content_type,
+                                     "policy": f"{key}|{max_bytes}|{expires_seconds}"},
+                             key_prefix=key)
 
     def head(self, key: str) -> ObjectInfo | None:
         self.calls["head"] += 1
@@ -415,11 +445,23 @@ class MemoryTenants:
 
     def __init__(self, tenants: dict[str, int] | None = None) -> None:
         self.tenants = dict(tenants or {})
+        self.annotations: dict[str, dict[str, str]] = {}
+        self.events: list[tuple[str, str, str]] = []  # (namespace, reason, message)
         self.down = False
 
     async def get(self, name: str) -> Tenant | None:
         limit = self.tenants.get(name)
-        return Tenant(name=name, max_upload_bytes=limit) if limit is not None else None
+        if limit is None:
+            return None
+        annotations = self.annotations.get(name, {})
+        terms = annotations.get(names.AI_BLOCKED_TERMS_ANNOTATION, "")
+        return Tenant(name=name, max_upload_bytes=limit,
+                      ai_image_budget=annotations.get(names.AI_IMAGE_BUDGET_ANNOTATION),
+                      ai_speech_budget=annotations.get(names.AI_SPEECH_BUDGET_ANNOTATION),
+                      ai_blocked_terms=tuple(t for t in terms.split(",") if t))
+
+    async def post_event(self, namespace: str, reason: str, message: str) -> None:
+        self.events.append((namespace, reason, message))
 
     async def ping(self) -> None:
         if self.down:

@@ -114,7 +114,8 @@ class WorkerRun:
 
 
 def run_worker_process(task: WorkerTask | dict[str, Any], workdir: Path,
-                       timeout: float = 300) -> WorkerRun:
+                       timeout: float = 300, extra_env: dict[str, str] | None = None
+                       ) -> WorkerRun:
     """Run one task in a subprocess with the pod's environment contract (the task JSON as
     the operator's Job builder writes it)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,7 @@ def run_worker_process(task: WorkerTask | dict[str, Any], workdir: Path,
            else json.dumps(task))
     env |= {"MEDIAPLANE_TASK": raw,
             "MEDIAPLANE_RESULT_PATH": str(result_path),
-            "MEDIAPLANE_SCRATCH": str(workdir / "scratch")}
+            "MEDIAPLANE_SCRATCH": str(workdir / "scratch")} | (extra_env or {})
     script = shutil.which("mediaplane-worker", path=str(Path(sys.executable).parent))
     argv = [script] if script else [sys.executable, "-m", "mediaplane.worker.main"]
     started = time.perf_counter()
@@ -135,7 +136,7 @@ def run_worker_process(task: WorkerTask | dict[str, Any], workdir: Path,
     return WorkerRun(done.returncode, text, done.stderr, seconds)
 
 
-RunWorker = Callable[[WorkerTask | dict[str, Any], Path], WorkerRun]
+RunWorker = Callable[..., WorkerRun]
 
 
 @pytest.fixture(scope="session")

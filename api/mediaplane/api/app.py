@@ -15,14 +15,24 @@ from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
 from mediaplane.api.player import STATIC_DIR as PLAYER_STATIC_DIR
 from mediaplane.api.player import STATIC_PATH as PLAYER_STATIC_PATH
-from mediaplane.api.routers import captions, health, media, player, speech, streaming, uploads
+from mediaplane.api.routers import (
+    ai,
+    captions,
+    health,
+    media,
+    player,
+    speech,
+    streaming,
+    uploads,
+)
 from mediaplane.api.settings import ApiSettings
 from mediaplane.core import kubeclient
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
 
 DESCRIPTION = """
-mediaplane's REST API: direct uploads to S3, assets, captions and signed HLS/DASH streams.
+mediaplane's REST API: direct uploads to S3, assets, captions and signed HLS/DASH streams,
+and AI generation of images and speech as ordinary assets.
 
 Every error is `{"error": {"code", "message", "requestId"}}`; each route lists its codes.
 Authenticate with `Authorization: Bearer <JWT>` (claims: `sub` and the tenant). Stream
@@ -45,6 +55,8 @@ async def build_context(settings: ApiSettings) -> ApiContext:
                                      settings.tenant_cache_seconds),
         storage=storage)
     context.on_close.append(api.close)
+    informer.listeners.append(context.ai.observe)  # refunds of failed generations
+    await context.ai.moderator.warm()
     return context
 
 
@@ -65,7 +77,7 @@ def create_app(settings: ApiSettings | None = None,
 
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
-    for router in (uploads.router, media.router, captions.router, speech.router,
+    for router in (ai.router, uploads.router, media.router, captions.router, speech.router,
                    streaming.router, player.router, health.router):
         app.include_router(router)
     # The player page's own script and style, and the vendored players.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from cachetools import TTLCache
 
 from mediaplane.api.auth import TokenVerifier
+from mediaplane.api.generation import AiServices
 from mediaplane.api.kube import AssetRepository, TenantRepository
 from mediaplane.api.ratelimit import RateLimiter
 from mediaplane.api.settings import ApiSettings
@@ -29,6 +30,7 @@ class ApiContext:
     verifier: TokenVerifier
     signer: StreamSigner
     limiter: RateLimiter
+    ai: AiServices
     render_cache: TTLCache[tuple[str, ...], str] = field(
         default_factory=lambda: TTLCache(maxsize=4096, ttl=RENDER_CACHE_SECONDS))
     rendering: dict[tuple[str, ...], asyncio.Future[str]] = field(default_factory=dict)
@@ -43,10 +45,12 @@ class ApiContext:
                    verifier=TokenVerifier(settings),
                    signer=StreamSigner(settings.stream_signing_key.get_secret_value(),
                                        settings.stream_url_ttl_seconds),
-                   limiter=RateLimiter(settings.rate_limit_storage))
+                   limiter=RateLimiter(settings.rate_limit_storage),
+                   ai=AiServices.from_settings(settings))
 
     async def close(self) -> None:
         await self.assets.close()
+        await self.ai.close()
         for close in self.on_close:
             await close()
 

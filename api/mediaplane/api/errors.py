@@ -34,6 +34,10 @@ CODES: dict[str, ErrorCode] = _codes(
               "served (451 Unavailable For Legal Reasons, as the contract allows)."),
     ErrorCode("media.transcoding", 409, "The asset is not playable yet; retry later."),
     ErrorCode("rate.limited", 429, "Too many requests; see Retry-After."),
+    ErrorCode("ai.refused.safety", 422, "The prompt or text was refused by moderation; "
+              "`details` names the category (the text is never repeated)."),
+    ErrorCode("ai.refused.budget", 429, "The tenant's AI budget for this kind of generation "
+              "is used up until it renews; see Retry-After and `details.renewsAt`."),
     # Ours, in the same style: area.reason.
     ErrorCode("validation.invalid", 422, "The request does not match the schema."),
     ErrorCode("validation.malformed", 400, "The body is not valid JSON."),
@@ -65,6 +69,8 @@ CODES: dict[str, ErrorCode] = _codes(
               "(size or ETag)."),
     ErrorCode("not_found", 404, "No such route."),
     ErrorCode("method_not_allowed", 405, "The route does not take this method."),
+    ErrorCode("ai.unavailable", 503, "No image service is configured here (nothing was "
+              "created or charged); an admin sets one in the AI catalogue."),
     ErrorCode("unavailable", 503, "A backing service (Kubernetes, S3, rate-limit storage) "
               "did not answer; retry."),
     ErrorCode("internal", 500, "An unexpected error; reported with its request id."),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -36,6 +37,8 @@ class AssetInformer:
         self._tombstones: dict[tuple[str, str], int] = {}
         self.synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Called with each asset the list or the watch delivers (not our own writes).
+        self.listeners: list[Callable[[MediaAsset], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="asset-informer")
@@ -58,6 +61,13 @@ class AssetInformer:
         current = self._items.get(key)
         if current is None or _version(current) <= version:
             self._items[key] = asset
+
+    def _notify(self, asset: MediaAsset) -> None:
+        for listener in self.listeners:
+            try:
+                listener(asset)
+            except Exception:  # a listener's bug must not stop the cache
+                log.exception("asset listener failed")
 
     def forget(self, asset: MediaAsset) -> None:
         key = (asset.tenant, asset.name)
@@ -91,6 +101,8 @@ class AssetInformer:
             token = page.get("metadata", {}).get("continue") or ""
             if not token:
                 self._items = items
+                for asset in items.values():
+                    self._notify(asset)
                 return str(page["metadata"]["resourceVersion"])
 
     async def _watch(self, version: str) -> None:
@@ -109,5 +121,6 @@ class AssetInformer:
                 asset = MediaAsset.model_validate(obj)
                 if kind in ("ADDED", "MODIFIED"):
                     self.observe(asset)
+                    self._notify(asset)
                 elif kind == "DELETED":
                     self.forget(asset)

@@ -8,9 +8,11 @@ which the API's one error table maps to the contract's codes.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -27,6 +29,7 @@ from mediaplane.core.errors import (
 )
 from mediaplane.core.resources import MediaAsset
 
+log = logging.getLogger("mediaplane.api.kube")
 
 def _unavailable(error: Exception) -> UnavailableError:
     return UnavailableError(f"Kubernetes API: {error}")
@@ -51,6 +54,11 @@ class Page:
 class Tenant:
     name: str
     max_upload_bytes: int
+    # AI generation: budgets ("<units>/<period>") and extra moderation terms from the
+    # namespace's annotations; None and empty mean the API's defaults.
+    ai_image_budget: str | None = None
+    ai_speech_budget: str | None = None
+    ai_blocked_terms: tuple[str, ...] = ()
 
 
 class AssetRepository(Protocol):
@@ -81,6 +89,10 @@ class TenantRepository(Protocol):
     async def get(self, name: str) -> Tenant | None: ...
 
     async def ping(self) -> None: ...
+
+    async def post_event(self, namespace: str, reason: str, message: str) -> None:
+        """A Warning event about the tenant's namespace (e.g. a refused prompt)."""
+        ...
 
 
 class AssetStore:
@@ -222,8 +234,29 @@ class TenantDirectory:
         meta = namespace.metadata
         if (meta.labels or {}).get(names.TENANT_LABEL) != "true" or meta.deletion_timestamp:
             return None
+        annotations = meta.annotations or {}
         limit = self.default_max_upload
-        raw = (meta.annotations or {}).get(names.MAX_UPLOAD_ANNOTATION)
+        raw = annotations.get(names.MAX_UPLOAD_ANNOTATION)
         if raw and raw.isdigit() and int(raw) > 0:
             limit = int(raw)
-        return Tenant(name=name, max_upload_bytes=limit)
+        terms = annotations.get(names.AI_BLOCKED_TERMS_ANNOTATION, "")
+        return Tenant(name=name, max_upload_bytes=limit,
+                      ai_image_budget=annotations.get(names.AI_IMAGE_BUDGET_ANNOTATION),
+                      ai_speech_budget=annotations.get(names.AI_SPEECH_BUDGET_ANNOTATION),
+                      ai_blocked_terms=tuple(t.strip() for t in terms.split(",") if t.strip()))
+
+    async def post_event(self, namespace: str, reason: str, message: str) -> None:
+        now = datetime.now(UTC)
+        body = {
+            "metadata": {"generateName": "mediaplane-api.", "namespace": namespace},
+            # The API server wants the event's namespace in the reference too.
+            "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace,
+                               "namespace": namespace},
+            "reason": reason, "message": message[:1024], "type": "Warning",
+            "source": {"component": "mediaplane-api"}, "reportingComponent": "mediaplane-api",
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            await self.core.create_namespaced_event(namespace, cast("Any", body))
+        except ApiException as error:  # an event is worth a log line, not a failed request
+            log.warning("cannot post event %s in %s: %s", reason, namespace, error.reason)

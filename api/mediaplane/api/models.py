@@ -16,7 +16,7 @@ from mediaplane.core.states import (
     SourceOrigin,
     VariantState,
 )
-from mediaplane.core.tasks import MediaKind, VariantType
+from mediaplane.core.tasks import AudioFormat, GenerationKind, MediaKind, VariantType
 
 T = TypeVar("T")
 
@@ -83,6 +83,24 @@ class GenerateCaptionRequest(Wire):
 class CaptionReviewRequest(Wire):
     approved: bool = Field(description="true: the track appears in the HLS and DASH "
                            "manifests; false: it is rejected and never does")
+class GenerateImageRequest(Wire):
+    prompt: str = Field(min_length=1, max_length=8000, description="what to draw")
+    size: str = Field(min_length=1, max_length=32, description="a size name of "
+                      "GET /api/v1/media/ai/capabilities, e.g. medium")
+    style: str | None = Field(default=None, max_length=64, description="a style name")
+    aspect_ratio: str | None = Field(default=None, max_length=16,
+                                     description="W:H, e.g. 16:9 (default 1:1)")
+    model: str | None = Field(default=None, max_length=128,
+                              description="one of the image models; default the first")
+
+
+class GenerateAudioRequest(Wire):
+    text: str = Field(min_length=1, max_length=8000, description="what to say")
+    voice: str = Field(min_length=1, max_length=128, description="a voice id")
+    language: str = Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]"
+                          r"{1,8})*$", description="BCP 47; must be the voice's language")
+    format: AudioFormat = Field(default=AudioFormat.MP3, description="mp3, wav, ogg (Opus) "
+                                "or m4a (AAC)")
 
 
 # Responses
@@ -161,6 +179,53 @@ class CaptionJob(Wire):
     url: str | None = Field(default=None, description="the WebVTT track once it exists")
 
 
+class Generation(Wire):
+    type: GenerationKind
+    model: str
+    state: VariantState = Field(description="the generation Job: pending, running, "
+                                "succeeded, failed")
+    reason: str | None = Field(default=None, description="why it failed, e.g. "
+                               "ProviderRefused")
+    message: str | None = Field(default=None, description="the service's own reason")
+    provider_seconds: float | None = Field(default=None, description="time in the model")
+
+
+class ImageCapabilities(Wire):
+    available: bool = Field(description="false: generate-image answers 503 ai.unavailable")
+    provider: str | None
+    models: list[str]
+    sizes: dict[str, int] = Field(description="size name -> long side in pixels")
+    aspect_ratios: list[str]
+    styles: list[str]
+    max_prompt_chars: int
+
+
+class VoiceInfo(Wire):
+    id: str
+    language: str
+    description: str | None = None
+
+
+class SpeechCapabilities(Wire):
+    available: bool
+    voices: list[VoiceInfo]
+    formats: list[AudioFormat]
+    max_text_chars: int
+
+
+class BudgetInfo(Wire):
+    limit: int
+    remaining: int
+    period_seconds: int
+    renews_at: datetime
+
+
+class AiCapabilities(Wire):
+    image: ImageCapabilities
+    speech: SpeechCapabilities
+    budgets: dict[str, BudgetInfo] = Field(description="the caller's tenant, per kind")
+
+
 class MediaAsset(Wire):
     id: str
     kind: MediaKind
@@ -172,8 +237,8 @@ class MediaAsset(Wire):
     width: int | None = None
     height: int | None = None
     duration_seconds: float | None = None
-    sha256: str
-    size_bytes: int
+    sha256: str | None = Field(description="null while an AI asset is being generated")
+    size_bytes: int | None
     variants: list[Variant]
     captions: list[Caption]
     transcript: Transcript | None
@@ -182,3 +247,5 @@ class MediaAsset(Wire):
                                "(video, audio or image); null until playable")
     created_at: datetime | None = None
     quarantine_reason: str | None = None
+    generation: Generation | None = Field(default=None, description="AI assets: how the "
+                                          "source is made, and how far it got")

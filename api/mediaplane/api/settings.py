@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +48,19 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024**2, ge=1024,
                                 description="largest request body (captions are the biggest)")
     tenant_cache_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
+
+    # AI generation: the catalogue shared with the operator (none: speech with the packaged
+    # voice, no image service), default budgets per tenant (a namespace annotation
+    # overrides each; kept where the rate limits are), and prompt moderation.
+    ai_catalog_file: Path | None = None
+    ai_image_budget: str = Field(default="50/day", description="units per period")
+    ai_speech_budget: str = Field(default="200/day", description="units per period")
+    ai_profanity_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    ai_moderation_url: str | None = Field(default=None, description="an OpenAI-compatible "
+                                          "service; POST {url}/v1/moderations")
+    ai_moderation_api_key: SecretStr | None = None
+    ai_moderation_model: str | None = None
+    ai_moderation_timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)
 
     @property
     def algorithms(self) -> list[str]:

@@ -60,7 +60,21 @@ class Presenter:
             player=with_token(links.player(), token) if asset.playable else None,
             created_at=_parse_time(asset.metadata.creation_timestamp),
             quarantine_reason=status.quarantine.reason if status.quarantine else None,
+            generation=self.generation(asset),
         )
+
+    @staticmethod
+    def generation(asset: MediaAsset) -> models.Generation | None:
+        spec = asset.spec.generation
+        if spec is None:
+            return None
+        state = asset.status.generation
+        return models.Generation(
+            type=spec.type, model=spec.model,
+            state=state.state if state is not None else VariantState.PENDING,
+            reason=state.reason if state is not None else None,
+            message=state.message if state is not None else None,
+            provider_seconds=state.provider_seconds if state is not None else None)
 
     def variants(self, asset: MediaAsset, token: str | None = None) -> list[models.Variant]:
         if token is None:

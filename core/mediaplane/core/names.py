@@ -43,6 +43,14 @@ AUTO_CAPTIONS_REVIEW_ANNOTATION = f"{GROUP}/auto-captions-review"
 LABEL_STEP = f"{GROUP}/step"
 # Who asked for an asset through the REST API (the token's `sub`).
 UPLOADED_BY_ANNOTATION = f"{GROUP}/uploaded-by"
+# AI generation, per tenant (namespace annotations): budgets as "<units>/<period>" in the
+# syntax of the rate limits ("100/day", "20 per 2 hours"), and terms the tenant refuses
+# in prompts on top of the built-in rules (comma-separated).
+AI_IMAGE_BUDGET_ANNOTATION = f"{GROUP}/ai-image-budget"
+AI_SPEECH_BUDGET_ANNOTATION = f"{GROUP}/ai-speech-budget"
+AI_BLOCKED_TERMS_ANNOTATION = f"{GROUP}/ai-blocked-terms"
+# On an AI asset: the budget window its unit was taken from (for the refund on failure).
+AI_BUDGET_WINDOW_ANNOTATION = f"{GROUP}/ai-budget-window"
 
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 ASSET_ID_PATTERN = re.compile(rf"^mda_[{CROCKFORD}]{{26}}$")

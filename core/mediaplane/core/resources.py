@@ -32,6 +32,9 @@ from mediaplane.core.states import (
     VariantState,
 )
 from mediaplane.core.tasks import (
+    AudioFormat,
+    GeneratedObject,
+    GenerationKind,
     MediaKind,
     ProbeResult,
     TaskType,
@@ -224,17 +227,47 @@ class AutoCaptions(Resource):
     review_required: bool | None = None
 
 
+class ImageGeneration(Resource):
+    """What an image request asked for, resolved to pixels."""
+
+    size: str
+    aspect_ratio: str
+    width: int
+    height: int
+    style: str | None = None
+
+
+class SpeechGeneration(Resource):
+    voice: str
+    language: str
+    format: AudioFormat
+
+
+class GenerationSpec(Resource):
+    """How an AI asset's source object is made (`spec.generation`, immutable)."""
+
+    type: GenerationKind
+    model: str = Field(description="the image model, or piper:<voice>")
+    prompt: str = Field(description="the image prompt or the text to speak, normalised")
+    request_sha256: str = Field(description="hash of the normalised prompt and parameters")
+    image: ImageGeneration | None = None
+    speech: SpeechGeneration | None = None
+
+
 class MediaAssetSpec(Resource):
     kind: MediaKind
     mime: str
-    sha256: str
-    size_bytes: int
+    # Declared by the uploader; for an AI asset, recorded once its generation stored the
+    # object (absent until then), and checked by the probe like any declaration.
+    sha256: str | None = None
+    size_bytes: int | None = None
     filename: str | None = None
     source: SourceRef
     captions: list[ManualCaption] = Field(default_factory=list)
     caption_requests: dict[str, CaptionRequest] = Field(default_factory=dict)
     caption_review: dict[str, CaptionReview] = Field(default_factory=dict)
     auto_captions: AutoCaptions | None = None
+    generation: GenerationSpec | None = None
 
 
 class Quarantine(Resource):
@@ -307,6 +340,17 @@ class CaptionJobStatus(Resource):
     message: str | None = None
 
 
+class GenerationStatus(Resource):
+    """Progress of an AI asset's generation Job; `state` mirrors its TranscodeJob phase."""
+
+    state: VariantState
+    transcode_job: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    provider_seconds: float | None = None
+    completion_time: str | None = None
+
+
 class MediaAssetStatus(Resource):
     observed_generation: int | None = None
     phase: AssetPhase | None = None
@@ -322,6 +366,7 @@ class MediaAssetStatus(Resource):
     caption_jobs: list[CaptionJobStatus] = Field(default_factory=list)
     auto_captions: str | None = Field(default=None, description="decided once playable: "
                                       "the language auto-captions asked for, or 'off'")
+    generation: GenerationStatus | None = None
 
     def condition(self, type_: AssetCondition) -> Condition | None:
         return find_condition(self.conditions, type_)
@@ -344,21 +389,25 @@ class MediaAsset(KubeObject):
     status: MediaAssetStatus = Field(default_factory=MediaAssetStatus)
 
     @classmethod
-    def new(cls, tenant: str, asset_id: str, *, kind: MediaKind, mime: str, sha256: str,
-            size_bytes: int, filename: str | None = None,
+    def new(cls, tenant: str, asset_id: str, *, kind: MediaKind, mime: str,
+            sha256: str | None = None, size_bytes: int | None = None,
+            filename: str | None = None,
             origin: SourceOrigin = SourceOrigin.OBJECT, source_key: str | None = None,
             labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
-            finalizers: Sequence[str] = ()) -> Self:
+            finalizers: Sequence[str] = (), generation: GenerationSpec | None = None) -> Self:
         """The one constructor of a MediaAsset body: its name from the asset id, its
-        source under its own prefix unless told otherwise (a test of the admission rules)."""
+        source under its own prefix unless told otherwise (a test of the admission rules).
+        An AI asset (`generation`) has no sha256 or size yet: its Job records them."""
         return cls(
             metadata=ObjectMeta(name=names.name_from_asset_id(asset_id), namespace=tenant,
                                 labels=dict(labels or {}), annotations=dict(annotations or {}),
                                 finalizers=list(finalizers)),
-            spec=MediaAssetSpec(kind=kind, mime=mime, sha256=sha256.lower(),
+            spec=MediaAssetSpec(kind=kind, mime=mime,
+                                sha256=sha256.lower() if sha256 is not None else None,
                                 size_bytes=size_bytes, filename=filename,
                                 source=SourceRef(origin=origin, key=source_key or
-                                                 keys.source_key(tenant, asset_id))))
+                                                 keys.source_key(tenant, asset_id)),
+                                generation=generation))
 
     @property
     def tenant(self) -> str:
@@ -379,7 +428,9 @@ class MediaAsset(KubeObject):
 
     @property
     def phase(self) -> AssetPhase:
-        return self.status.phase or AssetPhase.PENDING
+        if self.status.phase is not None:
+            return self.status.phase
+        return AssetPhase.GENERATING if self.generating else AssetPhase.PENDING
 
     @property
     def playable(self) -> bool:
@@ -393,6 +444,11 @@ class MediaAsset(KubeObject):
         storage until finalize sets `spec.source.etag` (that spec change wakes the operator)."""
         source = self.spec.source
         return source.origin is SourceOrigin.UPLOAD and not source.etag
+
+    @property
+    def generating(self) -> bool:
+        """An AI asset whose source object is not made yet (its digest is not recorded)."""
+        return self.spec.generation is not None and self.spec.sha256 is None
 
     @property
     def stored(self) -> bool:
@@ -463,6 +519,7 @@ class WorkerResultStatus(Resource):
     message: str | None = None
     probe: ProbeResult | None = None
     output: VariantOutput | None = None
+    generated: GeneratedObject | None = None
 
 
 class SpeechProgress(Resource):

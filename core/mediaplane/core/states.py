@@ -13,17 +13,22 @@ A TranscodeJob phase is Kubernetes-style (capitalised, like a Pod's); the varian
 mirrors it in lower case inside the asset, next to the REST vocabulary. The asset's own
 `status.phase` is the REST `status` field (`AssetPhase`), derived from the conditions:
 
+- `generating`: an AI asset whose source object a generation Job is still making;
 - `pending`: the source object is not in storage (or the upload is not finalized);
 - `processing`: probing, or transcoding before the asset is playable;
 - `ready`: playable (`Ready=True`); the `Complete` condition says when every variant ended;
 - `quarantined`: the probe refused the bytes (`Quarantined=True`), never served;
-- `failed`: the probe Job failed, or every variant ended and none made it playable.
+- `failed`: the probe Job failed, or every variant ended and none made it playable, or
+  the generation of an AI asset failed.
 
 Generated captions have their own conditions beside `Ready` (a caption job never changes
 the asset's phase): `CaptionsGenerating` (True while a caption TranscodeJob runs),
 `CaptionsReady` (True when every requested track is done), `CaptionsFailed` (True when a
 requested track failed). `status.captionJobs[].state` mirrors each caption TranscodeJob's
 phase in the variant vocabulary above.
+
+An AI asset's `status.generation.state` uses the variant vocabulary (it mirrors the phase
+of its generation TranscodeJob the same way).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from enum import StrEnum
 
 
 class AssetPhase(StrEnum):
+    GENERATING = "generating"
     PENDING = "pending"
     PROCESSING = "processing"
     READY = "ready"
@@ -88,6 +94,7 @@ class AssetCondition(StrEnum):
     CAPTIONS_GENERATING = "CaptionsGenerating"
     CAPTIONS_READY = "CaptionsReady"
     CAPTIONS_FAILED = "CaptionsFailed"
+    GENERATED = "Generated"  # AI assets: the generation Job stored the source object
 
 
 class CaptionReview(StrEnum):

@@ -98,6 +98,22 @@ class Storage:
         return FormUpload(url=post["url"], fields={str(k): str(v) for k, v in
                                                    post["fields"].items()})
 
+    def presign_post_object(self, key: str, content_type: str, max_bytes: int,
+                            expires_seconds: int) -> PresignedPost:
+        """A POST policy for one object of unknown size (up to `max_bytes`): this key and
+        this Content-Type only. A generation Job stores an AI asset's source with it; its
+        `key_prefix` is the whole key."""
+        post = self._presigner.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type},
+                        ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_seconds,
+        )
+        fields = {str(k): str(v) for k, v in post["fields"].items() if k != "key"}
+        return PresignedPost(url=post["url"], fields=fields, key_prefix=key)
+
     # I/O below: call from a thread when on an event loop.
 
     def head(self, key: str) -> ObjectInfo | None:

@@ -22,6 +22,11 @@ COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 SCRATCH_ENV = "MEDIAPLANE_SCRATCH"
 RESULT_PATH_ENV = "MEDIAPLANE_RESULT_PATH"
 MAX_RESULT_BYTES = 4096
+# Generation Jobs only: the image service's key (a secretKeyRef), the voices volume, and the
+# exit code of a permanent refusal by the service (the Job's podFailurePolicy stops there).
+PROVIDER_KEY_ENV = "MEDIAPLANE_PROVIDER_API_KEY"
+VOICES_DIR_ENV = "MEDIAPLANE_VOICES_DIR"
+EXIT_PROVIDER_REFUSED = 6
 
 
 class MediaKind(StrEnum):
@@ -55,6 +60,7 @@ class TaskType(StrEnum):
     CAPTION = "caption"
     SPEECH_PLAN = "speech-plan"
     SPEECH_CHUNK = "speech-chunk"
+    GENERATE = "generate"  # makes the source object of an AI asset (`generation.py`)
 
     @classmethod
     def producing(cls, variant: VariantType) -> TaskType:
@@ -120,11 +126,79 @@ class SpeechTask(_Model):
 
 class WorkerTask(_Model):
     type: TaskType
-    input_url: str
+    input_url: str = Field(default="", description="presigned GET; empty for generation")
     output: PresignedPost | None = None
     expected: Expected | None = None
     variant: VariantSpec | None = None
     speech: SpeechTask | None = None
+    generation: GenerationTask | None = None
+
+
+# --- generation (AI assets) ------------------------------------------------------------------
+
+class GenerationKind(StrEnum):
+    IMAGE = "image"
+    SPEECH = "speech"
+
+
+class ImageProviderKind(StrEnum):
+    """Wire protocols of the image services mediaplane can call."""
+
+    OPENAI = "openai"  # POST {url}/v1/images/generations, response_format b64_json
+    AUTOMATIC1111 = "automatic1111"  # POST {url}/sdapi/v1/txt2img (AUTOMATIC1111, Forge)
+
+
+class AudioFormat(StrEnum):
+    MP3 = "mp3"
+    WAV = "wav"
+    OGG = "ogg"  # Opus in Ogg
+    M4A = "m4a"  # AAC in MP4
+
+    @property
+    def mime(self) -> str:
+        return {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg",
+                "m4a": "audio/mp4"}[self.value]
+
+
+class ImageProvider(_Model):
+    """Where and how the worker calls the image service; the key comes from a Secret."""
+
+    kind: ImageProviderKind
+    url: str
+    model: str
+    timeout_seconds: float = 120.0
+    attempts: int = 3
+    sizes: tuple[str, ...] = Field(default=(), description="WxH the service accepts; empty: "
+                                   "any multiple of 64 (AUTOMATIC1111)")
+    steps: int | None = None  # AUTOMATIC1111 sampling steps
+    negative_prompt: str | None = None
+
+
+class ImageJob(_Model):
+    width: int
+    height: int
+    style_prompt: str | None = Field(default=None, description="appended to the prompt")
+    provider: ImageProvider
+
+
+class SpeechJob(_Model):
+    voice: str
+    language: str
+    format: AudioFormat
+    model_path: str | None = Field(default=None, description="a Piper .onnx on disk "
+                                   "(its .onnx.json beside it)")
+    package: str | None = Field(default=None, description="a Python module shipping the "
+                                "voice, with model_path() and config_path()")
+
+
+class GenerationTask(_Model):
+    kind: GenerationKind
+    prompt: str = Field(description="the image prompt or the text to speak")
+    target: PresignedPost = Field(description="a POST policy for exactly one key: the "
+                                  "asset's source object (key_prefix is that key)")
+    mime: str
+    image: ImageJob | None = None
+    speech: SpeechJob | None = None
 
 
 class ProbeResult(_Model):
@@ -191,5 +265,22 @@ class SpeechChunkOutcome(_Model):
     seconds: float | None = Field(default=None, description="time spent transcribing")
 
 
-WorkerResult = Annotated[ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome,
+class GeneratedObject(_Model):
+    """What a generation Job stored: the digest and size the probe then checks."""
+
+    sha256: str
+    size_bytes: int
+    etag: str
+    mime: str
+    provider_seconds: float | None = Field(default=None, description="time spent in the "
+                                           "model (image provider or Piper)")
+
+
+class GenerationOutcome(_Model):
+    kind: Literal["generation"] = "generation"
+    generated: GeneratedObject
+
+
+WorkerResult = Annotated[ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome
+                         | GenerationOutcome,
                          Field(discriminator="kind")]

@@ -31,6 +31,12 @@ def speech_model_volume() -> dict[str, object]:
     return {"hostPath": {"path": str(models.assemble()), "type": "Directory"}}
 
 
+def ai_catalog_path(cluster_env: Mapping[str, str]) -> Path:
+    """The dev cluster's AI catalogue (absent: speech only); the operator and the API both
+    read it, and read it again when it changes (`mediaplane.core.ai`)."""
+    return Path(cluster_env["MEDIAPLANE_DEV_DIR"]) / "ai-catalog.json"
+
+
 def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, **cluster_env}
     env.setdefault("MEDIAPLANE_WORKER_COMMAND", json.dumps(worker_command()))
@@ -42,6 +48,13 @@ def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     # One node of 2 cores: two chunk pods of one thread each keep both cores busy.
     env.setdefault("MEDIAPLANE_CAPTION_PARALLELISM", "2")
     env.setdefault("MEDIAPLANE_CAPTION_CPU_THREADS", "1")
+    env.setdefault("MEDIAPLANE_AI_CATALOG_FILE", str(ai_catalog_path(cluster_env)))
+    env.setdefault("MEDIAPLANE_AI_JOB_BACKOFF_LIMIT", "1")
+    # Voices added to the catalogue are Piper files in this folder (a hostPath for the node
+    # agent, mounted at /voices in speech Jobs, as a volume would be on a cluster).
+    voices = Path(cluster_env["MEDIAPLANE_DEV_DIR"]) / "voices"
+    env.setdefault("MEDIAPLANE_AI_VOICES_VOLUME", json.dumps(
+        {"hostPath": {"path": str(voices), "type": "DirectoryOrCreate"}}))
     return env
 
 
@@ -63,6 +76,7 @@ def start_api(cluster: DevCluster, *, wait: bool = True,
     env = {**os.environ, **cluster.env(), **(extra_env or {})}
     # A dev cluster may have pages of assets and several users: keep the contract's limit.
     env.setdefault("MEDIAPLANE_API_RATE_LIMIT_STORAGE", "memory://")
+    env.setdefault("MEDIAPLANE_API_AI_CATALOG_FILE", str(ai_catalog_path(cluster.env())))
     process = cluster.spawn(
         "api",
         [sys.executable, "-m", "mediaplane.api", "--host", "127.0.0.1",

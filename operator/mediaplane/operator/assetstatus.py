@@ -114,7 +114,8 @@ def compute(observed: Observed, now: str) -> tuple[MediaAssetStatus, list[Event]
     status = MediaAssetStatus(observed_generation=generation, probe=old.probe,
                               quarantine=old.quarantine, manifests=old.manifests,
                               captions=old.captions, transcripts=old.transcripts,
-                              caption_jobs=old.caption_jobs, auto_captions=old.auto_captions)
+                              caption_jobs=old.caption_jobs, auto_captions=old.auto_captions,
+                              generation=old.generation)
 
     uploaded = observed.source is not None and observed.source.ok
     if observed.source is not None:

@@ -71,6 +71,8 @@ def transcode_job(asset: MediaAsset, variant: VariantSpec | None) -> TranscodeJo
 
 def expected_from_asset(asset: MediaAsset) -> Expected:
     spec = asset.spec
+    if spec.sha256 is None or spec.size_bytes is None:  # an AI asset not generated yet
+        raise ValueError(f"{asset.name} has no declared sha256 and size to probe against")
     return Expected(sha256=spec.sha256, size_bytes=spec.size_bytes, mime=spec.mime,
                     kind=spec.kind)
 

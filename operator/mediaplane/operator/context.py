@@ -7,6 +7,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mediaplane.core.ai import CatalogFile
 from mediaplane.core.kubeclient import connect
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
@@ -26,6 +27,7 @@ class Context:
     storage: ObjectStore
     settings: OperatorSettings
     ladder: Ladder
+    catalog: CatalogFile = field(default_factory=lambda: CatalogFile(None))
     # Events about one asset arrive from several watches (the asset, its TranscodeJobs);
     # one lock per asset keeps its reconciles from interleaving their status writes. The
     # table holds a lock only while someone holds or awaits it, so it never outgrows the
@@ -50,7 +52,8 @@ class Context:
     async def create(cls) -> Context:
         settings = OperatorSettings()
         return cls(kube=Kube(await connect()), storage=Storage(S3Settings()),
-                   settings=settings, ladder=settings.load_ladder())
+                   settings=settings, ladder=settings.load_ladder(),
+                   catalog=CatalogFile(settings.ai_catalog_file))
 
     async def close(self) -> None:
         await self.kube.close()

@@ -88,7 +88,8 @@ def _asset_unfinished(body: kopf.Body, **_: Any) -> bool:
     asset = MediaAsset.model_validate(body)
     if asset.status.is_true(AssetCondition.CAPTIONS_GENERATING):
         return True
-    return asset.phase in (AssetPhase.PENDING, AssetPhase.PROCESSING) and \
+    return asset.phase in (AssetPhase.GENERATING, AssetPhase.PENDING,
+                           AssetPhase.PROCESSING) and \
         not asset.awaiting_finalize
 
 

@@ -23,6 +23,7 @@ from mediaplane.core.resources import (
     TranscodeJobStatus,
 )
 from mediaplane.core.states import EventType, PodPhase
+from mediaplane.core.tasks import GeneratedObject
 from mediaplane.operator.builders import Manifest
 from mediaplane.operator.workloads import Job, Pod
 
@@ -86,6 +87,16 @@ class OperatorKube(Protocol):
 
     async def namespace_annotations(self, namespace: str) -> dict[str, str]:
         """The namespace's annotations (a tenant's settings); {} when it is gone."""
+    async def record_generated(self, namespace: str, name: str,
+                               generated: GeneratedObject) -> None:
+        """Writes what a generation stored into the AI asset's spec (sha256, sizeBytes,
+        source.etag): from then on it is checked and probed like an upload."""
+        ...
+
+    async def mirror_secret(self, source_namespace: str, name: str,
+                            target_namespace: str) -> bool:
+        """Copies the Secret into `target_namespace` (same name), creating or updating it;
+        False when the source Secret does not exist."""
         ...
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
@@ -235,6 +246,44 @@ class Kube:
                 return {}
             raise
         return dict(found.metadata.annotations or {})
+    async def record_generated(self, namespace: str, name: str,
+                               generated: GeneratedObject) -> None:
+        patch = {"spec": {"sha256": generated.sha256, "sizeBytes": generated.size_bytes,
+                          "source": {"etag": generated.etag}}}
+        await cast("Any", self._custom).patch_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name, patch,
+            _content_type="application/merge-patch+json")
+
+    async def mirror_secret(self, source_namespace: str, name: str,
+                            target_namespace: str) -> bool:
+        try:
+            source = await self._core.read_namespaced_secret(name, source_namespace)
+        except ApiException as error:
+            if _missing(error):
+                return False
+            raise
+        data = dict(source.data or {})
+        body = {"metadata": {"name": name, "namespace": target_namespace,
+                             "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY,
+                                        "app.kubernetes.io/component": "ai-provider"}},
+                "type": "Opaque", "data": data}
+        try:
+            current = await self._core.read_namespaced_secret(name, target_namespace)
+        except ApiException as error:
+            if not _missing(error):
+                raise
+            current = None
+        if current is None:
+            try:
+                await self._core.create_namespaced_secret(target_namespace, cast("Any", body))
+            except ApiException as error:
+                if not _exists(error):
+                    raise
+            return True
+        if dict(current.data or {}) != data:
+            await self._core.replace_namespaced_secret(name, target_namespace,
+                                                       cast("Any", body))
+        return True
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:

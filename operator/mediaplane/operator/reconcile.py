@@ -33,7 +33,7 @@ from mediaplane.core.states import (
     TranscodePhase,
 )
 from mediaplane.core.tasks import TaskType, VariantSpec, Verdict, WorkerResult
-from mediaplane.operator import assetstatus, builders, captions, manifests
+from mediaplane.operator import assetstatus, builders, captions, generation, manifests
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import BatchCondition, Job, Pod
 
@@ -54,6 +54,9 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     async with ctx.lock(namespace, name):
         asset = await ctx.kube.get_asset(namespace, name)
         if asset is None or asset.deleting:
+            return False
+        if asset.generating:  # an AI asset whose source object is still being made
+            await generation.reconcile(ctx, asset)
             return False
         # An upload waiting for its finalize has no children yet: no need to list them.
         tjs = {} if asset.awaiting_finalize else await ctx.kube.transcode_jobs(namespace, name)
@@ -214,25 +217,31 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
     asset = await ctx.kube.get_asset(namespace, tj.spec.asset_ref.name)
     if asset is None or asset.deleting:
         return
-    seconds = builders.presign_seconds(ctx.settings)
-    input_url = ctx.storage.presign_get(tj.spec.input.key, seconds)
-    output = None
-    if tj.spec.output_prefix:
-        output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
-                                                 ctx.settings.max_variant_bytes)
-    task = builders.worker_task(tj, asset, input_url, output)
+    if tj.spec.task is TaskType.GENERATE:
+        job = await generation.job(ctx, tj, asset)
+        if job is None:
+            return
+    else:
+        seconds = builders.presign_seconds(ctx.settings)
+        input_url = ctx.storage.presign_get(tj.spec.input.key, seconds)
+        output = None
+        if tj.spec.output_prefix:
+            output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
+                                                     ctx.settings.max_variant_bytes)
+        job = builders.worker_job(tj, builders.worker_task(tj, asset, input_url, output),
+                                  ctx.settings)
     if ctx.settings.worker_service_account:
         # A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
         # Not cached: a tenant namespace can be deleted and made again under the same name.
         await ctx.kube.ensure_service_account(namespace, ctx.settings.worker_service_account)
-    if await ctx.kube.create_job(builders.worker_job(tj, task, ctx.settings)):
-        generation = tj.metadata.generation
+    if await ctx.kube.create_job(job):
+        observed = tj.metadata.generation
         conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
                                    ConditionStatus.UNKNOWN, "JobCreated",
-                                   f"job {name} created", generation, now_rfc3339())
+                                   f"job {name} created", observed, now_rfc3339())
         await ctx.kube.patch_transcode_job_status(namespace, name, TranscodeJobStatus(
             phase=TranscodePhase.PENDING, job_name=name, conditions=conditions,
-            observed_generation=generation))
+            observed_generation=observed))
 
 
 async def _with_retries(read: Callable[[], Awaitable[T]]) -> T:

@@ -55,6 +55,17 @@ class OperatorSettings(BaseSettings):
     # Auto-captions for tenants without their own annotation: a BCP 47 tag, or "off".
     auto_captions: str = "off"
     auto_captions_review: bool = False
+    # AI generation (generation.py): the catalogue shared with the API, where the image
+    # service's Secret lives (copied into a tenant's namespace for its generation Jobs), the
+    # volume holding voices the catalogue adds, and the bounds of one generation Job.
+    ai_catalog_file: Path | None = None
+    ai_secret_namespace: str = "mediaplane"  # noqa: S105 (a namespace, not a secret)
+    ai_voices_volume: dict[str, Any] | None = Field(
+        default=None, description="a Kubernetes volume source, e.g. "
+        '{"persistentVolumeClaim": {"claimName": "voices", "readOnly": true}}')
+    ai_job_deadline_seconds: int = Field(default=900, ge=30)
+    ai_job_backoff_limit: int = Field(default=2, ge=0, le=10)
+    max_generated_bytes: int = Field(default=200 * 1024**2, ge=1)
 
     def load_ladder(self) -> Ladder:
         if self.ladder_file is None:

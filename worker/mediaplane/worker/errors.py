@@ -7,6 +7,8 @@ never errors.
 
 from __future__ import annotations
 
+from mediaplane.core.tasks import EXIT_PROVIDER_REFUSED
+
 
 class InfraError(Exception):
     """`code` is CamelCase like the quarantine reasons, so the operator can show both alike."""
@@ -27,6 +29,11 @@ EXIT_INVALID_TASK = 2
 EXIT_INPUT = 3
 EXIT_UPLOAD = 4
 EXIT_TRANSCODE = 5
-# The speech is not in the requested language and cannot be translated into it: final.
-EXIT_LANGUAGE = 6
+# 6: final, a retry cannot succeed (the Jobs' podFailurePolicy fails them at once): the
+# speech is not in the requested language and cannot be translated into it, or an image
+# service refused for good (a content policy).
+EXIT_LANGUAGE = EXIT_PROVIDER_REFUSED
+EXIT_REFUSED = EXIT_PROVIDER_REFUSED
+# Generation: the service did not answer (retried by the Job).
+EXIT_PROVIDER = 7
 EXIT_TERMINATED = 143

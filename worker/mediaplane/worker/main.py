@@ -22,6 +22,7 @@ from mediaplane.core.tasks import (
     RESULT_PATH_ENV,
     SCRATCH_ENV,
     TASK_ENV,
+    GenerationOutcome,
     ProbeOutcome,
     SpeechChunkOutcome,
     SpeechPlanOutcome,
@@ -57,7 +58,7 @@ def parse_task(environ: Mapping[str, str]) -> WorkerTask:
                          exit_code=EXIT_INVALID_TASK) from exc
 
 
-Outcome = ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome
+Outcome = ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome | GenerationOutcome
 
 
 def render(result: Outcome) -> str:
@@ -95,6 +96,10 @@ def scratch_dir(environ: Mapping[str, str]) -> Iterator[Path]:
 
 def run_task(task: WorkerTask, scratch: Path,
              environ: Mapping[str, str] | None = None) -> Outcome:
+    if task.type is TaskType.GENERATE:
+        from mediaplane.worker.generate import run_generation
+
+        return run_generation(task, scratch)
     if task.type is TaskType.PROBE:
         from mediaplane.worker.probe import run_probe
 
