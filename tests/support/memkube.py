@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from mediaplane.api.kube import Page, Tenant
@@ -80,6 +82,7 @@ class MemoryKube:
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.service_accounts: set[tuple[str, str]] = set()
+        self.tenant_namespaces: set[str] = set()
         self.events: list[tuple[str, str, str, str]] = []  # (kind/name, type, reason, message)
         self.creations: Counter[str] = Counter()  # "Kind/namespace/name" -> times created
         self.failures = Failures()
@@ -241,6 +244,12 @@ class MemoryKube:
         self._landed()
         return True
 
+    async def tenants(self) -> list[str]:
+        return sorted(self.tenant_namespaces)
+
+    async def asset_names(self, namespace: str) -> set[str]:
+        return {name for ns, name in self.assets if ns == namespace}
+
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
         name = target.to_body()["metadata"]["name"]
@@ -257,6 +266,8 @@ class MemoryObjects:
     def __init__(self, bucket: str = "mediaplane") -> None:
         self.bucket = bucket
         self.objects: dict[str, tuple[bytes, str]] = {}
+        self.metadata: dict[str, dict[str, str]] = {}
+        self.modified: dict[str, datetime] = {}
         self.calls: Counter[str] = Counter()
 
     def presign_get(self, key: str, expires_seconds: int) -> str:
@@ -269,10 +280,20 @@ class MemoryObjects:
                              key_prefix=prefix)
 
     def presign_post_exact(self, key: str, size_bytes: int, content_type: str,
-                           expires_seconds: int) -> FormUpload:
+                           expires_seconds: int,
+                           metadata: Mapping[str, str] | None = None) -> FormUpload:
+        meta = {f"x-amz-meta-{k}": v for k, v in (metadata or {}).items()}
         return FormUpload(url=f"https://objects.test/{self.bucket}",
-                          fields={"key": key, "Content-Type": content_type,
+                          fields={"key": key, "Content-Type": content_type, **meta,
                                   "policy": f"{size_bytes}|{expires_seconds}"})
+
+    def upload(self, form: FormUpload, data: bytes) -> str:
+        """What a browser's form POST does with a grant: the object, with its metadata."""
+        fields = form.fields
+        meta = {k[len("x-amz-meta-"):]: v for k, v in fields.items()
+                if k.startswith("x-amz-meta-")}
+        self.put(fields["key"], data, fields["Content-Type"], meta)
+        return f"etag-{len(data)}"
 
     def head(self, key: str) -> ObjectInfo | None:
         self.calls["head"] += 1
@@ -280,7 +301,8 @@ class MemoryObjects:
         if found is None:
             return None
         return ObjectInfo(size=len(found[0]), etag=f"etag-{len(found[0])}",
-                          content_type=found[1])
+                          content_type=found[1], last_modified=self.modified.get(key),
+                          metadata=dict(self.metadata.get(key, {})))
 
     def get_text(self, key: str) -> str:
         self.calls["get_text"] += 1
@@ -290,14 +312,21 @@ class MemoryObjects:
         self.calls["put_text"] += 1
         self.objects[key] = (text.encode(), content_type)
 
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> None:
         self.objects[key] = (data, content_type)
+        self.metadata[key] = dict(metadata or {})
+        self.modified[key] = datetime.now(UTC)
 
     def delete_prefix(self, prefix: str) -> int:
         doomed = [k for k in self.objects if k.startswith(prefix)]
         for key in doomed:
             del self.objects[key]
         return len(doomed)
+
+    def list_folders(self, prefix: str) -> list[str]:
+        return sorted({prefix + k[len(prefix):].split("/", 1)[0] + "/" for k in self.objects
+                       if k.startswith(prefix) and "/" in k[len(prefix):]})
 
     def under(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))

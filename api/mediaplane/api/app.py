@@ -11,7 +11,7 @@ from mediaplane.api import errorhandlers, kube
 from mediaplane.api.context import ApiContext
 from mediaplane.api.informer import AssetInformer
 from mediaplane.api.metrics import MetricsMiddleware
-from mediaplane.api.routers import captions, health, media, streaming, uploads
+from mediaplane.api.routers import captions, floor, health, media, streaming, uploads
 from mediaplane.api.settings import ApiSettings
 from mediaplane.core import kubeclient
 from mediaplane.core.settings import S3Settings
@@ -64,6 +64,8 @@ def create_app(settings: ApiSettings | None = None,
     for router in (uploads.router, media.router, captions.router, streaming.router,
                    health.router):
         app.include_router(router)
+    if settings.bench_floor:
+        app.include_router(floor.router)
     errorhandlers.install(app)
     app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)

@@ -53,7 +53,6 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("media.deleting", 409, "The asset is being deleted."),
     ErrorCode("transcript.not_found", 404, "The asset has no transcript in that language yet."),
     ErrorCode("media.failed", 409, "The asset's processing failed; it has nothing to serve."),
-    ErrorCode("upload.missing", 409, "No object has been uploaded for this asset yet."),
     ErrorCode("upload.mismatch", 409, "The uploaded object differs from the declared one "
               "(size or ETag)."),
     ErrorCode("not_found", 404, "No such route."),

@@ -298,8 +298,8 @@ class MediaAsset(KubeObject):
     def new(cls, tenant: str, asset_id: str, *, kind: MediaKind, mime: str, sha256: str,
             size_bytes: int, filename: str | None = None,
             origin: SourceOrigin = SourceOrigin.OBJECT, source_key: str | None = None,
-            labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
-            finalizers: Sequence[str] = ()) -> Self:
+            etag: str | None = None, labels: dict[str, str] | None = None,
+            annotations: dict[str, str] | None = None, finalizers: Sequence[str] = ()) -> Self:
         """The one constructor of a MediaAsset body: its name from the asset id, its
         source under its own prefix unless told otherwise (a test of the admission rules)."""
         return cls(
@@ -308,7 +308,7 @@ class MediaAsset(KubeObject):
                                 finalizers=list(finalizers)),
             spec=MediaAssetSpec(kind=kind, mime=mime, sha256=sha256.lower(),
                                 size_bytes=size_bytes, filename=filename,
-                                source=SourceRef(origin=origin, key=source_key or
+                                source=SourceRef(origin=origin, etag=etag, key=source_key or
                                                  keys.source_key(tenant, asset_id))))
 
     @property

@@ -84,14 +84,17 @@ class Storage:
         return PresignedPost(url=post["url"], fields=fields, key_prefix=prefix)
 
     def presign_post_exact(self, key: str, size_bytes: int, content_type: str,
-                           expires_seconds: int) -> FormUpload:
+                           expires_seconds: int,
+                           metadata: Mapping[str, str] | None = None) -> FormUpload:
         """A browser-style POST policy for one object: this key, exactly this many bytes,
-        this Content-Type. The storage itself refuses anything else."""
+        this Content-Type and this user metadata. The storage itself refuses anything else."""
+        fields = {"Content-Type": content_type,
+                  **{f"x-amz-meta-{k}": v for k, v in (metadata or {}).items()}}
         post = self._presigner.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
-            Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type},
+            Fields=fields,
+            Conditions=[*({name: value} for name, value in fields.items()),
                         ["content-length-range", size_bytes, size_bytes]],
             ExpiresIn=expires_seconds,
         )
@@ -108,7 +111,9 @@ class Storage:
                 return None
             raise
         return ObjectInfo(size=head["ContentLength"], etag=head["ETag"].strip('"'),
-                          content_type=head.get("ContentType"))
+                          content_type=head.get("ContentType"),
+                          last_modified=head.get("LastModified"),
+                          metadata={k.lower(): v for k, v in head.get("Metadata", {}).items()})
 
     def get_text(self, key: str) -> str:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
@@ -123,6 +128,13 @@ class Storage:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
+
+    def list_folders(self, prefix: str) -> list[str]:
+        folders: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        return folders
 
     def delete_prefix(self, prefix: str) -> int:
         """Deletes every object under `prefix`; returns how many. Idempotent."""

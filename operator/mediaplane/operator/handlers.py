@@ -9,6 +9,8 @@ Raw bodies become typed resources here, at the edge.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,6 +22,7 @@ from mediaplane.core.resources import MediaAsset, TranscodeJob
 from mediaplane.core.states import AssetPhase, EventType
 from mediaplane.operator import reconcile
 from mediaplane.operator.context import Context
+from mediaplane.operator.sweeper import sweep_forever
 from mediaplane.operator.workloads import Job, Pod
 
 ASSETS = (names.GROUP, names.VERSION, names.ASSET_PLURAL)
@@ -53,10 +56,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # asset → probe → variants chain pays it once.
     settings.batching.batch_window = 0.05
     memo.ctx = await Context.create()
+    # Not a kopf timer: it is about objects no resource names. Replicas on standby sweep too;
+    # each removal is idempotent, so two sweepers cost a listing, not a conflict.
+    memo.sweeper = asyncio.create_task(sweep_forever(memo.ctx), name="sweep-uploads")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    sweeper = getattr(memo, "sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     if getattr(memo, "ctx", None) is not None:
         await _ctx(memo).close()
 

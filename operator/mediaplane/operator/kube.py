@@ -84,6 +84,14 @@ class OperatorKube(Protocol):
 
     async def ensure_service_account(self, namespace: str, name: str) -> bool: ...
 
+    async def tenants(self) -> list[str]:
+        """The namespaces labelled as tenants."""
+        ...
+
+    async def asset_names(self, namespace: str) -> set[str]:
+        """Names of every MediaAsset of the namespace."""
+        ...
+
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
         """A Kubernetes Event about `target`, posted in the background."""
@@ -222,6 +230,22 @@ class Kube:
                 return False
             raise
         return True
+
+    async def tenants(self) -> list[str]:
+        listing = await self._core.list_namespace(label_selector=f"{names.TENANT_LABEL}=true")
+        return [ns.metadata.name for ns in listing.items]
+
+    async def asset_names(self, namespace: str) -> set[str]:
+        found: set[str] = set()
+        token = ""
+        while True:
+            page = await self._custom.list_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, limit=500,
+                _continue=token)
+            found.update(item["metadata"]["name"] for item in page["items"])
+            token = page["metadata"].get("continue") or ""
+            if not token:
+                return found
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:

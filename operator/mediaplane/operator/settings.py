@@ -31,6 +31,11 @@ class OperatorSettings(BaseSettings):
     # Run the lowest rung, the audio and the poster before the rest of a video's ladder.
     # Right for a node or two; turn off where the cluster has CPU to run every rung at once.
     playable_first: bool = True
+    # A REST upload whose object was stored but never finalized (so no MediaAsset names it)
+    # is removed once it is this old: longer than the grant's 15 minutes, with slack for a
+    # slow client between its POST and its finalize.
+    upload_grace_seconds: int = Field(default=3600, ge=0)
+    sweep_interval_seconds: float = Field(default=600.0, gt=0)
 
     def load_ladder(self) -> Ladder:
         if self.ladder_file is None:
