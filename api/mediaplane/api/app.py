@@ -59,8 +59,12 @@ def create_app(settings: ApiSettings | None = None,
         finally:
             await context.close()
 
+    # FastAPI's own OpenTelemetry hooks are off: the API exports Prometheus metrics
+    # (`/metrics`), and checking for a tracer provider cost a measurable share of each
+    # request on the hot routes.
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     for router in (uploads.router, media.router, captions.router, streaming.router,
                    health.router):
         app.include_router(router)

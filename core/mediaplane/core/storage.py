@@ -7,11 +7,15 @@ boto3 is synchronous; callers on an event loop run the I/O methods in a thread
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import boto3
+import boto3.session
+from botocore.auth import S3SigV4PostAuth
+from botocore.awsrequest import AWSRequest
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
@@ -21,6 +25,40 @@ from mediaplane.core.tasks import PresignedPost
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+class PostPolicySigner:
+    """What boto3's `generate_presigned_post` does, minus what it repeats on every call.
+
+    The upload-url route signs a POST policy per request; boto3 resolves the bucket's
+    endpoint, emits its events and validates parameters each time, which the profile showed
+    as the largest part of the route. The URL is resolved once here, and the policy is
+    signed by botocore's own SigV4 POST signer with the session's current credentials (so
+    rotating credentials, from a web identity for instance, still work).
+    """
+
+    def __init__(self, client: S3Client, session: boto3.session.Session, bucket: str,
+                 region: str) -> None:
+        self.url = str(client.generate_presigned_post(Bucket=bucket, Key="k")["url"])
+        self._session = session
+        self._bucket = bucket
+        self._region = region
+
+    def sign(self, key: str, fields: Mapping[str, str], conditions: Sequence[object],
+             expires_seconds: int) -> FormUpload:
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found to sign uploads with")
+        expiration = datetime.now(UTC) + timedelta(seconds=expires_seconds)
+        form = {**fields, "key": key}
+        policy = {"expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "conditions": [*conditions, {"bucket": self._bucket}, {"key": key}]}
+        request = AWSRequest(method="POST", url=self.url)
+        request.context["s3-presign-post-fields"] = form
+        request.context["s3-presign-post-policy"] = policy
+        S3SigV4PostAuth(credentials.get_frozen_credentials(), "s3", self._region).add_auth(
+            request)
+        return FormUpload(url=self.url, fields={str(k): str(v) for k, v in form.items()})
 
 
 class Storage:
@@ -39,7 +77,10 @@ class Storage:
         leave it None so cloud identity works."""
         self.settings = settings
         self.bucket = settings.bucket
-        self._credentials = credentials
+        access_key, secret_key = credentials or (None, None)
+        self._session = boto3.session.Session(aws_access_key_id=access_key,
+                                              aws_secret_access_key=secret_key,
+                                              region_name=settings.region)
 
     def _client(self, endpoint: str | None) -> S3Client:
         config = Config(
@@ -48,10 +89,7 @@ class Storage:
             retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=32,
         )
-        access_key, secret_key = self._credentials or (None, None)
-        return boto3.client("s3", endpoint_url=endpoint, region_name=self.settings.region,
-                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                            config=config)
+        return self._session.client("s3", endpoint_url=endpoint, config=config)
 
     @cached_property
     def client(self) -> S3Client:
@@ -90,16 +128,14 @@ class Storage:
         this Content-Type and this user metadata. The storage itself refuses anything else."""
         fields = {"Content-Type": content_type,
                   **{f"x-amz-meta-{k}": v for k, v in (metadata or {}).items()}}
-        post = self._presigner.generate_presigned_post(
-            Bucket=self.bucket,
-            Key=key,
-            Fields=fields,
-            Conditions=[*({name: value} for name, value in fields.items()),
-                        ["content-length-range", size_bytes, size_bytes]],
-            ExpiresIn=expires_seconds,
-        )
-        return FormUpload(url=post["url"], fields={str(k): str(v) for k, v in
-                                                   post["fields"].items()})
+        conditions: list[object] = [*({name: value} for name, value in fields.items()),
+                                    ["content-length-range", size_bytes, size_bytes]]
+        return self._post_signer.sign(key, fields, conditions, expires_seconds)
+
+    @cached_property
+    def _post_signer(self) -> PostPolicySigner:
+        return PostPolicySigner(self._presigner, self._session, self.bucket,
+                                self.settings.region)
 
     # I/O below: call from a thread when on an event loop.
 
