@@ -85,6 +85,7 @@ class MemoryKube:
         self.tenant_namespaces: set[str] = set()
         self.events: list[tuple[str, str, str, str]] = []  # (kind/name, type, reason, message)
         self.creations: Counter[str] = Counter()  # "Kind/namespace/name" -> times created
+        self.deletions: list[str] = []
         self.failures = Failures()
         self.writes = 0  # writes that landed
         self.crash_after: int | None = None  # die right after this many writes
@@ -183,6 +184,12 @@ class MemoryKube:
         self.transcode_jobs_[key] = self._stamp(tj.to_body(), "TranscodeJob")
         self._landed()
         return True
+
+    async def delete_transcode_job(self, namespace: str, name: str) -> None:
+        self.transcode_jobs_.pop((namespace, name), None)
+        self.jobs.pop((namespace, name), None)  # the garbage collector, at once
+        self.deletions.append(f"TranscodeJob/{namespace}/{name}")
+        self._landed()
 
     def _patch_status(self, store: dict[tuple[str, str], dict[str, Any]], namespace: str,
                       name: str, status: dict[str, Any]) -> None:

@@ -56,6 +56,10 @@ class OperatorKube(Protocol):
         """Creates it unless it exists; True when this call created it."""
         ...
 
+    async def delete_transcode_job(self, namespace: str, name: str) -> None:
+        """Deletes it (its Job and pods go with it); gone already is fine."""
+        ...
+
     async def patch_asset_status(self, namespace: str, name: str,
                                  status: MediaAssetStatus) -> None: ...
 
@@ -154,6 +158,15 @@ class Kube:
                 return False
             raise
         return True
+
+    async def delete_transcode_job(self, namespace: str, name: str) -> None:
+        try:
+            await self._custom.delete_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, name,
+                propagation_policy="Background")
+        except ApiException as error:
+            if not _missing(error):
+                raise
 
     async def _patch_status(self, plural: str, namespace: str, name: str,
                             status: dict[str, Any]) -> None:

@@ -31,6 +31,10 @@ class OperatorSettings(BaseSettings):
     # Run the lowest rung, the audio and the poster before the rest of a video's ladder.
     # Right for a node or two; turn off where the cluster has CPU to run every rung at once.
     playable_first: bool = True
+    # Start a video's lowest rung while the probe runs (nothing of it is published before the
+    # probe accepts the source; a refused or unplanned rung is deleted): saves the probe's
+    # time on the way to the first playable rendition.
+    speculative_first_rung: bool = True
     # A REST upload whose object was stored but never finalized (so no MediaAsset names it)
     # is removed once it is this old: longer than the grant's 15 minutes, with slack for a
     # slow client between its POST and its finalize.
