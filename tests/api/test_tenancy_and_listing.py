@@ -87,6 +87,13 @@ def test_cursor_pagination_returns_each_asset_exactly_once(
         created = set(pool.map(create, range(250)))
     assert len(created) == 250
     reader = make_user(tenant, "pager")
+    # Lists come from the API's watch-fed cache: wait until it has seen the last creates.
+    eventually(lambda: len(reader.call("GET", "/api/v1/media",
+                                       params={"page[size]": 200})["data"]) == 200 and
+               len(reader.call("GET", "/api/v1/media", params={"page[size]": 200, "cursor": (
+                   reader.call("GET", "/api/v1/media", params={"page[size]": 200})
+                   ["nextCursor"])})["data"]) == 50, "the API to list all 250 assets",
+               timeout=30)
     for size in (200, 100):
         seen: list[str] = []
         pages = 0

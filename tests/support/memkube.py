@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mediaplane.api.kube import Page, Tenant
+from mediaplane.api.kube import AssetFilter, Page, Tenant, page_of
 from mediaplane.core import names
 from mediaplane.core.errors import (
     AlreadyExistsError,
     ConflictError,
-    CursorInvalidError,
     UnavailableError,
 )
 from mediaplane.core.objects import FormUpload, ObjectInfo
@@ -409,27 +408,12 @@ class MemoryAssets:
         self._check("delete")
         return self.items.pop((namespace, name), None) is not None
 
-    async def list(self, namespace: str, *, limit: int, continue_token: str | None,
-                   field_selector: str | None) -> Page:
+    async def list(self, namespace: str, *, limit: int, after: str | None,
+                   wanted: AssetFilter) -> Page:
         self._check("list")
-        wanted = dict(part.split("=", 1) for part in (field_selector or "").split(",") if part)
-        matching = [body for (ns, _), body in sorted(self.items.items()) if ns == namespace
-                    and all(_field(body, path) == value for path, value in wanted.items())]
-        try:
-            start = int(continue_token or "0")
-        except ValueError:
-            raise CursorInvalidError("the cursor is not valid") from None
-        page = matching[start:start + limit]
-        more = start + limit < len(matching)
-        return Page(items=[self._copy(b) for b in page],
-                    continue_token=str(start + limit) if more else None)
-
-
-def _field(body: dict[str, Any], path: str) -> Any:
-    value: Any = body
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+        ordered = [self._copy(body) for (ns, name), body in sorted(self.items.items())
+                   if ns == namespace and (after is None or name > after)]
+        return page_of(ordered, wanted, limit)
 
 
 class MemoryTenants:

@@ -8,6 +8,11 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import datetime
+from urllib.parse import parse_qs, urlsplit
+
+import botocore.auth
+import pytest
 
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
@@ -51,3 +56,21 @@ def test_fast_form_matches_boto3_and_is_signed() -> None:
     date = form.fields["x-amz-date"][:8]
     assert form.fields["x-amz-credential"] == f"AKIDEXAMPLE/{date}/eu-west-1/s3/aws4_request"
     assert form.fields["x-amz-signature"] == sigv4(form.fields["policy"], date, "eu-west-1")
+
+
+def test_fast_presigned_get_is_boto3s_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same URL, signature included, as boto3's own presigner (path style)."""
+    frozen = datetime(2026, 12, 2, 10, 0, 0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: frozen)
+    storage = Storage(S3Settings(endpoint="http://127.0.0.1:9", bucket="media",
+                                 region="eu-west-1"), ("AKIDEXAMPLE", SECRET))
+    key = "tenants/acme/assets/mda_0123456789abcdefghjkmnpqrs/variants/240p/seg 1+é.m4s"
+    fast = urlsplit(storage.presign_get(key, 900))
+    slow = urlsplit(storage.client.generate_presigned_url(
+        "get_object", Params={"Bucket": "media", "Key": key}, ExpiresIn=900))
+    assert (fast.scheme, fast.netloc, fast.path) == (slow.scheme, slow.netloc, slow.path)
+    mine, theirs = parse_qs(fast.query), parse_qs(slow.query)
+    assert set(mine) == set(theirs)
+    assert mine == theirs
+    assert mine["X-Amz-Date"] == ["20261202T100000Z"]
+    assert storage.presign_get(key, 900) == fast.geturl(), "reused while fresh"

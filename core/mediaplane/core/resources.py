@@ -221,6 +221,9 @@ class ManifestKeys(Resource):
     variants: list[str] = Field(default_factory=list)
 
 
+STREAM_TYPES = frozenset({VariantType.VIDEO, VariantType.AUDIO})
+
+
 class VariantStatus(Resource):
     name: str
     type: VariantType
@@ -239,7 +242,7 @@ class VariantStatus(Resource):
 
     @property
     def is_stream(self) -> bool:
-        return self.type in (VariantType.VIDEO, VariantType.AUDIO)
+        return self.type in STREAM_TYPES
 
     @property
     def streamable(self) -> bool:
@@ -337,6 +340,16 @@ class MediaAsset(KubeObject):
         """Servable now: the operator says playable, and nothing since says otherwise."""
         return bool(self.status.playable) and self.phase not in (AssetPhase.QUARANTINED,
                                                                   AssetPhase.FAILED)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to do for this generation: complete, quarantined or failed, and the
+        status describes the current spec. The operator does not look at it again until the
+        spec changes (a restart over thousands of finished assets costs no API call)."""
+        if self.status.observed_generation != self.metadata.generation:
+            return False
+        return self.status.is_true(AssetCondition.COMPLETE) or self.phase in (
+            AssetPhase.QUARANTINED, AssetPhase.FAILED)
 
     @property
     def awaiting_finalize(self) -> bool:

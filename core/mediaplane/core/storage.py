@@ -7,17 +7,20 @@ boto3 is synchronous; callers on an event loop run the I/O methods in a thread
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import boto3
 import boto3.session
-from botocore.auth import S3SigV4PostAuth
+from botocore.auth import S3SigV4PostAuth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.client import Config
 from botocore.exceptions import ClientError
+from cachetools import LRUCache
 
 from mediaplane.core.objects import FormUpload, ObjectInfo
 from mediaplane.core.settings import S3Settings
@@ -59,6 +62,41 @@ class PostPolicySigner:
         S3SigV4PostAuth(credentials.get_frozen_credentials(), "s3", self._region).add_auth(
             request)
         return FormUpload(url=self.url, fields={str(k): str(v) for k, v in form.items()})
+
+
+class GetSigner:
+    """Presigned GETs without boto3's per-call endpoint resolution, remembered briefly.
+
+    A list page of 200 assets presigns a poster per asset, a playlist presigns every
+    segment: through `generate_presigned_url` each cost several hundred microseconds. The
+    URL is built here from the endpoint (path-style, as the client is configured) and signed
+    by botocore's own SigV4 query signer; a URL is reused for up to `REUSE_SECONDS`, so it
+    always has at least `expires_seconds - REUSE_SECONDS` left when handed out.
+    """
+
+    REUSE_SECONDS = 60
+
+    def __init__(self, endpoint: str, session: boto3.session.Session, bucket: str,
+                 region: str) -> None:
+        self._base = f"{endpoint.rstrip('/')}/{quote(bucket, safe='')}/"
+        self._session = session
+        self._region = region
+        self._recent: LRUCache[tuple[str, int], tuple[str, float]] = LRUCache(maxsize=50_000)
+
+    def sign(self, key: str, expires_seconds: int) -> str:
+        now = time.monotonic()
+        recent = self._recent.get((key, expires_seconds))
+        if recent is not None and now - recent[1] < self.REUSE_SECONDS:
+            return recent[0]
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found to sign URLs with")
+        request = AWSRequest(method="GET", url=self._base + quote(key, safe="/~"))
+        S3SigV4QueryAuth(credentials.get_frozen_credentials(), "s3", self._region,
+                         expires=expires_seconds).add_auth(request)
+        url = str(request.url)
+        self._recent[(key, expires_seconds)] = (url, now)
+        return url
 
 
 class Storage:
@@ -103,8 +141,18 @@ class Storage:
         return self._client(self.settings.public_endpoint)
 
     def presign_get(self, key: str, expires_seconds: int) -> str:
-        return self._presigner.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+        if not self.settings.path_style:  # virtual-hosted URLs: boto3 knows the rules
+            return self._presigner.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=expires_seconds)
+        return self._get_signer.sign(key, expires_seconds)
+
+    @cached_property
+    def _get_signer(self) -> GetSigner:
+        """Path-style URLs on the public endpoint; AWS S3 itself when there is none."""
+        endpoint = (self.settings.public_endpoint or self.settings.endpoint
+                    or f"https://s3.{self.settings.region}.amazonaws.com")
+        return GetSigner(endpoint, self._session, self.bucket, self.settings.region)
 
     def presign_post_prefix(self, prefix: str, expires_seconds: int,
                             max_bytes: int) -> PresignedPost:

@@ -78,8 +78,13 @@ def liveness(**_: Any) -> float:
     return round(time.monotonic() - _last_event, 1)
 
 
-@kopf.on.resume(*ASSETS)
-@kopf.on.create(*ASSETS)
+def _asset_needs_work(body: kopf.Body, **_: Any) -> bool:
+    """Settled assets are left alone: not even a handler call when the operator restarts."""
+    return not MediaAsset.model_validate(body).settled
+
+
+@kopf.on.resume(*ASSETS, when=_asset_needs_work)
+@kopf.on.create(*ASSETS, when=_asset_needs_work)
 @kopf.on.update(*ASSETS, field="spec")
 async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf.Memo,
                         **_: Any) -> None:
