@@ -53,11 +53,12 @@ def ready_video(api_url: str, kube_api: k8s.ApiClient, operator: OperatorHandle,
         assert grant["uploadRequired"] is True
         assert grant["uploadFields"]["key"] == \
             f"tenants/{tenant}/assets/{grant['assetId']}/source"
-        # Before the bytes are there, finalize says so, clearly.
+        # Before the bytes are there, there is no asset yet, and finalize says so.
         response = user.client.post(f"/api/v1/media/{grant['assetId']}/finalize",
                                     json={"etag": "0" * 32})
-        assert response.status_code == 409
-        assert error_code(response) == "upload.missing"
+        assert response.status_code == 404
+        assert error_code(response) == "media.not_found"
+        assert "upload URL first" in response.json()["error"]["message"]
         etag = post_form(grant, clip.data, clip.path.name)
         finalized = user.finalize(grant["assetId"], etag)["data"]
         assert finalized["id"] == grant["assetId"]

@@ -16,10 +16,12 @@ import pytest
 
 from mediaplane.api.auth import Principal
 from mediaplane.api.signing import StreamSigner
+from mediaplane.core import names
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.ports import free_port
 from mediaplane.devcluster.processes import ManagedProcess, wait_until
 from tests.support.api import ApiUser, error_code, post_form
+from tests.support.assets import Assets, manifest
 from tests.support.media import Media
 
 
@@ -58,10 +60,11 @@ def test_chunked_oversize_body_is_cut_off(alice: ApiUser) -> None:
 
 
 def test_stream_before_playable_is_409_and_quarantined_is_451(
-        alice: ApiUser, stream_key: str, clip: Media, image: Media) -> None:
+        alice: ApiUser, stream_key: str, clip: Media, image: Media, assets: Assets) -> None:
     signer = StreamSigner(stream_key, 600)
     owner = Principal(alice.tenant, alice.user)
-    pending = alice.upload_url(clip)["assetId"]  # never uploaded: not playable
+    pending = names.new_asset_id()  # applied with kubectl, its bytes never put: not playable
+    assets.create(manifest(alice.tenant, pending, clip))
     token = signer.token(signer.sign(owner, pending))
     for path in (f"/api/v1/media/{pending}/stream/hls/all/index.m3u8",
                  f"/api/v1/media/{pending}/stream/dash/all.mpd"):

@@ -38,9 +38,16 @@ def test_upload_url_answer_and_kind_inference(alice: ApiUser, image: Media) -> N
     assert fields["Content-Type"] == "image/png"
     assert fields["key"] == f"tenants/{alice.tenant}/assets/{grant['assetId']}/source"
     assert {"policy", "x-amz-signature", "x-amz-credential"} <= set(fields)
+    assert fields["x-amz-meta-mediaplane-sha256"] == image.sha256
     assert grant["expiresAt"]
-    asset = alice.get(grant["assetId"])
-    assert (asset["kind"], asset["source"], asset["status"]) == ("image", "upload", "pending")
+    # Nothing exists until the upload is finalized.
+    response = alice.client.get(f"/api/v1/media/{grant['assetId']}")
+    assert (response.status_code, error_code(response)) == (404, "media.not_found")
+    etag = post_form(grant, image.data, image.path.name)
+    asset = alice.finalize(grant["assetId"], etag)["data"]
+    assert (asset["kind"], asset["source"], asset["filename"]) == ("image", "upload",
+                                                                   image.path.name)
+    assert asset["status"] in ("pending", "processing", "ready")
 
 
 def test_unsupported_mime_and_size_limit(alice: ApiUser, make_tenant: Callable[..., str],
@@ -72,6 +79,9 @@ def test_storage_refuses_what_the_policy_does_not_allow(alice: ApiUser, tmp_path
     # Another content type.
     other_type = dict(grant["uploadFields"], **{"Content-Type": "text/html"})
     assert form_response(grant, data, "policy.png", other_type).status_code == 403
+    # The declaration the asset is made from cannot be changed either.
+    lying = dict(grant["uploadFields"], **{"x-amz-meta-mediaplane-kind": "video"})
+    assert form_response(grant, data, "policy.png", lying).status_code == 403
     # The policy as issued works.
     etag = post_form(grant, data, "policy.png")
     assert alice.finalize(grant["assetId"], etag)["data"]["id"] == grant["assetId"]
@@ -90,6 +100,9 @@ def test_finalize_checks_the_stored_object(alice: ApiUser, tmp_path: Path) -> No
     assert error_code(missing) == "media.not_found"
     assert alice.finalize(grant["assetId"], etag)["data"]["status"] in ("pending", "processing")
     assert alice.finalize(grant["assetId"], f'"{etag}"')["data"]["id"] == grant["assetId"]
+    again = alice.client.post(f"/api/v1/media/{grant['assetId']}/finalize",
+                              json={"etag": "1" * 32})
+    assert (again.status_code, error_code(again)) == (409, "upload.mismatch")
 
 
 def test_same_sha256_twice_and_ten_times_concurrently_is_one_asset(
@@ -98,18 +111,26 @@ def test_same_sha256_twice_and_ten_times_concurrently_is_one_asset(
     item = _bytes_media(tmp_path, data, "audio/wav", "audio", "d.wav")
     first = alice.upload_url(item)
     assert alice.upload_url(item)["assetId"] == first["assetId"]
+    assert _count_assets(kube_api, alice.tenant) == 0, "grants write nothing"
+    alice.finalize(first["assetId"], post_form(first, data, "d.wav"))
+    assert alice.upload_url(item)["uploadRequired"] is False
 
     other = _bytes_media(tmp_path, data + b"!", "audio/wav", "audio", "e.wav")
     with ThreadPoolExecutor(10) as pool:
-        ids = set(pool.map(lambda _: alice.upload_url(other)["assetId"], range(10)))
-    assert len(ids) == 1
+        grants = list(pool.map(lambda _: alice.upload_url(other), range(10)))
+    assert len({g["assetId"] for g in grants}) == 1
+    etag = post_form(grants[0], other.data, "e.wav")
+    with ThreadPoolExecutor(10) as pool:
+        finalized = list(pool.map(lambda _: alice.finalize(grants[0]["assetId"], etag),
+                                  range(10)))
+    assert {f["data"]["id"] for f in finalized} == {grants[0]["assetId"]}
     assert _count_assets(kube_api, alice.tenant) == 2
 
 
 def test_same_sha256_with_another_size_is_a_conflict(alice: ApiUser, tmp_path: Path) -> None:
     data = b"\x89PNG\r\n\x1a\n" + b"conflict" * 10
     item = _bytes_media(tmp_path, data, "image/png", "image", "c.png")
-    alice.upload_url(item)
+    alice.upload(item)
     response = alice.client.post("/api/v1/media/upload-url", json={
         "sha256": item.sha256, "sizeBytes": item.size + 1, "mime": "image/png",
         "filename": "c.png"})

@@ -22,6 +22,7 @@ from mediaplane.api.routers.uploads import dedup_asset_id
 from mediaplane.api.settings import ApiSettings
 from mediaplane.core import keys, names
 from mediaplane.core.manifests import dash
+from mediaplane.core.objects import FormUpload
 from mediaplane.core.resources import MediaAssetStatus
 from mediaplane.devcluster.tokens import mint_dev_token
 from tests.support.memkube import MemoryAssets, MemoryObjects, MemoryTenants
@@ -77,7 +78,17 @@ class Api:
                    **kwargs: Any) -> Any:
         return self.call("POST", "/api/v1/media/upload-url", kwargs.pop("expect", 200),
                          json={"sha256": sha, "sizeBytes": size, "mime": mime,
-                               "filename": "clip.mp4"}, **kwargs)
+                               "filename": "clip é.mp4"}, **kwargs)
+
+    def upload(self, sha: str = SHA, size: int = 1000, mime: str = "video/mp4",
+               tenant: str = "acme", user: str = "alice") -> str:
+        """upload-url, the form POST to storage, finalize: the new asset's id."""
+        grant = self.upload_url(sha, size, mime, tenant=tenant, user=user)["data"]
+        form = FormUpload(url=grant["uploadUrl"], fields=grant["uploadFields"])
+        etag = self.objects.upload(form, b"\x00" * size)
+        self.call("POST", f"/api/v1/media/{grant['assetId']}/finalize", 200,
+                  json={"etag": etag}, tenant=tenant, user=user)
+        return str(grant["assetId"])
 
 
 @pytest.fixture
@@ -104,21 +115,33 @@ def test_callers_need_a_valid_token_of_a_tenant(api: Api) -> None:
     assert api.call("GET", "/api/v1/media", 403, tenant="not-a-tenant") == "auth.forbidden"
 
 
-def test_upload_url_creates_one_asset_per_tenant_and_sha256(api: Api) -> None:
+def test_upload_url_writes_nothing_and_finalize_makes_one_asset(api: Api) -> None:
     grant = api.upload_url()["data"]
     assert grant["assetId"] == dedup_asset_id("acme", SHA)
-    assert grant["uploadRequired"] is True
-    assert grant["uploadFields"]["key"] == keys.source_key("acme", grant["assetId"])
-    stored = api.assets.items[("acme", names.name_from_asset_id(grant["assetId"]))]
-    assert stored["spec"]["source"] == {"origin": "upload", "key": keys.source_key(
-        "acme", grant["assetId"])}
+    assert (grant["uploadRequired"], grant["status"]) == (True, "pending")
+    fields = grant["uploadFields"]
+    assert fields["key"] == keys.source_key("acme", grant["assetId"])
+    assert fields["x-amz-meta-mediaplane-sha256"] == SHA
+    assert fields["x-amz-meta-mediaplane-filename"] == "clip%20%C3%A9.mp4"
+    assert api.assets.items == {}, "an upload grant costs no Kubernetes write"
+    assert api.upload_url()["data"]["assetId"] == grant["assetId"]
+
+    asset_id = api.upload()
+    assert asset_id == grant["assetId"]
+    stored = api.assets.items[("acme", names.name_from_asset_id(asset_id))]
+    assert stored["spec"]["source"] == {"origin": "upload", "etag": "etag-1000",
+                                        "key": keys.source_key("acme", asset_id)}
+    assert (stored["spec"]["sha256"], stored["spec"]["sizeBytes"]) == (SHA, 1000)
+    assert stored["spec"]["filename"] == "clip é.mp4"
     assert stored["metadata"]["finalizers"] == [names.FINALIZER]
     assert stored["metadata"]["annotations"] == {names.UPLOADED_BY_ANNOTATION: "alice"}
     again = api.upload_url()["data"]
-    assert again["assetId"] == grant["assetId"]
-    other = api.upload_url(tenant="other")["data"]
-    assert other["assetId"] != grant["assetId"], "dedup never crosses tenants"
+    assert (again["assetId"], again["uploadRequired"], again["uploadUrl"]) == (
+        asset_id, False, None)
+    other = api.upload(tenant="other")
+    assert other != asset_id, "dedup never crosses tenants"
     assert len(api.assets.items) == 2
+    assert api.upload_url(size=999, expect=409) == "media.conflict"
 
 
 def test_upload_url_refusals_are_in_the_contract(api: Api) -> None:
@@ -137,22 +160,26 @@ def test_upload_url_refusals_are_in_the_contract(api: Api) -> None:
 
 
 def test_finalize_checks_the_stored_object(api: Api) -> None:
-    asset_id = api.upload_url()["data"]["assetId"]
+    grant = api.upload_url()["data"]
+    asset_id = grant["assetId"]
     path = f"/api/v1/media/{asset_id}/finalize"
-    assert api.call("POST", path, 409, json={"etag": "x"}) == "upload.missing"
-    api.objects.put(keys.source_key("acme", asset_id), b"\x00" * 999)
-    assert api.call("POST", path, 409, json={"etag": "x"}) == "upload.mismatch"
-    api.objects.put(keys.source_key("acme", asset_id), b"\x00" * 1000)
+    assert api.call("POST", path, 404, json={"etag": "x"}) == "media.not_found"
+    key = keys.source_key("acme", asset_id)
+    api.objects.put(key, b"\x00" * 1000)  # not through a grant: no declaration
+    assert api.call("POST", path, 409, json={"etag": "etag-1000"}) == "upload.mismatch"
+    etag = api.objects.upload(FormUpload(grant["uploadUrl"], grant["uploadFields"]),
+                              b"\x00" * 1000)
     assert api.call("POST", path, 409, json={"etag": "wrong"}) == "upload.mismatch"
-    body = api.call("POST", path, 200, json={"etag": '"etag-1000"'})["data"]
-    assert body["id"] == asset_id
-    name = names.name_from_asset_id(asset_id)
-    assert api.assets.items[("acme", name)]["spec"]["source"]["etag"] == "etag-1000"
+    body = api.call("POST", path, 200, json={"etag": f'"{etag}"'})["data"]
+    assert (body["id"], body["status"], body["source"]) == (asset_id, "pending", "upload")
+    assert api.call("POST", path, 200, json={"etag": etag})["data"]["id"] == asset_id
+    assert api.call("POST", path, 409, json={"etag": "etag-5"}) == "upload.mismatch"
+    assert len(api.assets.items) == 1
     assert api.upload_url()["data"]["uploadRequired"] is False
 
 
 def test_another_tenants_asset_is_not_found_on_every_route(api: Api) -> None:
-    asset_id = api.upload_url()["data"]["assetId"]
+    asset_id = api.upload()
     for method, path in [("GET", ""), ("DELETE", ""), ("GET", "/variants"),
                          ("GET", "/captions"), ("GET", "/transcript")]:
         code = api.call(method, f"/api/v1/media/{asset_id}{path}", 404, tenant="other")
@@ -161,8 +188,8 @@ def test_another_tenants_asset_is_not_found_on_every_route(api: Api) -> None:
 
 
 def test_list_pages_with_cursors_bound_to_filters(api: Api) -> None:
-    ids = {api.upload_url(sha=f"{i:064x}", user=f"u{i}")["data"]["assetId"] for i in range(7)}
-    api.upload_url(sha="f" * 64, mime="image/png", user="u9")
+    ids = {api.upload(sha=f"{i:064x}", user=f"u{i}") for i in range(7)}
+    api.upload(sha="f" * 64, mime="image/png", user="u9")
     seen: list[str] = []
     cursor = None
     while True:
@@ -185,7 +212,7 @@ def test_list_pages_with_cursors_bound_to_filters(api: Api) -> None:
 
 
 def test_a_store_that_does_not_answer_is_503_with_retry_after(api: Api) -> None:
-    asset_id = api.upload_url()["data"]["assetId"]
+    asset_id = api.upload()
     api.assets.down = True
     response = api.client.get(f"/api/v1/media/{asset_id}", headers=api.headers())
     assert response.status_code == 503
@@ -209,7 +236,7 @@ def local(url: str) -> str:
 
 
 def test_signed_manifests_from_status_and_storage(api: Api) -> None:
-    asset_id = api.upload_url()["data"]["assetId"]
+    asset_id = api.upload()
     assert api.call("GET", f"/api/v1/media/{asset_id}", 200)["data"]["streams"] is None
     make_playable(api, asset_id)
     streams = api.call("GET", f"/api/v1/media/{asset_id}", 200)["data"]["streams"]
@@ -236,7 +263,7 @@ def test_signed_manifests_from_status_and_storage(api: Api) -> None:
     assert [(s.get("t"), s.get("r")) for s in entries] == [("0", None), ("4000", None)]
 
     token = streams["hls"].split("token=")[1]
-    other = api.upload_url(sha="e" * 64)["data"]["assetId"]
+    other = api.upload(sha="e" * 64)
     replay = api.client.get(f"/api/v1/media/{other}/stream/hls/all/index.m3u8?token={token}")
     assert replay.json()["error"]["code"] == "stream.signature.invalid"
     nobody = api.client.get(f"/api/v1/media/{asset_id}/stream/hls/all/index.m3u8")
@@ -244,7 +271,7 @@ def test_signed_manifests_from_status_and_storage(api: Api) -> None:
 
 
 def test_streams_of_an_unplayable_or_quarantined_asset_are_refused(api: Api) -> None:
-    asset_id = api.upload_url()["data"]["assetId"]
+    asset_id = api.upload()
     name = names.name_from_asset_id(asset_id)
     make_playable(api, asset_id)
     streams = api.call("GET", f"/api/v1/media/{asset_id}", 200)["data"]["streams"]
@@ -263,7 +290,7 @@ def test_streams_of_an_unplayable_or_quarantined_asset_are_refused(api: Api) -> 
 
 
 def test_srt_captions_are_stored_as_webvtt_and_listed(api: Api) -> None:
-    asset_id = api.upload_url()["data"]["assetId"]
+    asset_id = api.upload()
     srt = "1\n00:00:01,000 --> 00:00:02,500\nHello\n"
     created = api.call("POST", f"/api/v1/media/{asset_id}/captions", 201,
                        json={"language": "en-US", "content": srt, "label": "English"})["data"]

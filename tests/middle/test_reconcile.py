@@ -57,10 +57,12 @@ RENDITION_MPD = """<?xml version="1.0"?>
 class Pipeline:
     """The operator's handlers driven as kopf and the Job controller would drive them."""
 
-    def __init__(self, *, verdict: Verdict = Verdict.ACCEPTED) -> None:
+    def __init__(self, *, verdict: Verdict = Verdict.ACCEPTED,
+                 probe: ProbeResult = PROBE) -> None:
         self.kube = MemoryKube()
         self.objects = MemoryObjects()
         self.verdict = verdict
+        self.probe = probe
         self.ctx = self.restart()
         self.restarts = 0
 
@@ -88,7 +90,7 @@ class Pipeline:
     def result_of(self, tj: TranscodeJob) -> str:
         """What the worker of `tj` writes to its termination message (and to storage)."""
         if tj.spec.task is TaskType.PROBE:
-            probe = PROBE if self.verdict is Verdict.ACCEPTED else None
+            probe = self.probe if self.verdict is Verdict.ACCEPTED else None
             return ProbeOutcome(verdict=self.verdict, probe=probe,
                                 reason=None if probe else "ChecksumMismatch",
                                 message=None if probe else "sha256 differs").model_dump_json()
@@ -115,8 +117,9 @@ class Pipeline:
         for body in list(self.kube.transcode_jobs_.values()):
             await reconcile.ensure_job(self.ctx, TranscodeJob.model_validate(body))
         for (namespace, job_name), body in list(self.kube.jobs.items()):
-            if (body.get("status") or {}).get("conditions"):
-                continue
+            if (body.get("status") or {}).get("conditions") or \
+                    (namespace, job_name) not in self.kube.jobs:
+                continue  # ended, or deleted meanwhile
             tj = self.kube.transcode_job(namespace, job_name)
             pod = self.kube.run_pod(namespace, job_name, PodPhase.SUCCEEDED, self.result_of(tj))
             await reconcile.sync_from_pod(self.ctx, pod)  # the pod event
@@ -279,8 +282,12 @@ async def test_quarantined_source_gets_no_variants() -> None:
     assert asset.phase is AssetPhase.QUARANTINED
     assert asset.status.quarantine is not None
     assert asset.status.quarantine.reason == "ChecksumMismatch"
-    assert pipeline.kube.count("TranscodeJob") == 1
-    assert "Quarantined" in pipeline.kube.reasons(pipeline.name)
+    assert asset.status.variants == [], "nothing started before the verdict is published"
+    remaining = [name for _, name in pipeline.kube.transcode_jobs_]
+    assert remaining == [names.child_name(pipeline.name, "probe")]
+    assert pipeline.kube.deletions == [
+        f"TranscodeJob/{TENANT}/{names.child_name(pipeline.name, '240p')}"]
+    assert {"Quarantined", "SpeculationDiscarded"} <= set(pipeline.kube.reasons(pipeline.name))
 
 
 async def test_an_upload_awaiting_finalize_costs_no_storage_call() -> None:
@@ -316,3 +323,33 @@ async def test_delete_waits_for_workers_then_removes_every_object() -> None:
     pipeline.kube.pods.clear()  # the Job controller's garbage collection of their pods
     assert await reconcile.delete_asset_objects(pipeline.ctx, asset) > 5
     assert pipeline.objects.under(prefix) == []
+
+
+async def test_the_lowest_rung_starts_with_the_probe_and_waits_to_be_published() -> None:
+    pipeline = Pipeline()
+    pipeline.add_video()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    rung = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
+    assert rung.metadata.labels[names.LABEL_SPECULATIVE] == "true"
+    await reconcile.ensure_job(pipeline.ctx, rung)
+    pod = pipeline.kube.run_pod(TENANT, rung.name, PodPhase.SUCCEEDED, pipeline.result_of(rung))
+    await reconcile.sync_from_pod(pipeline.ctx, pod)
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    early = pipeline.asset()
+    assert early.status.variants == [], "done before the probe spoke, and not published"
+    assert early.status.manifests is None
+    asset = await pipeline.run()
+    assert asset.status.variant("240p") is not None
+    assert pipeline.kube.duplicates() == []
+    assert pipeline.kube.deletions == []
+    assert pipeline.kube.count("Job") == 6, "the early rung is the rung: no second run"
+
+
+async def test_a_source_smaller_than_the_lowest_rung_drops_the_early_start() -> None:
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
+    pipeline.add_video()
+    asset = await pipeline.run()
+    assert [v.name for v in asset.status.variants] == ["180p", "audio", "poster", "storyboard"]
+    assert pipeline.kube.deletions == [
+        f"TranscodeJob/{TENANT}/{names.child_name(pipeline.name, '240p')}"]
+    assert "SpeculationDiscarded" in pipeline.kube.reasons(pipeline.name)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import copy
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from mediaplane.api.kube import Page, Tenant
+from mediaplane.api.kube import AssetFilter, Page, Tenant, page_of
 from mediaplane.core import names
 from mediaplane.core.errors import (
     AlreadyExistsError,
     ConflictError,
-    CursorInvalidError,
     UnavailableError,
 )
 from mediaplane.core.objects import FormUpload, ObjectInfo
@@ -82,8 +83,10 @@ class MemoryKube:
         self.service_accounts: set[tuple[str, str]] = set()
         self.namespaces: dict[str, dict[str, str]] = {}  # namespace -> its annotations
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        self.tenant_namespaces: set[str] = set()
         self.events: list[tuple[str, str, str, str]] = []  # (kind/name, type, reason, message)
         self.creations: Counter[str] = Counter()  # "Kind/namespace/name" -> times created
+        self.deletions: list[str] = []
         self.failures = Failures()
         self.writes = 0  # writes that landed
         self.crash_after: int | None = None  # die right after this many writes
@@ -184,6 +187,12 @@ class MemoryKube:
         self._landed()
         return True
 
+    async def delete_transcode_job(self, namespace: str, name: str) -> None:
+        self.transcode_jobs_.pop((namespace, name), None)
+        self.jobs.pop((namespace, name), None)  # the garbage collector, at once
+        self.deletions.append(f"TranscodeJob/{namespace}/{name}")
+        self._landed()
+
     def _patch_status(self, store: dict[tuple[str, str], dict[str, Any]], namespace: str,
                       name: str, status: dict[str, Any]) -> None:
         body = store.get((namespace, name))
@@ -247,6 +256,7 @@ class MemoryKube:
     async def namespace_annotations(self, namespace: str) -> dict[str, str]:
         self.failures.check("namespace_annotations")
         return dict(self.namespaces.get(namespace, {}))
+
     async def record_generated(self, namespace: str, name: str,
                                generated: GeneratedObject) -> None:
         self.failures.check("record_generated")
@@ -269,6 +279,11 @@ class MemoryKube:
             self.secrets[(target_namespace, name)] = dict(data)
             self._landed()
         return True
+    async def tenants(self) -> list[str]:
+        return sorted(self.tenant_namespaces)
+
+    async def asset_names(self, namespace: str) -> set[str]:
+        return {name for ns, name in self.assets if ns == namespace}
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
@@ -286,6 +301,8 @@ class MemoryObjects:
     def __init__(self, bucket: str = "mediaplane") -> None:
         self.bucket = bucket
         self.objects: dict[str, tuple[bytes, str]] = {}
+        self.metadata: dict[str, dict[str, str]] = {}
+        self.modified: dict[str, datetime] = {}
         self.calls: Counter[str] = Counter()
         self.cors: list[dict[str, Any]] | None = None
         self.cors_refused = False  # the credentials may not set the bucket's CORS
@@ -300,9 +317,11 @@ class MemoryObjects:
                              key_prefix=prefix)
 
     def presign_post_exact(self, key: str, size_bytes: int, content_type: str,
-                           expires_seconds: int) -> FormUpload:
+                           expires_seconds: int,
+                           metadata: Mapping[str, str] | None = None) -> FormUpload:
+        meta = {f"x-amz-meta-{k}": v for k, v in (metadata or {}).items()}
         return FormUpload(url=f"https://objects.test/{self.bucket}",
-                          fields={"key": key, "Content-Type": content_type,
+                          fields={"key": key, "Content-Type": content_type, **meta,
                                   "policy": f"{size_bytes}|{expires_seconds}"})
 
     def presign_post_object(self, key: str, content_type: str, max_bytes: int,
@@ -311,6 +330,13 @@ class MemoryObjects:
                              fields={"Content-Type": content_type,
                                      "policy": f"{key}|{max_bytes}|{expires_seconds}"},
                              key_prefix=key)
+    def upload(self, form: FormUpload, data: bytes) -> str:
+        """What a browser's form POST does with a grant: the object, with its metadata."""
+        fields = form.fields
+        meta = {k[len("x-amz-meta-"):]: v for k, v in fields.items()
+                if k.startswith("x-amz-meta-")}
+        self.put(fields["key"], data, fields["Content-Type"], meta)
+        return f"etag-{len(data)}"
 
     def head(self, key: str) -> ObjectInfo | None:
         self.calls["head"] += 1
@@ -318,7 +344,8 @@ class MemoryObjects:
         if found is None:
             return None
         return ObjectInfo(size=len(found[0]), etag=f"etag-{len(found[0])}",
-                          content_type=found[1])
+                          content_type=found[1], last_modified=self.modified.get(key),
+                          metadata=dict(self.metadata.get(key, {})))
 
     def get_text(self, key: str) -> str:
         self.calls["get_text"] += 1
@@ -328,8 +355,11 @@ class MemoryObjects:
         self.calls["put_text"] += 1
         self.objects[key] = (text.encode(), content_type)
 
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> None:
         self.objects[key] = (data, content_type)
+        self.metadata[key] = dict(metadata or {})
+        self.modified[key] = datetime.now(UTC)
 
     def delete_prefix(self, prefix: str) -> int:
         doomed = [k for k in self.objects if k.startswith(prefix)]
@@ -342,6 +372,9 @@ class MemoryObjects:
         if self.cors_refused:
             raise InjectedError("AccessDenied: s3:PutBucketCORS")
         self.cors = copy.deepcopy(rules)
+    def list_folders(self, prefix: str) -> list[str]:
+        return sorted({prefix + k[len(prefix):].split("/", 1)[0] + "/" for k in self.objects
+                       if k.startswith(prefix) and "/" in k[len(prefix):]})
 
     def under(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
@@ -363,6 +396,7 @@ class MemoryAssets:
         self.failures.check(call)
 
     @property
+
     def synced(self) -> bool:
         return True
 
@@ -417,27 +451,12 @@ class MemoryAssets:
         self._check("delete")
         return self.items.pop((namespace, name), None) is not None
 
-    async def list(self, namespace: str, *, limit: int, continue_token: str | None,
-                   field_selector: str | None) -> Page:
+    async def list(self, namespace: str, *, limit: int, after: str | None,
+                   wanted: AssetFilter) -> Page:
         self._check("list")
-        wanted = dict(part.split("=", 1) for part in (field_selector or "").split(",") if part)
-        matching = [body for (ns, _), body in sorted(self.items.items()) if ns == namespace
-                    and all(_field(body, path) == value for path, value in wanted.items())]
-        try:
-            start = int(continue_token or "0")
-        except ValueError:
-            raise CursorInvalidError("the cursor is not valid") from None
-        page = matching[start:start + limit]
-        more = start + limit < len(matching)
-        return Page(items=[self._copy(b) for b in page],
-                    continue_token=str(start + limit) if more else None)
-
-
-def _field(body: dict[str, Any], path: str) -> Any:
-    value: Any = body
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+        ordered = [self._copy(body) for (ns, name), body in sorted(self.items.items())
+                   if ns == namespace and (after is None or name > after)]
+        return page_of(ordered, wanted, limit)
 
 
 class MemoryTenants:

@@ -18,6 +18,7 @@ from mediaplane.api.player import STATIC_PATH as PLAYER_STATIC_PATH
 from mediaplane.api.routers import (
     ai,
     captions,
+    floor,
     health,
     media,
     player,
@@ -75,11 +76,17 @@ def create_app(settings: ApiSettings | None = None,
         finally:
             await context.close()
 
+    # FastAPI's own OpenTelemetry hooks are off: the API exports Prometheus metrics
+    # (`/metrics`), and checking for a tracer provider cost a measurable share of each
+    # request on the hot routes.
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     for router in (ai.router, uploads.router, media.router, captions.router, speech.router,
                    streaming.router, player.router, health.router):
         app.include_router(router)
+    if settings.bench_floor:
+        app.include_router(floor.router)
     # The player page's own script and style, and the vendored players.
     app.mount(PLAYER_STATIC_PATH, StaticFiles(directory=PLAYER_STATIC_DIR), name="player-static")
     errorhandlers.install(app)

@@ -17,6 +17,7 @@ import jwt
 
 from mediaplane.api.errors import ApiError
 from mediaplane.api.settings import ApiSettings
+from mediaplane.api.tokencache import VerifiedTokens
 from mediaplane.core import names
 
 # A tenant is a namespace: the claim must be a DNS-1123 label (names.TENANT_PATTERN) before
@@ -42,8 +43,17 @@ class TokenVerifier:
             self._jwks_client = jwt.PyJWKClient(source, cache_keys=True, lifespan=300)
         elif source:
             self._jwks_file = jwt.PyJWKSet.from_dict(json.loads(Path(source).read_text()))
+        self._verified: VerifiedTokens[Principal] = VerifiedTokens()
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            return known
+        principal, expires_at = await self._verify(token)
+        self._verified.put(token, principal, expires_at)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
             algorithm = header.get("alg")
@@ -65,7 +75,7 @@ class TokenVerifier:
         if not isinstance(tenant, str) or not names.TENANT_PATTERN.match(tenant):
             raise ApiError("auth.unauthenticated",
                            f"the token's {self.settings.tenant_claim!r} claim is not a tenant")
-        return Principal(tenant=tenant, user=user)
+        return Principal(tenant=tenant, user=user), float(claims["exp"])
 
     async def _key_for(self, algorithm: str, header: dict[str, Any], token: str) -> Any:
         if algorithm.startswith("HS"):

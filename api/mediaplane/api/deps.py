@@ -16,7 +16,8 @@ from mediaplane.core.names import CROCKFORD
 bearer = HTTPBearer(auto_error=False, description="JWT with `sub` and the tenant claim")
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    """async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
     context: ApiContext = request.app.state.context
     return context
 

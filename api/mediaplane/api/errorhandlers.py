@@ -3,6 +3,7 @@ the contract's envelope with a request id. Nothing a client sends produces a 500
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -20,6 +21,9 @@ from mediaplane.api.metrics import ERRORS
 from mediaplane.core.errors import DomainError
 
 log = logging.getLogger("mediaplane.api")
+# Request ids need to be unique, not secret: a random prefix per process and a counter
+# (a urandom call per request showed in the profile of the hot path).
+_request_ids = (f"{secrets.token_hex(4)}{n:08x}" for n in itertools.count())
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request.too_large",
@@ -116,7 +120,7 @@ class RequestGuard:
             return
         incoming = dict(scope.get("headers") or [])
         offered = incoming.get(b"x-request-id", b"").decode("latin-1")
-        rid = offered if _SANE_REQUEST_ID.match(offered) else secrets.token_hex(8)
+        rid = offered if _SANE_REQUEST_ID.match(offered) else next(_request_ids)
         scope.setdefault("state", {})["request_id"] = rid
         length = incoming.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):

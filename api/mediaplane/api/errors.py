@@ -64,7 +64,6 @@ CODES: dict[str, ErrorCode] = _codes(
               "to text does not know it."),
     ErrorCode("media.no_audio", 422, "The asset has no audio stream to caption."),
     ErrorCode("media.failed", 409, "The asset's processing failed; it has nothing to serve."),
-    ErrorCode("upload.missing", 409, "No object has been uploaded for this asset yet."),
     ErrorCode("upload.mismatch", 409, "The uploaded object differs from the declared one "
               "(size or ETag)."),
     ErrorCode("not_found", 404, "No such route."),

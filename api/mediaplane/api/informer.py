@@ -10,9 +10,10 @@ a miss falls through to the API server, so an asset made elsewhere a moment ago 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -34,6 +35,8 @@ class AssetInformer:
     def __init__(self, api: client.ApiClient) -> None:
         self.custom = client.CustomObjectsApi(api)
         self._items: dict[tuple[str, str], MediaAsset] = {}
+        # Per namespace, the names in order: lists page through them by name (keyset).
+        self._names: dict[str, list[str]] = {}
         self._tombstones: dict[tuple[str, str], int] = {}
         self.synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -52,6 +55,15 @@ class AssetInformer:
     def get(self, namespace: str, name: str) -> MediaAsset | None:
         return self._items.get((namespace, name))
 
+    def after(self, namespace: str, name: str | None) -> Iterator[MediaAsset]:
+        """The namespace's assets in name order, from the first name past `name`."""
+        names_ = self._names.get(namespace, [])
+        start = bisect.bisect_right(names_, name) if name else 0
+        for index in range(start, len(names_)):
+            found = self._items.get((namespace, names_[index]))
+            if found is not None:
+                yield found
+
     def observe(self, asset: MediaAsset) -> None:
         """Keeps `asset` unless a newer version (or its deletion) is already known."""
         key = (asset.tenant, asset.name)
@@ -59,6 +71,8 @@ class AssetInformer:
         if self._tombstones.get(key, -1) >= version:
             return
         current = self._items.get(key)
+        if current is None:
+            bisect.insort(self._names.setdefault(asset.tenant, []), asset.name)
         if current is None or _version(current) <= version:
             self._items[key] = asset
 
@@ -71,7 +85,11 @@ class AssetInformer:
 
     def forget(self, asset: MediaAsset) -> None:
         key = (asset.tenant, asset.name)
-        self._items.pop(key, None)
+        if self._items.pop(key, None) is not None:
+            names_ = self._names.get(asset.tenant, [])
+            index = bisect.bisect_left(names_, asset.name)
+            if index < len(names_) and names_[index] == asset.name:
+                del names_[index]
         self._tombstones[key] = _version(asset)
         if len(self._tombstones) > 100_000:
             self._tombstones.clear()
@@ -101,6 +119,10 @@ class AssetInformer:
             token = page.get("metadata", {}).get("continue") or ""
             if not token:
                 self._items = items
+                by_namespace: dict[str, list[str]] = {}
+                for namespace, name in items:
+                    by_namespace.setdefault(namespace, []).append(name)
+                self._names = {ns: sorted(found) for ns, found in by_namespace.items()}
                 for asset in items.values():
                     self._notify(asset)
                 return str(page["metadata"]["resourceVersion"])

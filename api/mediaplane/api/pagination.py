@@ -1,8 +1,8 @@
-"""Opaque cursors over the API server's own continue tokens.
+"""Opaque cursors: where the next page starts, bound to the filters they were made for.
 
-Kubernetes lists page consistently (one snapshot, each object once) with `limit` and
-`continue`; the cursor wraps that token together with the filters it was made for, so a
-cursor replayed with other filters is refused rather than silently wrong.
+Lists page by asset name (keyset paging over the watch-fed cache): the cursor wraps the
+last name of a page together with the filters, so a cursor replayed with other filters is
+refused rather than silently wrong.
 """
 
 from __future__ import annotations
@@ -17,24 +17,24 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
 
-def _fingerprint(field_selector: str) -> str:
-    return hashlib.sha256(field_selector.encode()).hexdigest()[:16]
+def _fingerprint(filters: str) -> str:
+    return hashlib.sha256(filters.encode()).hexdigest()[:16]
 
 
-def encode_cursor(continue_token: str, field_selector: str) -> str:
-    raw = json.dumps({"c": continue_token, "f": _fingerprint(field_selector)},
+def encode_cursor(continue_token: str, filters: str) -> str:
+    raw = json.dumps({"c": continue_token, "f": _fingerprint(filters)},
                      separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, field_selector: str) -> str:
+def decode_cursor(cursor: str, filters: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         token, fingerprint = data["c"], data["f"]
     except (ValueError, KeyError, TypeError):
         raise ApiError("validation.cursor", "the cursor is not one this API made") from None
-    if not isinstance(token, str) or fingerprint != _fingerprint(field_selector):
+    if not isinstance(token, str) or fingerprint != _fingerprint(filters):
         raise ApiError("validation.cursor", "the cursor was made for other filters")
     return token
 

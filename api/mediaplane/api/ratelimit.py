@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -11,6 +12,11 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from mediaplane.api.errors import ApiError
+
+
+@functools.cache
+def _parsed(rule: str) -> RateLimitItem:
+    return parse(rule)
 
 
 class RateLimiter:
@@ -29,7 +35,7 @@ class RateLimiter:
 
         Returns the RateLimit headers for a successful response.
         """
-        item: RateLimitItem = parse(rule)
+        item = _parsed(rule)
         try:
             allowed = await self.limiter.hit(item, *identifiers)
             stats = await self.limiter.get_window_stats(item, *identifiers)

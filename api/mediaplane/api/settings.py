@@ -48,6 +48,8 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024**2, ge=1024,
                                 description="largest request body (captions are the biggest)")
     tenant_cache_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
+    bench_floor: bool = Field(default=False,
+                              description="serve /bench/floor (make bench's baseline route)")
 
     # AI generation: the catalogue shared with the operator (none: speech with the packaged
     # voice, no image service), default budgets per tenant (a namespace annotation

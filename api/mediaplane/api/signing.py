@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass
 
 import jwt
+from cachetools import LRUCache
 
 from mediaplane.api.auth import Principal
 from mediaplane.api.errors import ApiError
+from mediaplane.api.tokencache import VerifiedTokens
 
 ALGORITHM = "HS256"
 TOKEN_TYPE = "mediaplane.stream"  # noqa: S105 (a claim value, not a secret)
@@ -28,24 +30,46 @@ class StreamGrant:
     expires_at: int
 
 
+# Grants issued within the same minute share an expiry (and so a token): an asset page
+# read by one user many times a minute signs once. A link lives between TTL - 60 s and TTL.
+ISSUE_GRANULARITY = 60
+
+
 class StreamSigner:
     def __init__(self, key: str, ttl_seconds: int) -> None:
         self._key = key
         self.ttl_seconds = ttl_seconds
+        self._verified: VerifiedTokens[StreamGrant] = VerifiedTokens()
+        self._issued: LRUCache[StreamGrant, str] = LRUCache(maxsize=20_000)
 
     def sign(self, principal: Principal, asset_id: str, now: float | None = None) -> StreamGrant:
         issued = int(now if now is not None else time.time())
+        issued -= issued % ISSUE_GRANULARITY
         return StreamGrant(tenant=principal.tenant, user=principal.user, asset_id=asset_id,
                            expires_at=issued + self.ttl_seconds)
 
     def token(self, grant: StreamGrant) -> str:
-        claims = {"typ": TOKEN_TYPE, "sub": grant.user, "ten": grant.tenant,
-                  "ast": grant.asset_id, "exp": grant.expires_at}
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        token = self._issued.get(grant)
+        if token is None:
+            claims = {"typ": TOKEN_TYPE, "sub": grant.user, "ten": grant.tenant,
+                      "ast": grant.asset_id, "exp": grant.expires_at}
+            token = self._issued[grant] = jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return token
 
     def verify(self, token: str | None, asset_id: str) -> StreamGrant:
         if not token:
             raise ApiError("stream.signature.invalid", "the stream link has no token")
+        known = self._verified.get(token)
+        if known is not None:
+            if known.asset_id != asset_id:
+                raise ApiError("stream.signature.invalid",
+                               "the stream link is for another asset")
+            return known
+        grant = self._decode(token, asset_id)
+        self._verified.put(token, grant, grant.expires_at)
+        return grant
+
+    def _decode(self, token: str, asset_id: str) -> StreamGrant:
         try:
             claims = jwt.decode(token, self._key, algorithms=[ALGORITHM],
                                 options={"require": ["exp", "sub", "ten", "ast", "typ"]})

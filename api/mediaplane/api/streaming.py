@@ -10,6 +10,7 @@ parsing and writing are `core.manifests`'.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -35,11 +36,11 @@ class Links:
     asset_id: str
 
     def hls(self, variant: str) -> str:
-        return (f"{self.base}/api/v1/media/{self.asset_id}/stream/hls/{quote(variant)}"
+        return (f"{self.base}/api/v1/media/{self.asset_id}/stream/hls/{_path(variant)}"
                 f"/index.m3u8?token={TOKEN_PLACEHOLDER}")
 
     def dash(self, variant: str) -> str:
-        return (f"{self.base}/api/v1/media/{self.asset_id}/stream/dash/{quote(variant)}.mpd"
+        return (f"{self.base}/api/v1/media/{self.asset_id}/stream/dash/{_path(variant)}.mpd"
                 f"?token={TOKEN_PLACEHOLDER}")
 
     def caption(self, language: str) -> str:
@@ -54,6 +55,14 @@ class Links:
 
     def player(self) -> str:
         return f"{self.base}/player/{self.asset_id}?token={TOKEN_PLACEHOLDER}"
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def _path(segment: str) -> str:
+    """A path segment as it goes in a URL (variant names need no escaping; languages may)."""
+    return segment if _PLAIN.match(segment) else quote(segment, safe="")
 
 
 def with_token(body: str, token: str) -> str:

@@ -13,6 +13,11 @@ def tenant_prefix(tenant: str) -> str:
     return f"{TENANTS}/{tenant}/"
 
 
+def assets_prefix(tenant: str) -> str:
+    """Where a tenant's assets are: one folder per asset id below it."""
+    return f"{TENANTS}/{tenant}/assets/"
+
+
 def asset_prefix(tenant: str, asset_id: str) -> str:
     return f"{TENANTS}/{tenant}/assets/{asset_id}/"
 

@@ -147,6 +147,15 @@ def plan_variants(kind: MediaKind, ladder: Ladder, probe: ProbeResult) -> list[V
     return planners[kind](ladder, probe)
 
 
+def speculative_rung(ladder: Ladder) -> VariantSpec:
+    """The video rung worth starting before the probe has spoken: the ladder's lowest, as
+    `plan_video` plans it for any source at least that tall (most sources are)."""
+    lowest = min(ladder.video, key=lambda r: r.height)
+    return VariantSpec(name=lowest.name, type=VariantType.VIDEO, height=lowest.height,
+                       video_bitrate_kbps=lowest.video_bitrate_kbps,
+                       segment_seconds=ladder.segment_seconds)
+
+
 def first_wave(plan: list[VariantSpec]) -> set[str]:
     """The variants that make an asset playable, to run before the rest.
 

@@ -26,6 +26,8 @@ MANAGED_BY = "mediaplane"
 LABEL_ASSET = f"{GROUP}/asset"
 LABEL_TRANSCODE_JOB = f"{GROUP}/transcodejob"
 LABEL_TASK = f"{GROUP}/task"
+# On a TranscodeJob started before the probe accepted the source (see reconcile.py).
+LABEL_SPECULATIVE = f"{GROUP}/speculative"
 FINALIZER = f"{GROUP}/objects"
 # Set by the Job controller on a Job's pods.
 BATCH_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"

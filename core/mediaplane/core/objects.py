@@ -7,7 +7,9 @@ when on an event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from mediaplane.core.tasks import PresignedPost
@@ -18,6 +20,8 @@ class ObjectInfo:
     size: int
     etag: str
     content_type: str | None
+    last_modified: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # user metadata, keys lower case
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,10 @@ class ObjectStore(Protocol):
                             max_bytes: int) -> PresignedPost: ...
 
     def presign_post_exact(self, key: str, size_bytes: int, content_type: str,
-                           expires_seconds: int) -> FormUpload: ...
+                           expires_seconds: int,
+                           metadata: Mapping[str, str] | None = None) -> FormUpload:
+        """A form for exactly this key, size, type and user metadata (pinned by policy)."""
+        ...
 
     def presign_post_object(self, key: str, content_type: str, max_bytes: int,
                             expires_seconds: int) -> PresignedPost: ...
@@ -52,4 +59,8 @@ class ObjectStore(Protocol):
 
     def configure_cors(self, rules: list[dict[str, Any]]) -> None:
         """Replaces the bucket's CORS rules (`core.bucketcors.rules`)."""
+        ...
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The immediate sub-folders of `prefix` (keys up to the next '/')."""
         ...

@@ -283,6 +283,9 @@ class ManifestKeys(Resource):
     variants: list[str] = Field(default_factory=list)
 
 
+STREAM_TYPES = frozenset({VariantType.VIDEO, VariantType.AUDIO})
+
+
 class VariantStatus(Resource):
     name: str
     type: VariantType
@@ -301,7 +304,7 @@ class VariantStatus(Resource):
 
     @property
     def is_stream(self) -> bool:
-        return self.type in (VariantType.VIDEO, VariantType.AUDIO)
+        return self.type in STREAM_TYPES
 
     @property
     def streamable(self) -> bool:
@@ -393,8 +396,9 @@ class MediaAsset(KubeObject):
             sha256: str | None = None, size_bytes: int | None = None,
             filename: str | None = None,
             origin: SourceOrigin = SourceOrigin.OBJECT, source_key: str | None = None,
-            labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
-            finalizers: Sequence[str] = (), generation: GenerationSpec | None = None) -> Self:
+            etag: str | None = None, labels: dict[str, str] | None = None,
+            annotations: dict[str, str] | None = None, finalizers: Sequence[str] = (),
+            generation: GenerationSpec | None = None) -> Self:
         """The one constructor of a MediaAsset body: its name from the asset id, its
         source under its own prefix unless told otherwise (a test of the admission rules).
         An AI asset (`generation`) has no sha256 or size yet: its Job records them."""
@@ -405,7 +409,7 @@ class MediaAsset(KubeObject):
             spec=MediaAssetSpec(kind=kind, mime=mime,
                                 sha256=sha256.lower() if sha256 is not None else None,
                                 size_bytes=size_bytes, filename=filename,
-                                source=SourceRef(origin=origin, key=source_key or
+                                source=SourceRef(origin=origin, etag=etag, key=source_key or
                                                  keys.source_key(tenant, asset_id)),
                                 generation=generation))
 
@@ -437,6 +441,16 @@ class MediaAsset(KubeObject):
         """Servable now: the operator says playable, and nothing since says otherwise."""
         return bool(self.status.playable) and self.phase not in (AssetPhase.QUARANTINED,
                                                                   AssetPhase.FAILED)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to do for this generation: complete, quarantined or failed, and the
+        status describes the current spec. The operator does not look at it again until the
+        spec changes (a restart over thousands of finished assets costs no API call)."""
+        if self.status.observed_generation != self.metadata.generation:
+            return False
+        return self.status.is_true(AssetCondition.COMPLETE) or self.phase in (
+            AssetPhase.QUARANTINED, AssetPhase.FAILED)
 
     @property
     def awaiting_finalize(self) -> bool:

@@ -53,19 +53,23 @@ def child_labels(asset_name: str, task: str) -> dict[str, str]:
             names.LABEL_TASK: task}
 
 
-def transcode_job(asset: MediaAsset, variant: VariantSpec | None) -> TranscodeJob:
-    """The TranscodeJob for the probe (variant None) or for one variant of `asset`."""
+def transcode_job(asset: MediaAsset, variant: VariantSpec | None, *,
+                  speculative: bool = False) -> TranscodeJob:
+    """The TranscodeJob for the probe (variant None) or for one variant of `asset`;
+    `speculative` marks a variant started before the probe accepted the source."""
     task = TaskType.PROBE if variant is None else TaskType.producing(variant.type)
     spec = TranscodeJobSpec(asset_ref=AssetRef(name=asset.name), task=task,
                             input=ObjectRef(key=asset.spec.source.key))
     if variant is not None:
         spec.output_prefix = keys.variant_prefix(asset.tenant, asset.asset_id, variant.name)
         spec.variant = variant
+    labels = child_labels(asset.name, task.value)
+    if speculative:
+        labels[names.LABEL_SPECULATIVE] = "true"
     return TranscodeJob(
         metadata=ObjectMeta(
             name=names.child_name(asset.name, PROBE if variant is None else variant.name),
-            namespace=asset.tenant, labels=child_labels(asset.name, task.value),
-            owner_references=[owner_reference(asset)]),
+            namespace=asset.tenant, labels=labels, owner_references=[owner_reference(asset)]),
         spec=spec)
 
 

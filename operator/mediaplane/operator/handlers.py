@@ -9,6 +9,8 @@ Raw bodies become typed resources here, at the edge.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,6 +22,7 @@ from mediaplane.core.resources import MediaAsset, TranscodeJob
 from mediaplane.core.states import AssetCondition, AssetPhase, EventType
 from mediaplane.operator import bucket, reconcile
 from mediaplane.operator.context import Context
+from mediaplane.operator.sweeper import sweep_forever
 from mediaplane.operator.workloads import Job, Pod
 
 ASSETS = (names.GROUP, names.VERSION, names.ASSET_PLURAL)
@@ -54,10 +57,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.batching.batch_window = 0.05
     memo.ctx = await Context.create()
     await bucket.apply_cors(memo.ctx)
+    # Not a kopf timer: it is about objects no resource names. Replicas on standby sweep too;
+    # each removal is idempotent, so two sweepers cost a listing, not a conflict.
+    memo.sweeper = asyncio.create_task(sweep_forever(memo.ctx), name="sweep-uploads")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    sweeper = getattr(memo, "sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     if getattr(memo, "ctx", None) is not None:
         await _ctx(memo).close()
 
@@ -68,8 +79,13 @@ def liveness(**_: Any) -> float:
     return round(time.monotonic() - _last_event, 1)
 
 
-@kopf.on.resume(*ASSETS)
-@kopf.on.create(*ASSETS)
+def _asset_needs_work(body: kopf.Body, **_: Any) -> bool:
+    """Settled assets are left alone: not even a handler call when the operator restarts."""
+    return not MediaAsset.model_validate(body).settled
+
+
+@kopf.on.resume(*ASSETS, when=_asset_needs_work)
+@kopf.on.create(*ASSETS, when=_asset_needs_work)
 @kopf.on.update(*ASSETS, field="spec")
 async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf.Memo,
                         **_: Any) -> None:

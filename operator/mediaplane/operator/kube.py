@@ -34,9 +34,11 @@ class EventTarget(Protocol):
     """Anything an Event can be about: it has an apiVersion, a kind and metadata."""
 
     @property
+
     def api_version(self) -> str: ...
 
     @property
+
     def kind(self) -> str: ...
 
     def to_body(self) -> dict[str, Any]: ...
@@ -55,6 +57,10 @@ class OperatorKube(Protocol):
 
     async def create_transcode_job(self, tj: TranscodeJob) -> bool:
         """Creates it unless it exists; True when this call created it."""
+        ...
+
+    async def delete_transcode_job(self, namespace: str, name: str) -> None:
+        """Deletes it (its Job and pods go with it); gone already is fine."""
         ...
 
     async def patch_asset_status(self, namespace: str, name: str,
@@ -87,6 +93,8 @@ class OperatorKube(Protocol):
 
     async def namespace_annotations(self, namespace: str) -> dict[str, str]:
         """The namespace's annotations (a tenant's settings); {} when it is gone."""
+        ...
+
     async def record_generated(self, namespace: str, name: str,
                                generated: GeneratedObject) -> None:
         """Writes what a generation stored into the AI asset's spec (sha256, sizeBytes,
@@ -97,6 +105,14 @@ class OperatorKube(Protocol):
                             target_namespace: str) -> bool:
         """Copies the Secret into `target_namespace` (same name), creating or updating it;
         False when the source Secret does not exist."""
+        ...
+
+    async def tenants(self) -> list[str]:
+        """The namespaces labelled as tenants."""
+        ...
+
+    async def asset_names(self, namespace: str) -> set[str]:
+        """Names of every MediaAsset of the namespace."""
         ...
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
@@ -161,6 +177,15 @@ class Kube:
                 return False
             raise
         return True
+
+    async def delete_transcode_job(self, namespace: str, name: str) -> None:
+        try:
+            await self._custom.delete_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, name,
+                propagation_policy="Background")
+        except ApiException as error:
+            if not _missing(error):
+                raise
 
     async def _patch_status(self, plural: str, namespace: str, name: str,
                             status: dict[str, Any]) -> None:
@@ -246,6 +271,7 @@ class Kube:
                 return {}
             raise
         return dict(found.metadata.annotations or {})
+
     async def record_generated(self, namespace: str, name: str,
                                generated: GeneratedObject) -> None:
         patch = {"spec": {"sha256": generated.sha256, "sizeBytes": generated.size_bytes,
@@ -284,6 +310,21 @@ class Kube:
             await self._core.replace_namespaced_secret(name, target_namespace,
                                                        cast("Any", body))
         return True
+    async def tenants(self) -> list[str]:
+        listing = await self._core.list_namespace(label_selector=f"{names.TENANT_LABEL}=true")
+        return [ns.metadata.name for ns in listing.items]
+
+    async def asset_names(self, namespace: str) -> set[str]:
+        found: set[str] = set()
+        token = ""
+        while True:
+            page = await self._custom.list_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, limit=500,
+                _continue=token)
+            found.update(item["metadata"]["name"] for item in page["items"])
+            token = page["metadata"].get("continue") or ""
+            if not token:
+                return found
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import first_wave, plan_variants
+from mediaplane.core.ladder import first_wave, plan_variants, speculative_rung
 from mediaplane.core.resources import (
     ManifestKeys,
     MediaAsset,
@@ -32,7 +32,7 @@ from mediaplane.core.states import (
     PodPhase,
     TranscodePhase,
 )
-from mediaplane.core.tasks import TaskType, VariantSpec, Verdict, WorkerResult
+from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec, Verdict, WorkerResult
 from mediaplane.operator import assetstatus, builders, captions, generation, manifests
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import BatchCondition, Job, Pod
@@ -136,12 +136,25 @@ async def check_source(ctx: Context, asset: MediaAsset) -> assetstatus.SourceChe
 
 async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJob | None,
                           tjs: Mapping[str, TranscodeJob]) -> list[VariantSpec]:
-    """The variants of the asset: those already created, plus what the ladder adds."""
-    existing = [tj.spec.variant for tj in tjs.values() if tj.spec.variant is not None]
+    """The variants the asset publishes: those already created, plus what the ladder adds.
+
+    Before the probe accepts the source nothing is published (an empty list), though a
+    video's lowest rung may already be running (`speculative_first_rung`); a source the
+    probe refuses, or a speculative rung the plan does not want as it is, is stopped.
+    """
     verdict = assetstatus.probe_verdict(probe_tj)
-    if verdict is None or verdict.verdict is not Verdict.ACCEPTED or verdict.probe is None:
-        return existing
+    if verdict is None:
+        if probe_tj is not None and probe_tj.phase is TranscodePhase.FAILED:
+            await discard_speculative(ctx, asset, tjs, wanted=[])
+        else:
+            await start_speculative(ctx, asset, probe_tj, tjs)
+        return []
+    if verdict.verdict is not Verdict.ACCEPTED or verdict.probe is None:
+        await discard_speculative(ctx, asset, tjs, wanted=[])
+        return []
     wanted = plan_variants(asset.spec.kind, ctx.ladder, verdict.probe)
+    tjs = await discard_speculative(ctx, asset, tjs, wanted)
+    existing = [tj.spec.variant for tj in tjs.values() if tj.spec.variant is not None]
     have = {spec.name for spec in existing}
     missing = [spec for spec in wanted if spec.name not in have]
     if ctx.settings.playable_first:
@@ -157,6 +170,47 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
     known = {spec.name: spec for spec in [*existing, *wanted]}
     order = {spec.name: i for i, spec in enumerate(wanted)}
     return sorted(known.values(), key=lambda s: order.get(s.name, len(order)))
+
+
+async def start_speculative(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJob | None,
+                            tjs: Mapping[str, TranscodeJob]) -> None:
+    """Starts a video's lowest rung beside its probe, once the source is in storage.
+
+    The worker is the same locked-down one, reading the same presigned URL with the same
+    demuxer allow-list as the probe's ffprobe; what it writes stays unpublished until the
+    probe accepts the bytes, and is stopped if it does not.
+    """
+    if (probe_tj is None or asset.spec.kind is not MediaKind.VIDEO
+            or not ctx.settings.speculative_first_rung):
+        return
+    rung = speculative_rung(ctx.ladder)
+    if names.child_name(asset.name, rung.name) in tjs:
+        return
+    if await ctx.kube.create_transcode_job(builders.transcode_job(asset, rung, speculative=True)):
+        ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
+                            f"started {rung.name} while the source is being probed")
+
+
+async def discard_speculative(ctx: Context, asset: MediaAsset,
+                              tjs: Mapping[str, TranscodeJob],
+                              wanted: Sequence[VariantSpec]) -> dict[str, TranscodeJob]:
+    """Deletes speculative TranscodeJobs the plan does not want exactly as they are (their
+    Jobs and pods go with them; their files, never published, go with the asset's prefix);
+    the TranscodeJobs that remain."""
+    plan = {spec.name: spec for spec in wanted}
+    kept = dict(tjs)
+    for name, tj in tjs.items():
+        variant = tj.spec.variant
+        if tj.metadata.labels.get(names.LABEL_SPECULATIVE) != "true" or variant is None:
+            continue
+        if plan.get(variant.name) == variant:
+            continue
+        await ctx.kube.delete_transcode_job(tj.namespace, name)
+        del kept[name]
+        ctx.kube.post_event(asset, EventType.NORMAL, "SpeculationDiscarded",
+                            f"stopped {variant.name}, started before the probe: "
+                            "the probe's plan does not include it")
+    return kept
 
 
 async def write_manifests(ctx: Context, asset: MediaAsset, status: MediaAssetStatus) -> None:

@@ -66,6 +66,15 @@ class OperatorSettings(BaseSettings):
     ai_job_deadline_seconds: int = Field(default=900, ge=30)
     ai_job_backoff_limit: int = Field(default=2, ge=0, le=10)
     max_generated_bytes: int = Field(default=200 * 1024**2, ge=1)
+    # Start a video's lowest rung while the probe runs (nothing of it is published before the
+    # probe accepts the source; a refused or unplanned rung is deleted): saves the probe's
+    # time on the way to the first playable rendition.
+    speculative_first_rung: bool = True
+    # A REST upload whose object was stored but never finalized (so no MediaAsset names it)
+    # is removed once it is this old: longer than the grant's 15 minutes, with slack for a
+    # slow client between its POST and its finalize.
+    upload_grace_seconds: int = Field(default=3600, ge=0)
+    sweep_interval_seconds: float = Field(default=600.0, gt=0)
 
     def load_ladder(self) -> Ladder:
         if self.ladder_file is None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from mediaplane.api import models
 from mediaplane.api.deps import AssetId, Context, CurrentPrincipal, CurrentTenant
 from mediaplane.api.errors import not_found
+from mediaplane.api.kube import AssetFilter
 from mediaplane.api.openapi import errors
 from mediaplane.api.pagination import (
     DEFAULT_PAGE_SIZE,
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
 
 @router.get("", response_model=models.ListEnvelope[models.MediaAsset],
-            summary="List the tenant's assets, newest last, one page at a time",
+            summary="List the tenant's assets in id order, one page at a time",
             responses=errors("validation.page_size", "validation.cursor"))
 async def list_media(
     context: Context, principal: CurrentPrincipal, tenant: CurrentTenant,
@@ -37,20 +38,14 @@ async def list_media(
                                         description="nextCursor of the previous page")] = None,
 ) -> models.ListEnvelope[models.MediaAsset]:
     size = check_page_size(page_size)
-    selectors = []
-    if kind:
-        selectors.append(f"spec.kind={kind.value}")
-    if status:
-        selectors.append(f"status.phase={status.value}")
-    selector = ",".join(selectors)
-    token = decode_cursor(cursor, selector) if cursor else None
-    page = await context.assets.list(tenant.name, limit=size, continue_token=token,
-                                     field_selector=selector or None)
+    wanted = AssetFilter(kind=kind, phase=status)
+    after = decode_cursor(cursor, wanted.fingerprint) if cursor else None
+    page = await context.assets.list(tenant.name, limit=size, after=after, wanted=wanted)
     presenter = Presenter(context, principal)
     return models.ListEnvelope(
         data=[presenter.asset(item) for item in page.items],
-        next_cursor=encode_cursor(page.continue_token, selector) if page.continue_token
-        else None)
+        next_cursor=encode_cursor(page.continue_token, wanted.fingerprint)
+        if page.continue_token else None)
 
 
 @router.get("/{asset_id}", response_model=models.Envelope[models.MediaAsset],

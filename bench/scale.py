@@ -1,0 +1,241 @@
+"""Scale: thousands of finished assets, the operator at rest and restarting, a list page.
+
+Not a test. A loader creates finished MediaAssets straight through the API server (the
+spec, then the status a complete transcode leaves: probe, conditions, a full ladder of
+variants, manifests), with the operator stopped, so nothing is transcoded. Then:
+
+- the operator starts over them (a resync): time until it is quiet, TranscodeJobs and Jobs
+  created (target: none), its RSS (target ≤ 150 MB) and its CPU over a minute at rest;
+- it is killed and started again: the same figures (target ≤ 30 s);
+- a page of 200 with a filter from the REST API, p50/p95/p99 (target p95 ≤ 50 ms);
+- bytes per asset as stored, for the loaded asset and a long ladder with captions.
+
+    .venv/bin/python -m bench.scale [--tenants 10] [--per-tenant 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio.config import new_client_from_config
+
+from bench.stats import row_ms
+from mediaplane.core import keys, names
+from mediaplane.core.resources import MediaAsset, MediaAssetStatus
+from mediaplane.core.tasks import MediaKind
+from mediaplane.devcluster.cluster import DevCluster
+from mediaplane.devcluster.processes import ManagedProcess
+from mediaplane.devcluster.services import start_api, start_operator
+from mediaplane.devcluster.tokens import mint_dev_token
+from tests.support.resources import rendition
+
+TARGET_RSS_MB = 150
+TARGET_RESYNC_S = 30.0
+TARGET_LIST_S = 0.050
+RUNGS = (("240p", 426, 240, 400), ("360p", 640, 360, 800), ("480p", 854, 480, 1400),
+         ("720p", 1280, 720, 2800), ("1080p", 1920, 1080, 5000))
+
+
+def finished_status(tenant: str, asset_id: str, captions: int = 0) -> MediaAssetStatus:
+    """What the operator leaves on a complete 1080p video with audio and a poster."""
+    prefix = keys.asset_prefix(tenant, asset_id)
+    now = "2026-12-01T00:00:00Z"
+    conditions = [{"type": t, "status": s, "reason": r, "message": m, "observedGeneration": 1,
+                   "lastTransitionTime": now} for t, s, r, m in (
+        ("Uploaded", "True", "Uploaded", f"12345678 bytes at {prefix}source"),
+        ("Probed", "True", "Probed", "checksum, type and streams verified"),
+        ("Quarantined", "False", "Clean", "the source passed the ingest checks"),
+        ("Ready", "True", "Playable", "7/7 variants ready"),
+        ("Complete", "True", "AllVariantsSucceeded", "every variant is done"))]
+    variants = [rendition(prefix, name, "video", width=w, height=h, bandwidth=kbps * 1000,
+                          codecs="avc1.64001f", durationSeconds=600.0, bytes=kbps * 75_000,
+                          transcodeJob=names.child_name(names.name_from_asset_id(asset_id),
+                                                        name))
+                for name, w, h, kbps in RUNGS]
+    variants.append(rendition(prefix, "audio", "audio", bandwidth=130_000, codecs="mp4a.40.2",
+                              durationSeconds=600.0, bytes=9_750_000))
+    variants.append({"name": "poster", "type": "poster", "state": "succeeded", "width": 1280,
+                     "height": 720, "bytes": 90_000,
+                     "file": f"{prefix}variants/poster/poster.jpg"})
+    return MediaAssetStatus.model_validate({
+        "observedGeneration": 1, "phase": "ready", "playable": True, "variantSummary": "7/7",
+        "conditions": conditions,
+        "probe": {"detectedMime": "video/mp4", "formatName": "mov,mp4,m4a,3gp,3g2,mj2",
+                  "durationSeconds": 600.0, "width": 1920, "height": 1080,
+                  "videoCodec": "h264", "audioCodec": "aac", "hasVideo": True,
+                  "hasAudio": True},
+        "manifests": {"hls": prefix + "master.m3u8", "dash": prefix + "manifest.mpd",
+                      "variants": [r[0] for r in RUNGS] + ["audio"]},
+        "variants": variants,
+        "captions": [{"language": f"l{i}", "key": f"{prefix}captions/l{i}.vtt",
+                      "approved": True, "transcodeJob": "x" * 40} for i in range(captions)]})
+
+
+async def load(kubeconfig: str, tenants: list[str], per_tenant: int,
+               concurrency: int = 16) -> int:
+    api = await new_client_from_config(config_file=kubeconfig)
+    custom, core = k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)
+    for tenant in tenants:
+        await core.create_namespace({"metadata": {"name": tenant, "labels": {  # type: ignore[arg-type]
+            names.TENANT_LABEL: "true"}}})
+    work = [(tenant, i) for tenant in tenants for i in range(per_tenant)]
+    queue = iter(work)
+
+    async def worker() -> None:
+        for tenant, index in queue:
+            asset_id = names.new_asset_id()
+            asset = MediaAsset.new(tenant, asset_id, kind=MediaKind.VIDEO, mime="video/mp4",
+                                   sha256=f"{index:064x}", size_bytes=12_345_678,
+                                   filename=f"clip-{index}.mp4",
+                                   finalizers=[names.FINALIZER])
+            await custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, asset.to_body())
+            await custom.patch_namespaced_custom_object_status(
+                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, asset.name,
+                {"status": finished_status(tenant, asset_id).to_body()},
+                _content_type="application/merge-patch+json")  # type: ignore[call-arg]
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await api.close()
+    return len(work)
+
+
+def children(kubeconfig: str) -> tuple[int, int]:
+    """(TranscodeJobs, Jobs) in the cluster."""
+    def count(*what: str) -> int:
+        out = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get", *what, "-A",
+                              "--no-headers"], capture_output=True, text=True, check=True)
+        return len([line for line in out.stdout.splitlines() if line.strip()])
+    return count("transcodejobs"), count("jobs")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def until_quiet(process: ManagedProcess, started: float, quiet_share: float = 0.05,
+                window: float = 3.0, timeout: float = 600.0) -> float:
+    """Seconds from `started` until the process used under `quiet_share` of a core for a
+    whole window (its resync is over)."""
+    pid = process.popen.pid
+    last_time, last_cpu = time.monotonic(), cpu_seconds(pid)
+    quiet_since: float | None = None
+    while time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        now, cpu = time.monotonic(), cpu_seconds(pid)
+        busy = (cpu - last_cpu) / (now - last_time) > quiet_share
+        last_time, last_cpu = now, cpu
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= window and now - started > window:
+            return quiet_since - started
+    raise RuntimeError("the operator never became quiet")
+
+
+def measure_operator(cluster: DevCluster, label: str, kubeconfig: str) -> list[str]:
+    before = children(kubeconfig)
+    started = time.monotonic()
+    operator = start_operator(cluster)
+    resync = until_quiet(operator, started)
+    rss = rss_mb(operator.popen.pid)
+    cpu0 = cpu_seconds(operator.popen.pid)
+    time.sleep(60)
+    idle = (cpu_seconds(operator.popen.pid) - cpu0) / 60
+    after = children(kubeconfig)
+    lines = [
+        f"{label}: resync until quiet {resync:6.1f}s (target <= {TARGET_RESYNC_S:.0f}s, "
+        f"ratio {resync / TARGET_RESYNC_S:4.2f}); created TranscodeJobs "
+        f"{after[0] - before[0]}, Jobs {after[1] - before[1]} (target 0)",
+        f"{label}: RSS {rss:6.1f} MB (target <= {TARGET_RSS_MB} MB, ratio "
+        f"{rss / TARGET_RSS_MB:4.2f}); CPU at rest over 60 s: {idle * 100:5.2f}% of a core",
+    ]
+    operator.popen.kill()
+    operator.popen.wait()
+    return lines
+
+
+def list_latency(cluster: DevCluster, tenant: str, clients: int, total: int) -> list[float]:
+    token = mint_dev_token(cluster.env()["MEDIAPLANE_API_JWT_SECRET"], tenant, "bench", 3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    params = {"page[size]": "200", "filter[status]": "ready", "filter[kind]": "video"}
+    latencies: list[float] = []
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=cluster.api_url, headers=headers,
+                                     timeout=30) as http:
+            counter = iter(range(total))
+
+            async def worker() -> None:
+                for _ in counter:
+                    started = time.perf_counter()
+                    response = await http.get("/api/v1/media", params=params)
+                    latencies.append(time.perf_counter() - started)
+                    if response.status_code != 200 or len(response.json()["data"]) != 200:
+                        raise RuntimeError(f"list answered {response.status_code}: "
+                                           f"{response.text[:300]}")
+
+            await asyncio.gather(*(worker() for _ in range(clients)))
+
+    asyncio.run(run())
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=10)
+    parser.add_argument("--per-tenant", type=int, default=1000)
+    args = parser.parse_args()
+    tenants = [f"scale-{i}" for i in range(args.tenants)]
+    with tempfile.TemporaryDirectory(prefix="mediaplane-bench-scale-") as tmp, \
+            DevCluster(Path(tmp) / "cluster") as cluster:
+        kubeconfig = cluster.env()["KUBECONFIG"]
+        os.environ["PATH"] = cluster.env()["PATH"]
+        started = time.monotonic()
+        count = asyncio.run(load(kubeconfig, tenants, args.per_tenant))
+        print(f"loaded {count} finished assets in {args.tenants} tenants in "
+              f"{time.monotonic() - started:.0f}s (operator stopped)")
+        results = measure_operator(cluster, "first start over them", kubeconfig)
+        results += measure_operator(cluster, "restart", kubeconfig)
+        start_api(cluster)
+        list_latency(cluster, tenants[0], 1, 10)  # warm the cache and the connection
+        for clients in (1, 10):
+            latencies = list_latency(cluster, tenants[0], clients, 100)
+            results.append(row_ms(f"list 200 of {args.per_tenant} (filtered), {clients} cl.",
+                                  latencies, [(TARGET_LIST_S, "50ms")]))
+        sample = finished_status("scale-0", names.new_asset_id())
+        body = MediaAsset.new("scale-0", names.new_asset_id(), kind=MediaKind.VIDEO,
+                              mime="video/mp4", sha256="0" * 64, size_bytes=1).to_body()
+        stored = len(json.dumps({**body, "status": sample.to_body()}))
+        long = len(json.dumps({**body, "status": finished_status(
+            "scale-0", names.new_asset_id(), captions=20).to_body()}))
+        results.append(f"bytes per asset as stored: {stored} (7 variants); with 20 caption "
+                       f"tracks: {long}; the API server's limit is 1.5 MB "
+                       f"({long / 1.5e6 * 100:.2f}%)")
+    print(f"\nScale on this machine ({args.tenants} tenants x {args.per_tenant} assets):")
+    for line in results:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
