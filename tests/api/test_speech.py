@@ -234,8 +234,8 @@ def test_generate_caption_refuses_what_it_cannot_caption(
         clip: Media, media_dir: Path, assets: Assets) -> None:
     asset_id = alice.upload(speech_mp3)
     unknown = names.new_asset_id()
-    grant = alice.upload_url(audio)  # never uploaded: pending
-    picture = alice.upload_url(image)
+    grant = alice.upload_url(audio)  # declared, never uploaded: not an asset
+    picture = alice.upload(image)
     silent = media_dir / "silent.mp4"
     if not silent.exists():
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clip.path), "-an", "-c", "copy",
@@ -247,9 +247,8 @@ def test_generate_caption_refuses_what_it_cannot_caption(
         response = user.client.post("/api/v1/media/ai/generate-caption", json=payload)
         return response.status_code, error_code(response)
 
-    pending = code({"assetId": grant["assetId"], "language": "en"})
-    assert pending == (409, "media.transcoding")
-    assert code({"assetId": picture["assetId"], "language": "en"}) == (422, "media.no_audio")
+    assert code({"assetId": grant["assetId"], "language": "en"}) == (404, "media.not_found")
+    assert code({"assetId": picture, "language": "en"}) == (422, "media.no_audio")
     assert code({"assetId": unknown, "language": "en"}) == (404, "media.not_found")
     alice.wait_status(asset_id, "ready")
     assert code({"assetId": asset_id, "language": "en"}, mallory) == (404, "media.not_found")

@@ -59,6 +59,18 @@ def test_a_request_is_recorded_once_with_the_install_s_model(api: Api,  # noqa: 
                     ) == "validation.language"
 
 
+def test_an_asset_still_transcoding_is_asked_to_retry(api: Api) -> None:  # noqa: F811
+    asset = MediaAsset.new("acme", ASSET_ID, kind=MediaKind.AUDIO, mime="audio/mpeg",
+                           sha256="a" * 64, size_bytes=1000)
+    api.assets.items[("acme", NAME)] = asset.to_body()
+    response = api.client.post(GENERATE, headers=api.headers(),
+                               json={"assetId": ASSET_ID, "language": "en"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "media.transcoding"
+    assert response.headers["retry-after"]
+    assert "captionRequests" not in api.assets.items[("acme", NAME)]["spec"]
+
+
 def test_review_verdicts_and_the_transcript(api: Api, video: MediaAsset) -> None:  # noqa: F811
     path = f"/api/v1/media/{ASSET_ID}/captions/en-US"
     assert api.call("PATCH", path, 404, json={"approved": True}) == "caption.not_found"
