@@ -7,20 +7,16 @@ files into ~/.cache/mediaplane/wheelhouse; `make image-deps` prints each image's
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.images import Image, build_wheelhouse, install
+
 pytestmark = pytest.mark.packaging
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPONENTS = ("core", "worker", "operator", "api")
 # Modules that must not be importable in an image, and why.
 FORBIDDEN = {
     "worker": ("kopf", "fastapi", "uvicorn", "starlette", "kubernetes",
@@ -39,53 +35,9 @@ ENTRY_POINTS = {
 }
 
 
-def _cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mediaplane" / "wheelhouse"
-
-
 @pytest.fixture(scope="session")
 def wheelhouse() -> Path:
-    digest = hashlib.sha256()
-    for path in [ROOT / "constraints.txt", *(ROOT / c / "pyproject.toml" for c in COMPONENTS)]:
-        digest.update(path.read_bytes())
-    for component in COMPONENTS:
-        for source in sorted((ROOT / component / "mediaplane").rglob("*.py")):
-            digest.update(source.read_bytes())
-    target = _cache_dir() / digest.hexdigest()[:16]
-    if not (target / ".complete").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                        "--wheel-dir", str(target), "--constraint", str(ROOT / "constraints.txt"),
-                        *(str(ROOT / c) for c in COMPONENTS)], check=True, timeout=900)
-        (target / ".complete").touch()
-    return target
-
-
-@dataclass(frozen=True)
-class Image:
-    name: str
-    python: Path
-    site_packages: Path
-
-    def run(self, code: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.python), "-c", code], capture_output=True, text=True,
-                              timeout=120, check=False, cwd="/")
-
-    @property
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.site_packages.rglob("*") if p.is_file())
-
-
-def install(name: str, wheelhouse: Path, root: Path) -> Image:
-    venv = root / name
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-                    "install", "-q", "--disable-pip-version-check", "--no-index",
-                    "--find-links", str(wheelhouse), f"mediaplane-{name}==0.1.0"],
-                   check=True, timeout=600)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    return Image(name, venv / "bin" / "python", site)
+    return build_wheelhouse()
 
 
 @pytest.fixture(scope="session")
