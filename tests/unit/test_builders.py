@@ -97,3 +97,27 @@ def test_probe_task_carries_the_declared_facts() -> None:
 def test_presigned_urls_outlive_every_attempt() -> None:
     settings = OperatorSettings(job_deadline_seconds=100, job_backoff_limit=3)
     assert builders.presign_seconds(settings) > builders.job_deadline_seconds(settings) == 400
+
+
+def test_a_chunked_rung_is_an_indexed_job_retried_per_chunk() -> None:
+    settings = OperatorSettings(job_deadline_seconds=600, job_backoff_limit=2)
+    rung = RUNG.model_copy(update={"chunks": 20, "chunk_seconds": 60, "chunk_parallelism": 8})
+    tj = builders.transcode_job(asset(), rung)
+    tj.metadata.uid = "uid-2"
+    task = WorkerTask(type=TaskType.VIDEO, input_url="https://s3/in", variant=rung,
+                      output=PresignedPost(url="https://s3", fields={}, key_prefix="p/"))
+    spec = builders.variant_job(tj, task, settings)["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == (
+        "Indexed", 20, 8)
+    assert "backoffLimit" not in spec
+    assert spec["backoffLimitPerIndex"] == 2
+    assert spec["maxFailedIndexes"] == 0
+    assert spec["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [2]
+    # Three rounds of pods (8 + 8 + 4), each with its retries.
+    assert spec["activeDeadlineSeconds"] == 600 * 3 * 3
+    assert builders.variant_presign_seconds(tj, settings) == 600 * 3 * 3 + 600
+    single = builders.transcode_job(asset(), RUNG)
+    single.metadata.uid = "uid-3"
+    one = builders.variant_job(single, task, settings)["spec"]
+    assert "completionMode" not in one
+    assert one["completions"] == 1

@@ -91,3 +91,36 @@ def test_first_wave_is_what_makes_a_video_playable() -> None:
     image_plan = plan_variants(MediaKind.IMAGE, Ladder(), probe(detected_mime="image/png",
                                                                 width=2000))
     assert first_wave(image_plan) == {v.name for v in image_plan}
+
+
+def rungs(duration: float, height: int = 1080, **chunking: object) -> list[VariantSpec]:
+    ladder = Ladder.model_validate({"chunking": chunking} if chunking else {})
+    plan = plan_variants(MediaKind.VIDEO, ladder, probe(width=height * 16 // 9, height=height,
+                                                        has_video=True, has_audio=True,
+                                                        duration_seconds=duration))
+    return [v for v in plan if v.type is VariantType.VIDEO]
+
+
+def test_a_short_video_keeps_one_pod_per_rung() -> None:
+    assert all(v.chunks is None for v in rungs(299.9))
+    assert all(v.chunks is None for v in rungs(3600, **{"min_seconds": 7200}))
+
+
+def test_a_long_video_is_split_into_whole_segments_on_every_rung() -> None:
+    plan = rungs(3600)
+    assert {(v.chunks, v.chunk_seconds, v.chunk_parallelism) for v in plan} == {(60, 60, 8)}
+    # The last chunk is 0.5 to 1.5 chunks long, so a duration a little too long still
+    # leaves it frames: 304 s in 60 s chunks is 5 chunks, the last from 240 s to the end.
+    five = rungs(304)[0]
+    assert (five.chunks, five.chunk_range(0), five.chunk_range(4)) == (5, (0.0, 60.0),
+                                                                        (240.0, None))
+    assert [five.chunk_first_segment(i) for i in range(5)] == [1, 16, 31, 46, 61]
+    # A chunk length that is not a whole number of segments is rounded to one.
+    odd = rungs(600, chunk_seconds=30, parallelism=3)[0]
+    assert (odd.chunk_seconds, odd.chunks, odd.chunk_parallelism) == (32, 19, 3)
+
+
+def test_chunking_only_the_lowest_rung() -> None:
+    plan = rungs(900, rungs="lowest")
+    assert [(v.name, v.chunks) for v in plan] == [
+        ("240p", 15), ("360p", None), ("480p", None), ("720p", None), ("1080p", None)]

@@ -205,3 +205,60 @@ def test_representation_of_a_rendition_mpd() -> None:
     assert rep == dash.Representation("avc1.64001e", 800_000, None, None)
     with pytest.raises(dash.ManifestError):
         dash.representation("not xml")
+
+
+def chunk_mpd(first_number: int, start: int, durations: list[int], timescale: int = 15360
+              ) -> str:
+    entries = "".join(f'<S t="{start + sum(durations[:i])}" d="{d}"/>'
+                      for i, d in enumerate(durations))
+    return (RENDITION_MPD.format(seconds=sum(durations) / timescale, ctype="video",
+                                 codecs="avc1.640015", bw=400000)
+            .replace('timescale="1000"', f'timescale="{timescale}"')
+            .replace('startNumber="1"', f'startNumber="{first_number}"')
+            .replace('<S t="0" d="4000" r="2"/><S d="1000"/>', entries))
+
+
+def test_chunks_join_into_one_timeline_and_one_playlist() -> None:
+    parts = [chunk_mpd(1, 0, [61440] * 3), chunk_mpd(4, 184320, [61440] * 2 + [30720])]
+    joined = ET.fromstring(dash.join(parts))  # noqa: S314 (our own output)
+    template = joined.find(".//d:SegmentTemplate", NS)
+    assert template is not None
+    assert template.get("startNumber") == "1"
+    timeline = template.find("d:SegmentTimeline", NS)
+    assert timeline is not None
+    assert [dict(s.attrib) for s in timeline] == [{"t": "0", "d": "61440", "r": "4"},
+                                                  {"t": "307200", "d": "30720"}]
+    assert joined.get("mediaPresentationDuration") == "PT22.000S"
+    assert dash.iso_seconds(joined.get("mediaPresentationDuration")) == 22.0
+
+    def playlist(first: int, durations: list[float]) -> hls.MediaPlaylist:
+        return hls.MediaPlaylist(init="init.m4s", ended=True, segments=tuple(
+            hls.Segment(f"seg-{first + i:05d}.m4s", d) for i, d in enumerate(durations)))
+
+    whole = hls.join([playlist(1, [4.0] * 3), playlist(4, [4.0, 4.0, 2.0])])
+    parsed = m3u8.loads(whole.render())
+    assert [s.uri for s in parsed.segments] == [f"seg-{n:05d}.m4s" for n in range(1, 7)]
+    assert parsed.is_endlist
+    assert parsed.segment_map[0].uri == "init.m4s"
+    assert whole.duration == 22.0
+
+
+def test_chunks_that_leave_a_gap_or_overlap_are_not_joined() -> None:
+    first = chunk_mpd(1, 0, [61440] * 3)
+    with pytest.raises(dash.ManifestError, match="starts at"):
+        dash.join([first, chunk_mpd(4, 184320 + 512, [61440])])  # one frame missing
+    with pytest.raises(dash.ManifestError, match="numbered"):
+        dash.join([first, chunk_mpd(5, 184320, [61440])])
+    with pytest.raises(dash.ManifestError, match="timescale"):
+        dash.join([first, chunk_mpd(4, 184320, [61440], timescale=90000)])
+    cut_short = hls.MediaPlaylist(init="init.m4s", ended=False,
+                                  segments=(hls.Segment("seg-00001.m4s", 4.0),))
+    with pytest.raises(hls.ManifestError):
+        hls.join([cut_short])
+
+
+def test_a_chunk_mpd_is_renumbered() -> None:
+    renumbered = ET.fromstring(dash.renumber(chunk_mpd(1, 0, [61440]), 61))  # noqa: S314
+    template = renumbered.find(".//d:SegmentTemplate", NS)
+    assert template is not None
+    assert template.get("startNumber") == "61"

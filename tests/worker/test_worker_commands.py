@@ -139,3 +139,24 @@ def test_missing_spec_fields_are_refused() -> None:
         commands.video_command(URL, VariantSpec(name="x", type=VariantType.VIDEO), OUT)
     with pytest.raises(ValueError, match="audio_codec"):
         commands.audio_command(URL, VariantSpec(name="x", type=VariantType.AUDIO), OUT)
+
+
+def test_a_chunk_seeks_accurately_and_keeps_absolute_timestamps() -> None:
+    argv = commands.video_command(URL, video_spec(), OUT, chunk=(120.0, 180.0))
+    before = input_options(argv)
+    assert flag(before, "-ss") == "120.000"
+    assert "-start_at_zero" in before
+    assert "-copyts" in argv
+    assert flag(argv, "-to") == "180.000"
+    assert flag(argv, "-format_options") == "movflags=+frag_discont"
+    last = commands.video_command(URL, video_spec(), OUT, chunk=(240.0, None))
+    assert "-to" not in last, "the last chunk runs to the end of the source"
+    whole = commands.video_command(URL, video_spec(), OUT)
+    assert not {"-ss", "-copyts", "-to", "-format_options"} & set(whole)
+
+
+def test_chunk_segments_are_renamed_to_their_place_in_the_rendition() -> None:
+    assert commands.renumbered("seg-00001.m4s", 61) == "seg-00061.m4s"
+    assert commands.renumbered("seg-00015.m4s", 61) == "seg-00075.m4s"
+    with pytest.raises(ValueError, match="not a segment"):
+        commands.renumbered("../seg-00001.m4s", 2)

@@ -8,7 +8,7 @@ dropped, and a source smaller than every rung gets one rung at its own size.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,19 @@ class Storyboard(_Config):
     columns: int = Field(default=10, ge=1, le=40)
 
 
+class Chunking(_Config):
+    """Segment-parallel encoding of long videos: a source at least `min_seconds` long has
+    its video rungs (`rungs`: all of them, or only the lowest, which decides when viewers
+    can start) encoded as chunks of about `chunk_seconds` by parallel pods, at most
+    `parallelism` per rung at once. Shorter sources keep one pod per rung: a chunk costs a
+    pod start and a seek, which only pay off when there are workers to spread over."""
+
+    min_seconds: float = Field(default=300.0, ge=0)
+    chunk_seconds: int = Field(default=60, ge=4, le=3600)
+    parallelism: int = Field(default=8, ge=1, le=100)
+    rungs: Literal["all", "lowest"] = "all"
+
+
 class Ladder(_Config):
     """Configurable per install (operator setting `MEDIAPLANE_LADDER_FILE`, YAML or JSON)."""
 
@@ -65,6 +78,8 @@ class Ladder(_Config):
     poster_at_seconds: float = Field(default=1.0, ge=0)
     # None = no seek previews.
     storyboard: Storyboard | None = Storyboard()
+    # None = every rung in one pod, whatever the duration.
+    chunking: Chunking | None = Chunking()
     audio: tuple[AudioRung, ...] = (
         AudioRung(name="aac-128k", codec="aac", bitrate_kbps=128),
         AudioRung(name="opus-96k", codec="opus", bitrate_kbps=96),
@@ -89,11 +104,16 @@ def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
         smallest = min(ladder.video, key=lambda r: r.height)
         rungs = [VideoRung(name=f"{_even(source_height)}p", height=_even(source_height),
                            video_bitrate_kbps=smallest.video_bitrate_kbps)]
+    ordered = sorted(rungs, key=lambda r: r.height)
     specs = [
         VariantSpec(name=r.name, type=VariantType.VIDEO, height=r.height,
                     video_bitrate_kbps=r.video_bitrate_kbps,
-                    segment_seconds=ladder.segment_seconds)
-        for r in sorted(rungs, key=lambda r: r.height)
+                    segment_seconds=ladder.segment_seconds,
+                    chunks=plan.chunks if plan else None,
+                    chunk_seconds=plan.seconds if plan else None,
+                    chunk_parallelism=plan.parallelism if plan else None)
+        for r in ordered
+        for plan in [chunk_plan(ladder, probe, lowest=r is ordered[0])]
     ]
     if probe.has_audio:
         a = ladder.video_audio
@@ -108,6 +128,30 @@ def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
     if storyboard is not None:
         specs.append(storyboard)
     return specs
+
+
+class ChunkPlan(NamedTuple):
+    chunks: int
+    seconds: int
+    parallelism: int
+
+
+def chunk_plan(ladder: Ladder, probe: ProbeResult, *, lowest: bool) -> ChunkPlan | None:
+    """How one video rung is split (None for a short source: one pod). Chunks are a whole
+    number of segments long, so each starts on the keyframe grid every rung shares."""
+    config = ladder.chunking
+    duration = probe.duration_seconds or 0.0
+    if config is None or duration < config.min_seconds or (config.rungs == "lowest"
+                                                             and not lowest):
+        return None
+    segment = ladder.segment_seconds
+    seconds = max(1, round(config.chunk_seconds / segment)) * segment
+    # The last chunk runs to the end and is 0.5 to 1.5 chunks long: a container that
+    # claims a little more than its video holds still leaves that chunk frames to encode.
+    chunks = math.ceil(round((duration - seconds / 2) / seconds, 6))
+    if chunks < 2:
+        return None
+    return ChunkPlan(chunks, seconds, min(config.parallelism, chunks))
 
 
 def plan_storyboard(config: Storyboard | None, probe: ProbeResult) -> VariantSpec | None:

@@ -22,6 +22,10 @@ COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 SCRATCH_ENV = "MEDIAPLANE_SCRATCH"
 RESULT_PATH_ENV = "MEDIAPLANE_RESULT_PATH"
 MAX_RESULT_BYTES = 4096
+# A CMAF rendition's manifests, beside its segments under the variant's prefix (the names
+# ffmpeg's dash muxer gives them; the operator writes them itself for a joined rendition).
+RENDITION_MPD = "manifest.mpd"
+RENDITION_PLAYLIST = "media_0.m3u8"
 # Generation Jobs only: the image service's key (a secretKeyRef), the voices volume, and the
 # exit code of a permanent refusal by the service (the Job's podFailurePolicy stops there).
 PROVIDER_KEY_ENV = "MEDIAPLANE_PROVIDER_API_KEY"
@@ -109,6 +113,29 @@ class VariantSpec(_Model):
     storyboard_interval_seconds: float | None = None
     storyboard_columns: int | None = None
     storyboard_tiles: int | None = None
+    # Segment-parallel rungs of long videos: `chunks` pods of an Indexed Job each encode
+    # `chunk_seconds` (a multiple of `segment_seconds`, so every chunk starts on a segment
+    # boundary and a keyframe), at most `chunk_parallelism` at once; the operator joins
+    # their segments into one rendition. None: one pod encodes the whole rung.
+    chunks: int | None = Field(default=None, ge=2)
+    chunk_seconds: int | None = Field(default=None, ge=1)
+    chunk_parallelism: int | None = Field(default=None, ge=1)
+
+    def chunk_range(self, index: int) -> tuple[float, float | None]:
+        """(start, end) in seconds of the chunk `index`; the last one runs to the end of
+        the source (None), whatever the probe said its duration was."""
+        if self.chunks is None or self.chunk_seconds is None:
+            raise ValueError(f"variant {self.name!r} is not split into chunks")
+        if not 0 <= index < self.chunks:
+            raise ValueError(f"chunk {index} of a variant split into {self.chunks}")
+        start = float(index * self.chunk_seconds)
+        return start, (None if index == self.chunks - 1 else start + self.chunk_seconds)
+
+    def chunk_first_segment(self, index: int) -> int:
+        """The number (from 1) of the chunk's first segment in the joined rendition."""
+        if self.chunk_seconds is None:
+            raise ValueError(f"variant {self.name!r} is not split into chunks")
+        return index * (self.chunk_seconds // self.segment_seconds) + 1
 
 
 class SpeechTask(_Model):
@@ -230,6 +257,25 @@ class VariantOutput(_Model):
                              "storyboard's WebVTT (its sprite is named inside)")
 
 
+class RenditionChunk(_Model):
+    """What one chunk pod of a segment-parallel rung stored, beside its segments, as
+    `chunks/<index>.json` under the variant's prefix: the operator joins these."""
+
+    index: int = Field(ge=0)
+    playlist: str = Field(description="the chunk's HLS media playlist, segments renumbered")
+    mpd: str = Field(description="the chunk's MPD, its SegmentTemplate's startNumber set")
+    files: int
+    bytes: int
+    bandwidth: int | None = None
+    width: int | None = None
+    height: int | None = None
+    codecs: str | None = None
+
+    @staticmethod
+    def file_name(index: int) -> str:
+        return f"chunks/{index:05d}.json"
+
+
 class Verdict(StrEnum):
     ACCEPTED = "accepted"
     QUARANTINED = "quarantined"
@@ -246,6 +292,14 @@ class ProbeOutcome(_Model):
 class VariantOutcome(_Model):
     kind: Literal["variant"] = "variant"
     output: VariantOutput
+
+
+class VariantChunkOutcome(_Model):
+    kind: Literal["variant-chunk"] = "variant-chunk"
+    index: int
+    file: str = Field(description="the chunk's RenditionChunk JSON, relative to the prefix")
+    files: int
+    bytes: int
 
 
 class SpeechPlanOutcome(_Model):
@@ -281,6 +335,6 @@ class GenerationOutcome(_Model):
     generated: GeneratedObject
 
 
-WorkerResult = Annotated[ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome
-                         | GenerationOutcome,
+WorkerResult = Annotated[ProbeOutcome | VariantOutcome | VariantChunkOutcome | SpeechPlanOutcome
+                         | SpeechChunkOutcome | GenerationOutcome,
                          Field(discriminator="kind")]

@@ -38,6 +38,9 @@ Manifest = dict[str, Any]
 PROBE = TaskType.PROBE.value
 SCRATCH_PATH = "/scratch"
 TERMINATION_LOG = "/dev/termination-log"
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
+# Exit codes of mediaplane.worker.errors that no retry changes: an invalid task (2).
+FINAL_EXIT_CODES: tuple[int, ...] = (2,)
 
 
 def owner_reference(owner: MediaAsset | TranscodeJob) -> OwnerReference:
@@ -81,9 +84,15 @@ def expected_from_asset(asset: MediaAsset) -> Expected:
                     kind=spec.kind)
 
 
-def presign_seconds(settings: OperatorSettings) -> int:
-    """URLs must outlive every attempt the Job may make, plus slack for a slow start."""
-    return job_deadline_seconds(settings) + 600
+def presign_seconds(settings: OperatorSettings, rounds: int = 1) -> int:
+    """URLs must outlive every attempt the Job may make (in every round of an Indexed Job
+    with more indexes than pods at once), plus slack for a slow start."""
+    return min(job_deadline_seconds(settings) * rounds + 600, MAX_PRESIGN_SECONDS)
+
+
+def index_rounds(completions: int, parallelism: int) -> int:
+    """How many waves of pods an Indexed Job runs, one after the other."""
+    return -(-completions // max(1, parallelism))
 
 
 def job_deadline_seconds(settings: OperatorSettings) -> int:
@@ -152,6 +161,47 @@ def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
+
+
+def indexed(job: Manifest, completions: int, parallelism: int, settings: OperatorSettings,
+            final_exit_codes: tuple[int, ...] = FINAL_EXIT_CODES) -> Manifest:
+    """`job` as an Indexed Job: one pod per completion index (the index is in its
+    JOB_COMPLETION_INDEX), at most `parallelism` at once, each index retried on its own
+    (`backoffLimitPerIndex`), the whole Job failed as soon as one index is out of retries
+    or exits with a code no retry changes; the deadline covers every round of pods."""
+    spec = {key: value for key, value in job["spec"].items() if key != "backoffLimit"}
+    spec.update({
+        "completionMode": "Indexed",
+        "completions": completions,
+        "parallelism": min(parallelism, completions),
+        "backoffLimitPerIndex": settings.job_backoff_limit,
+        "maxFailedIndexes": 0,
+        "activeDeadlineSeconds": job_deadline_seconds(settings)
+        * index_rounds(completions, parallelism),
+        "podFailurePolicy": {"rules": [{
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "worker", "operator": "In",
+                            "values": list(final_exit_codes)}}]},
+    })
+    return {**job, "spec": spec}
+
+
+def variant_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -> Manifest:
+    """The Job of a variant: one pod, or an Indexed Job of one pod per chunk for a rung
+    split into chunks (segment-parallel encoding of a long video)."""
+    job = worker_job(tj, task, settings)
+    variant = tj.spec.variant
+    if variant is None or variant.chunks is None:
+        return job
+    return indexed(job, variant.chunks, variant.chunk_parallelism or variant.chunks, settings)
+
+
+def variant_presign_seconds(tj: TranscodeJob, settings: OperatorSettings) -> int:
+    variant = tj.spec.variant
+    if variant is None or variant.chunks is None:
+        return presign_seconds(settings)
+    return presign_seconds(settings, index_rounds(
+        variant.chunks, variant.chunk_parallelism or variant.chunks))
 
 
 def worker_task(tj: TranscodeJob, asset: MediaAsset, input_url: str,

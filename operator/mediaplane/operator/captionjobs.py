@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 from typing import Any
 
 from mediaplane.core import keys, names
@@ -45,7 +44,6 @@ MODEL_VOLUME = "speech-model"
 # Exit codes of mediaplane.worker.errors that no retry changes: an invalid task or a missing
 # model (2), speech in a language the track cannot be made in (6).
 FINAL_EXIT_CODES = (2, 6)
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
 
 
 def caption_task_name(language: str, model: str) -> str:
@@ -92,13 +90,12 @@ def _caption(tj: TranscodeJob) -> CaptionSpec:
 
 def rounds(tj: TranscodeJob) -> int:
     caption = _caption(tj)
-    return math.ceil(caption.chunks / max(1, caption.parallelism))
+    return builders.index_rounds(caption.chunks, caption.parallelism)
 
 
 def presign_seconds(tj: TranscodeJob, settings: OperatorSettings) -> int:
-    """URLs live through every round of chunks and their retries."""
-    seconds = builders.job_deadline_seconds(settings) * (rounds(tj) + 1) + 600
-    return min(seconds, MAX_PRESIGN_SECONDS)
+    """URLs live through every round of chunks and their retries, and the plan Job's."""
+    return builders.presign_seconds(settings, rounds(tj) + 1)
 
 
 def speech_task(tj: TranscodeJob, settings: OperatorSettings, step: str, input_url: str,
@@ -137,17 +134,4 @@ def speech_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings,
                                           "mountPath": settings.speech_model_dir,
                                           "readOnly": True})
     caption = _caption(tj)
-    spec.pop("backoffLimit", None)  # retries count per chunk instead
-    spec.update({
-        "completionMode": "Indexed",
-        "completions": chunks,
-        "parallelism": min(caption.parallelism, chunks),
-        "backoffLimitPerIndex": settings.job_backoff_limit,
-        "maxFailedIndexes": 0,  # one chunk out of retries fails the track: stop the rest
-        "activeDeadlineSeconds": builders.job_deadline_seconds(settings) * rounds(tj),
-        "podFailurePolicy": {"rules": [{
-            "action": "FailJob",
-            "onExitCodes": {"containerName": "worker", "operator": "In",
-                            "values": list(FINAL_EXIT_CODES)}}]},
-    })
-    return job
+    return builders.indexed(job, chunks, caption.parallelism, settings, FINAL_EXIT_CODES)

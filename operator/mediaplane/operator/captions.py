@@ -56,7 +56,6 @@ from mediaplane.operator.workloads import BatchCondition, Job, Pod
 
 log = logging.getLogger(__name__)
 RESULT: TypeAdapter[WorkerResult] = TypeAdapter(WorkerResult)
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 ANNOTATIONS_TTL = 30.0
 MAX_MESSAGE = 1024
 # A chunk's transcript is a few kB a minute of speech. The workers' POST policy refuses
@@ -230,11 +229,6 @@ async def _plan(ctx: Context, tj: TranscodeJob) -> list[float] | None:
     return None
 
 
-def _index(pod: Pod) -> int | None:
-    raw = pod.metadata.annotations.get(COMPLETION_INDEX, "")
-    return int(raw) if raw.isdigit() else None
-
-
 async def _transcribe(ctx: Context, tj: TranscodeJob, cuts: list[float]) -> None:
     chunks = len(cuts) + 1
     job = await ctx.kube.get_job(tj.namespace, tj.name)
@@ -245,7 +239,7 @@ async def _transcribe(ctx: Context, tj: TranscodeJob, cuts: list[float]) -> None
                 f"transcribing {chunks} chunk(s)", job_name=tj.name))
         return
     pods = await ctx.kube.job_pods(tj.namespace, tj.name)
-    done = {i for p in pods if p.succeeded and (i := _index(p)) is not None}
+    done = {i for p in pods if p.succeeded and (i := p.completion_index) is not None}
     if len(done) >= chunks or job.condition(BatchCondition.COMPLETE) is not None:
         await _merge(ctx, tj, cuts, job.status.failed or 0)
         return

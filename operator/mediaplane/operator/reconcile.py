@@ -33,7 +33,7 @@ from mediaplane.core.states import (
     TranscodePhase,
 )
 from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec, Verdict, WorkerResult
-from mediaplane.operator import assetstatus, builders, captions, generation, manifests
+from mediaplane.operator import assetstatus, builders, captions, chunks, generation, manifests
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import BatchCondition, Job, Pod
 
@@ -276,14 +276,14 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         if job is None:
             return
     else:
-        seconds = builders.presign_seconds(ctx.settings)
+        seconds = builders.variant_presign_seconds(tj, ctx.settings)
         input_url = ctx.storage.presign_get(tj.spec.input.key, seconds)
         output = None
         if tj.spec.output_prefix:
             output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
                                                      ctx.settings.max_variant_bytes)
-        job = builders.worker_job(tj, builders.worker_task(tj, asset, input_url, output),
-                                  ctx.settings)
+        job = builders.variant_job(tj, builders.worker_task(tj, asset, input_url, output),
+                                   ctx.settings)
     if ctx.settings.worker_service_account:
         # A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
         # Not cached: a tenant namespace can be deleted and made again under the same name.
@@ -355,12 +355,58 @@ async def sync_from_pod(ctx: Context, pod: Pod) -> None:
     if tj.spec.task is TaskType.CAPTION:  # a plan or chunk pod: one step, not the outcome
         await captions.advance(ctx, tj)
         return
+    if chunks.is_chunked(tj):  # one chunk of a rendition: the last one completes it
+        await _chunk_done(ctx, tj, terminated.started_at)
+        return
     old = tj.status
     base = TranscodeJobStatus(job_name=tj_name, attempts=old.attempts or 0,
                               start_time=old.start_time or terminated.started_at,
                               completion_time=terminated.finished_at or now_rfc3339())
     await ctx.kube.patch_transcode_job_status(
         namespace, tj_name, _succeeded(tj, terminated.message or "", base))
+
+
+async def _chunk_done(ctx: Context, tj: TranscodeJob, started: str | None) -> None:
+    """Records a segment-parallel rung's progress; joins it once every chunk is in."""
+    async with ctx.lock(tj.namespace, tj.name):
+        current = await ctx.kube.get_transcode_job(tj.namespace, tj.name)
+        if current is None or current.status.terminal:
+            return
+        variant = current.spec.variant
+        pods = await ctx.kube.job_pods(tj.namespace, tj.name)
+        done = chunks.chunks_done(current, pods)
+        old = current.status
+        if variant is None or len(done) < (variant.chunks or 1):
+            new = old.model_copy(update={
+                "phase": TranscodePhase.RUNNING, "job_name": tj.name,
+                "start_time": old.start_time or started,
+                "message": chunks.progress_message(current, len(done))})
+            if new != old:
+                await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, new)
+            return
+        base = TranscodeJobStatus(job_name=tj.name, attempts=old.attempts or 0,
+                                  start_time=old.start_time or started,
+                                  completion_time=now_rfc3339())
+        new = await _joined(ctx, current, base)
+        await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, new)
+        if new.phase is TranscodePhase.FAILED:
+            ctx.kube.post_event(current, EventType.WARNING, "JoinFailed", new.message or "")
+
+
+async def _joined(ctx: Context, tj: TranscodeJob, base: TranscodeJobStatus
+                  ) -> TranscodeJobStatus:
+    """The TranscodeJob's final status once all its chunks succeeded: joined, or failed."""
+    try:
+        outcome = await chunks.join(ctx, tj)
+    except chunks.JoinError as error:
+        generation = tj.metadata.generation
+        return base.model_copy(update={
+            "phase": TranscodePhase.FAILED, "message": f"cannot join the chunks: {error}",
+            "observed_generation": generation,
+            "conditions": set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
+                                        ConditionStatus.FALSE, "JoinFailed", str(error),
+                                        generation, now_rfc3339())})
+    return _succeeded(tj, outcome.model_dump_json(exclude_none=True), base)
 
 
 def _succeeded(tj: TranscodeJob, message: str, base: TranscodeJobStatus) -> TranscodeJobStatus:
@@ -398,6 +444,9 @@ async def job_outcome(ctx: Context, tj: TranscodeJob, job: Job) -> TranscodeJobS
 
     complete, failed = job.condition(BatchCondition.COMPLETE), job.condition(BatchCondition.FAILED)
     namespace = job.metadata.namespace or tj.namespace
+    if complete is not None and chunks.is_chunked(tj):
+        new.completion_time = job.status.completion_time or now
+        return await _joined(ctx, tj, new)
     if complete is not None:
         pods = await ctx.kube.job_pods(namespace, job.metadata.name)
         succeeded = [p.terminated.message or "" for p in pods
@@ -415,7 +464,9 @@ async def job_outcome(ctx: Context, tj: TranscodeJob, job: Job) -> TranscodeJobS
         condition(ConditionStatus.FALSE, reason, new.message)
     elif (job.status.active or 0) > 0:
         new.phase = TranscodePhase.RUNNING
-        condition(ConditionStatus.UNKNOWN, "Running", f"attempt {(new.attempts or 0) + 1} running")
+        running = (chunks.progress_message(tj, job.status.succeeded or 0)
+                   if chunks.is_chunked(tj) else f"attempt {(new.attempts or 0) + 1} running")
+        condition(ConditionStatus.UNKNOWN, "Running", running)
     else:
         new.phase = old.phase or TranscodePhase.PENDING
         new.conditions = old.conditions

@@ -45,6 +45,9 @@ class Workload(KubeObject):
         return self.metadata.labels.get(names.LABEL_TRANSCODE_JOB)
 
 
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
 class Pod(Workload):
     api_version: str = "v1"
     kind: str = "Pod"
@@ -63,6 +66,12 @@ class Pod(Workload):
         terminated = self.terminated
         return (self.status.phase is PodPhase.SUCCEEDED and terminated is not None
                 and terminated.exit_code == 0)
+
+    @property
+    def completion_index(self) -> int | None:
+        """The index this pod runs in an Indexed Job (the Job controller's annotation)."""
+        raw = self.metadata.annotations.get(COMPLETION_INDEX_ANNOTATION, "")
+        return int(raw) if raw.isdigit() else None
 
 
 class BatchCondition(StrEnum):

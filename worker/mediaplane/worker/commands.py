@@ -9,11 +9,18 @@ without running anything.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import ffmpeg
 
-from mediaplane.core.tasks import MediaKind, VariantSpec, VariantType
+from mediaplane.core.tasks import (
+    RENDITION_MPD,
+    RENDITION_PLAYLIST,
+    MediaKind,
+    VariantSpec,
+    VariantType,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,15 +59,27 @@ MAX_PIXELS: dict[MediaKind, int] = {
 OVERSIZE_MESSAGES = ("exceeds specified max pixel count", "Invalid image size")
 
 # Output names are fixed so the operator and the tests can predict them.
-MPD_NAME = "manifest.mpd"
+MPD_NAME = RENDITION_MPD
 HLS_MASTER_NAME = "master.m3u8"  # written by ffmpeg, not uploaded: the operator owns masters
-HLS_MEDIA_NAME = "media_0.m3u8"  # ffmpeg 5.1's dash muxer names media playlists media_<n>
+HLS_MEDIA_NAME = RENDITION_PLAYLIST  # ffmpeg 5.1's dash muxer names them media_<n>
 INIT_NAME = "init.m4s"
 SEGMENT_TEMPLATE = "seg-$Number%05d$.$ext$"
 POSTER_NAME = "poster.jpg"
 POSTER_MAX_WIDTH = 1280
 STORYBOARD_SPRITE = "storyboard.jpg"
 STORYBOARD_VTT = "storyboard.vtt"
+
+_SEGMENT_NUMBER = re.compile(r"^seg-(\d+)\.m4s$")
+
+
+def renumbered(name: str, first: int) -> str:
+    """A chunk's segment file named by its place in the whole rendition: the chunk's
+    segment 1 becomes `first`."""
+    match = _SEGMENT_NUMBER.match(name)
+    if match is None:
+        raise ValueError(f"not a segment of ours: {name!r}")
+    return f"seg-{int(match.group(1)) + first - 1:05d}.m4s"
+
 
 _GLOBAL = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y")
 
@@ -126,18 +145,41 @@ def _cmaf(spec: VariantSpec) -> dict[str, object]:
     }
 
 
-def video_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
-    """One H.264 rung, video only. Keyframes at every segment boundary and no scene-cut
-    keyframes, so all rungs cut at the same instants and players can switch between them."""
+def _chunk_options(chunk: tuple[float, float | None] | None
+                   ) -> tuple[dict[str, object], dict[str, object]]:
+    """(input, output) options that encode only [start, end) of the source and keep the
+    source's timeline: the seek is accurate (decoded from the keyframe before, frames
+    before `start` dropped), `copyts`/`start_at_zero` keep timestamps absolute (counted from
+    the source's start, as a whole-rung encode counts them), and `frag_discont` makes the
+    muxer write them into each fragment's decode time, where a player reads them, instead
+    of restarting at zero behind an edit list. The chunks' segments then follow each other
+    as the segments of one encode do, and the first chunk's init segment serves them all."""
+    if chunk is None:
+        return {}, {}
+    start, end = chunk
+    before: dict[str, object] = {"ss": f"{start:.3f}", "copyts": None, "start_at_zero": None}
+    after: dict[str, object] = {"format_options": "movflags=+frag_discont"}
+    if end is not None:
+        after["to"] = f"{end:.3f}"
+    return before, after
+
+
+def video_command(input_url: str, spec: VariantSpec, out_dir: Path,
+                  chunk: tuple[float, float | None] | None = None) -> list[str]:
+    """One H.264 rung, video only (or one chunk of it: `chunk` is its [start, end) in
+    seconds). Keyframes at every segment boundary and no scene-cut keyframes, so all rungs
+    cut at the same instants and players can switch between them."""
     height = int(_require(spec.height, "height", spec))
     kbps = int(_require(spec.video_bitrate_kbps, "video_bitrate_kbps", spec))
     seg = spec.segment_seconds
     # Never upscale; keep the height even for 4:2:0. Width follows the aspect, even too.
     scale = f"scale=w=-2:h=trunc(min({height}\\,ih)/2)*2"
-    source = _network_input(input_url, (MediaKind.VIDEO,))
+    before, after = _chunk_options(chunk)
+    source = _network_input(input_url, (MediaKind.VIDEO,), **before)
     out = ffmpeg.output(
         source["v:0"], str(out_dir / MPD_NAME),
         vf=scale,
+        **after,
         **{
             "c:v": "libx264",
             "preset": "veryfast",

@@ -27,6 +27,7 @@ from mediaplane.core.tasks import (
     SpeechChunkOutcome,
     SpeechPlanOutcome,
     TaskType,
+    VariantChunkOutcome,
     VariantOutcome,
     WorkerTask,
 )
@@ -58,7 +59,8 @@ def parse_task(environ: Mapping[str, str]) -> WorkerTask:
                          exit_code=EXIT_INVALID_TASK) from exc
 
 
-Outcome = ProbeOutcome | VariantOutcome | SpeechPlanOutcome | SpeechChunkOutcome | GenerationOutcome
+Outcome = (ProbeOutcome | VariantOutcome | VariantChunkOutcome | SpeechPlanOutcome
+           | SpeechChunkOutcome | GenerationOutcome)
 
 
 def render(result: Outcome) -> str:
@@ -110,7 +112,7 @@ def run_task(task: WorkerTask, scratch: Path,
         return run_speech(task, scratch, os.environ if environ is None else environ)
     from mediaplane.worker.transcode import run_variant
 
-    return run_variant(task, scratch)
+    return run_variant(task, scratch, os.environ if environ is None else environ)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

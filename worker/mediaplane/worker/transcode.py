@@ -12,13 +12,22 @@ import time
 from typing import TYPE_CHECKING
 
 from mediaplane.core.manifests import dash, hls
-from mediaplane.core.tasks import TaskType, VariantOutcome, VariantOutput, VariantType
+from mediaplane.core.tasks import (
+    COMPLETION_INDEX_ENV,
+    RenditionChunk,
+    TaskType,
+    VariantChunkOutcome,
+    VariantOutcome,
+    VariantOutput,
+    VariantType,
+)
 from mediaplane.worker import commands, process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
 from mediaplane.worker.storyboard import storyboard
 from mediaplane.worker.upload import upload_all
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
@@ -46,11 +55,17 @@ def _invalid(message: str) -> InfraError:
     return InfraError("InvalidTask", message, exit_code=EXIT_INVALID_TASK)
 
 
-def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
-              out_dir: Path) -> VariantOutput:
-    build = commands.video_command if spec.type is VariantType.VIDEO else commands.audio_command
+def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
+            chunk: tuple[float, float | None] | None = None
+            ) -> tuple[hls.MediaPlaylist, dash.Representation]:
+    """Runs ffmpeg for a rendition (or one chunk of it) and proves what it wrote."""
     try:
-        argv = build(task.input_url, spec, out_dir)
+        if spec.type is VariantType.VIDEO:
+            argv = commands.video_command(task.input_url, spec, out_dir, chunk)
+        elif chunk is None:
+            argv = commands.audio_command(task.input_url, spec, out_dir)
+        else:
+            raise ValueError(f"variant {spec.name!r}: only video rungs are split into chunks")
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
     started = time.monotonic()
@@ -58,7 +73,8 @@ def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
                        watch=INPUT_ERRORS)
     if not done.ok:
         raise _failed("ffmpeg failed", done)
-    log.info("ffmpeg wrote %s in %.2f s", spec.name, time.monotonic() - started)
+    log.info("ffmpeg wrote %s%s in %.2f s", spec.name, f" {chunk}" if chunk else "",
+             time.monotonic() - started)
 
     playlist_path = out_dir / commands.HLS_MEDIA_NAME
     mpd_path = out_dir / commands.MPD_NAME
@@ -76,8 +92,13 @@ def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
     if not playlist.ended or playlist.init is None or not playlist.segments or missing:
         raise _failed(f"incomplete rendition (ended={playlist.ended}, "
                       f"segments={len(playlist.segments)}, missing={missing[:3]})", done)
-    playlist_path.write_text(playlist.render())
+    return playlist, rep
 
+
+def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
+              out_dir: Path) -> VariantOutput:
+    playlist, rep = _encode(task, spec, out_dir)
+    (out_dir / commands.HLS_MEDIA_NAME).write_text(playlist.render())
     sizes = {n: (out_dir / n).stat().st_size for n in playlist.files}
     peak = hls.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)
     names = [*playlist.files, commands.HLS_MEDIA_NAME, commands.MPD_NAME]
@@ -89,6 +110,40 @@ def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
         duration_seconds=round(playlist.duration, 3),
         playlist=commands.HLS_MEDIA_NAME, mpd=commands.MPD_NAME,
     )
+
+
+def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir: Path,
+                    index: int) -> VariantChunkOutcome:
+    """One chunk of a segment-parallel rung: its segments, renumbered to their place in the
+    whole rendition, then its RenditionChunk (the proof that they are all stored). Only
+    chunk 0 stores the init segment: the encodes are identical up to their timestamps, so
+    their init segments are too, and the operator's joined playlists name that one."""
+    try:
+        chunk = spec.chunk_range(index)
+        first = spec.chunk_first_segment(index)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    playlist, rep = _encode(task, spec, out_dir, chunk)
+    renames = {s.uri: commands.renumbered(s.uri, first) for s in playlist.segments}
+    for old, new in sorted(renames.items(), key=lambda item: item[1], reverse=True):
+        (out_dir / old).rename(out_dir / new)  # renumbered upwards: highest first
+    playlist = playlist.with_uris(lambda uri: renames.get(uri, uri))
+    segments = [s.uri for s in playlist.segments]
+    names = [*segments, *([playlist.init] if index == 0 and playlist.init else [])]
+    sizes = {n: (out_dir / n).stat().st_size for n in segments}
+    sent = upload_all(post, out_dir, names)
+    part = RenditionChunk(
+        index=index, playlist=playlist.render(),
+        mpd=dash.renumber((out_dir / commands.MPD_NAME).read_text(), first),
+        files=len(names), bytes=sent,
+        bandwidth=max(rep.bandwidth or 0,
+                      hls.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)) or None,
+        width=rep.width, height=rep.height, codecs=rep.codecs)
+    file = RenditionChunk.file_name(index)
+    (out_dir / file).parent.mkdir(parents=True, exist_ok=True)
+    (out_dir / file).write_text(part.model_dump_json())
+    sent += upload_all(post, out_dir, [file])
+    return VariantChunkOutcome(index=index, file=file, files=len(names) + 1, bytes=sent)
 
 
 def _encode_still(task: WorkerTask, spec: VariantSpec, out_dir: Path) -> process.Completed:
@@ -128,7 +183,15 @@ def still(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
                          height=size.get("height"), file=name)
 
 
-def run_variant(task: WorkerTask, scratch: Path) -> VariantOutcome:
+def chunk_index(environ: Mapping[str, str], spec: VariantSpec) -> int:
+    raw = environ.get(COMPLETION_INDEX_ENV, "")
+    if not raw.isdigit() or spec.chunks is None or int(raw) >= spec.chunks:
+        raise _invalid(f"{COMPLETION_INDEX_ENV}={raw!r} is not a chunk of {spec.chunks}")
+    return int(raw)
+
+
+def run_variant(task: WorkerTask, scratch: Path,
+                environ: Mapping[str, str]) -> VariantOutcome | VariantChunkOutcome:
     spec, post = task.variant, task.output
     if spec is None or post is None:
         raise _invalid(f"a {task.type} task needs `variant` and `output`")
@@ -136,6 +199,8 @@ def run_variant(task: WorkerTask, scratch: Path) -> VariantOutcome:
         raise _invalid(f"task type {task.type} with a {spec.type} variant")
     out_dir = scratch / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if spec.chunks is not None:
+        return rendition_chunk(task, spec, post, out_dir, chunk_index(environ, spec))
     if spec.type in (VariantType.VIDEO, VariantType.AUDIO):
         return VariantOutcome(output=rendition(task, spec, post, out_dir))
     if spec.type is VariantType.STORYBOARD:

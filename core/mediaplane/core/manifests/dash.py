@@ -243,6 +243,85 @@ def timeline_segments(timeline: ET.Element) -> list[tuple[int, int]]:
     return segments
 
 
+def _template(root: ET.Element) -> ET.Element:
+    """The SegmentTemplate of an MPD ffmpeg wrote for one stream (the Representation's own,
+    or its AdaptationSet's)."""
+    template = root.find(".//d:Representation/d:SegmentTemplate", _NS)
+    if template is None:
+        template = root.find(".//d:AdaptationSet/d:SegmentTemplate", _NS)
+    if template is None or template.find("d:SegmentTimeline", _NS) is None:
+        raise ManifestError("MPD has no SegmentTemplate with a SegmentTimeline")
+    return template
+
+
+def renumber(mpd: str, start_number: int) -> str:
+    """The MPD of one chunk of a rendition, its segments numbered from `start_number` (the
+    chunk's files are renamed to match)."""
+    root = _parse(mpd)
+    _template(root).set("startNumber", str(start_number))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _iso(seconds: float) -> str:
+    return f"PT{seconds:.3f}S"
+
+
+def join(mpds: Sequence[str]) -> str:
+    """One rendition's MPD from the MPDs of its consecutive chunks.
+
+    The chunks were encoded with absolute timestamps, so their timelines must meet end to
+    start in one timescale and their numbers follow on: anything else would be a gap or a
+    jump in playback, and is refused rather than written."""
+    if not mpds:
+        raise ManifestError("no chunk to join")
+    roots = [_parse(text) for text in mpds]
+    templates = [_template(root) for root in roots]
+    timescale = templates[0].get("timescale", "1")
+    entries: list[tuple[int, int]] = []
+    number = int(templates[0].get("startNumber", "1"))
+    for index, template in enumerate(templates):
+        timeline = template.find("d:SegmentTimeline", _NS)
+        assert timeline is not None  # _template checked it
+        segments = timeline_segments(timeline)
+        if template.get("timescale", "1") != timescale:
+            raise ManifestError(f"chunk {index} has another timescale")
+        if entries and segments and segments[0][0] != sum(entries[-1]):
+            raise ManifestError(f"chunk {index} starts at {segments[0][0]}, not where the "
+                                f"previous one ends ({sum(entries[-1])})")
+        if int(template.get("startNumber", "1")) != number + len(entries):
+            raise ManifestError(f"chunk {index}'s segments are not numbered on from the last")
+        entries += segments
+    if not entries:
+        raise ManifestError("the chunks hold no segment")
+    first = roots[0]
+    timeline = templates[0].find("d:SegmentTimeline", _NS)
+    assert timeline is not None
+    for child in list(timeline):
+        timeline.remove(child)
+    for start, duration, repeat in _runs(entries):
+        attributes = {"t": str(start), "d": str(duration)}
+        if repeat:
+            attributes["r"] = str(repeat)
+        ET.SubElement(timeline, _q("S"), attributes)
+    seconds = (sum(entries[-1]) - entries[0][0]) / int(timescale)
+    first.set("mediaPresentationDuration", _iso(seconds))
+    first.set("maxSegmentDuration", _iso(max(d for _, d in entries) / int(timescale)))
+    return ET.tostring(first, encoding="unicode", xml_declaration=True)
+
+
+def _runs(entries: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(start, duration, repeats) runs of contiguous equal durations, as ffmpeg writes them."""
+    runs: list[tuple[int, int, int]] = []
+    for start, duration in entries:
+        if runs:
+            run_start, run_duration, repeat = runs[-1]
+            if run_duration == duration and run_start + run_duration * (repeat + 1) == start:
+                runs[-1] = (run_start, run_duration, repeat + 1)
+                continue
+        runs.append((start, duration, 0))
+    return runs
+
+
 def _format_number(match: re.Match[str], *, number: int) -> str:
     width = match.group(2)
     return f"{number:0{int(width)}d}" if width else str(number)

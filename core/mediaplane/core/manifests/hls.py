@@ -112,6 +112,17 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
                          media_sequence=sequence)
 
 
+def join(parts: Sequence[MediaPlaylist]) -> MediaPlaylist:
+    """One rendition from the playlists of its consecutive chunks (segment-parallel
+    encoding): the first chunk's map, every chunk's segments in order. Every chunk must have
+    ended: a chunk cut short would leave a hole in the middle of the rendition."""
+    if not parts:
+        raise ManifestError("no chunk to join")
+    if not all(p.ended and p.segments for p in parts):
+        raise ManifestError("a chunk's playlist has no segment or did not end")
+    return replace(parts[0], segments=tuple(s for p in parts for s in p.segments), ended=True)
+
+
 def _int(line: str, default: int) -> int:
     value = line.split(":", 1)[1].strip()
     return int(value) if value.isdigit() else default
