@@ -353,3 +353,45 @@ async def test_a_source_smaller_than_the_lowest_rung_drops_the_early_start() -> 
     assert pipeline.kube.deletions == [
         f"TranscodeJob/{TENANT}/{names.child_name(pipeline.name, '240p')}"]
     assert "SpeculationDiscarded" in pipeline.kube.reasons(pipeline.name)
+
+
+async def test_a_discarded_early_rungs_job_is_not_taken_for_its_successors() -> None:
+    """The probe plans a long video's lowest rung in chunks: the early one-piece rung is
+    deleted and made again under the same name. Until the garbage collector removes the old
+    Job, its outcome must not count for the new TranscodeJob; once it is gone, the new one
+    gets its own (Indexed) Job."""
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"duration_seconds": 600.0}))
+    pipeline.kube.instant_gc = False
+    pipeline.add_video()
+    ctx, kube = pipeline.ctx, pipeline.kube
+    await reconcile.reconcile_asset(ctx, TENANT, pipeline.name)
+    rung_name = names.child_name(pipeline.name, "240p")
+    early = kube.transcode_job(TENANT, rung_name)
+    await reconcile.ensure_job(ctx, early)
+    probe_tj = kube.transcode_job(TENANT, names.child_name(pipeline.name, "probe"))
+    await reconcile.ensure_job(ctx, probe_tj)
+    pod = kube.run_pod(TENANT, probe_tj.name, PodPhase.SUCCEEDED, pipeline.result_of(probe_tj))
+    await reconcile.sync_from_pod(ctx, pod)
+    await reconcile.reconcile_asset(ctx, TENANT, pipeline.name)
+
+    rung = kube.transcode_job(TENANT, rung_name)
+    assert rung.metadata.uid != early.metadata.uid
+    assert rung.spec.variant is not None
+    assert rung.spec.variant.chunks == 10
+    # The old Job finishes its one-piece encode meanwhile: not the new rung's outcome.
+    old_pod = kube.run_pod(TENANT, rung_name, PodPhase.SUCCEEDED, pipeline.result_of(early))
+    await reconcile.sync_from_pod(ctx, old_pod)
+    old_job = kube.set_job_status(TENANT, rung_name, {
+        "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+    await reconcile.sync_from_job(ctx, old_job)
+    await reconcile.ensure_job(ctx, rung)
+    assert kube.transcode_job(TENANT, rung_name).status.phase is None
+    assert kube.creations[f"Job/{TENANT}/{rung_name}"] == 1
+
+    (collected,) = kube.collect_garbage()
+    await reconcile.job_gone(ctx, collected)
+    job = await kube.get_job(TENANT, rung_name)
+    assert job is not None
+    assert job.made_for(rung.metadata.uid)
+    assert job.metadata.labels[names.LABEL_TRANSCODE_JOB_UID] == rung.metadata.uid
+    assert kube.creations[f"Job/{TENANT}/{rung_name}"] == 2

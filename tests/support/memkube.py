@@ -90,6 +90,9 @@ class MemoryKube:
         self.failures = Failures()
         self.writes = 0  # writes that landed
         self.crash_after: int | None = None  # die right after this many writes
+        # False: a deleted TranscodeJob's Job stays until `collect_garbage()`, as the real
+        # garbage collector takes its time.
+        self.instant_gc = True
         self._versions = itertools.count(1)
         self._uids = itertools.count(1)
 
@@ -120,6 +123,14 @@ class MemoryKube:
 
     def transcode_job(self, namespace: str, name: str) -> TranscodeJob:
         return TranscodeJob.model_validate(self.transcode_jobs_[(namespace, name)])
+
+    def collect_garbage(self) -> list[Job]:
+        """Removes the Jobs whose TranscodeJob is gone (by uid) and returns them."""
+        alive = {body["metadata"]["uid"] for body in self.transcode_jobs_.values()}
+        gone = [key for key, job in self.jobs.items()
+                if not {ref["uid"] for ref in job["metadata"].get("ownerReferences", [])}
+                & alive]
+        return [Job.model_validate(self.jobs.pop(key)) for key in gone]
 
     def run_pod(self, namespace: str, job: str, phase: PodPhase, message: str = "",
                 exit_code: int | None = None, annotations: dict[str, str] | None = None) -> Pod:
@@ -189,7 +200,8 @@ class MemoryKube:
 
     async def delete_transcode_job(self, namespace: str, name: str) -> None:
         self.transcode_jobs_.pop((namespace, name), None)
-        self.jobs.pop((namespace, name), None)  # the garbage collector, at once
+        if self.instant_gc:
+            self.jobs.pop((namespace, name), None)
         self.deletions.append(f"TranscodeJob/{namespace}/{name}")
         self._landed()
 

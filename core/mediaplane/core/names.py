@@ -25,6 +25,10 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mediaplane"
 LABEL_ASSET = f"{GROUP}/asset"
 LABEL_TRANSCODE_JOB = f"{GROUP}/transcodejob"
+# The uid of the TranscodeJob a Job and its pods were made for: a TranscodeJob deleted and
+# made again under the same name (a discarded speculative rung) must not take the old
+# Job's outcome for its own.
+LABEL_TRANSCODE_JOB_UID = f"{GROUP}/transcodejob-uid"
 LABEL_TASK = f"{GROUP}/task"
 # On a TranscodeJob started before the probe accepted the source (see reconcile.py).
 LABEL_SPECULATIVE = f"{GROUP}/speculative"

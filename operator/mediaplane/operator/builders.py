@@ -101,7 +101,8 @@ def job_deadline_seconds(settings: OperatorSettings) -> int:
 
 def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -> Manifest:
     """The batch/v1 Job that runs `task`, owned by the TranscodeJob `tj`."""
-    labels = {**tj.metadata.labels, names.LABEL_TRANSCODE_JOB: tj.name}
+    labels = {**tj.metadata.labels, names.LABEL_TRANSCODE_JOB: tj.name,
+              names.LABEL_TRANSCODE_JOB_UID: owner_reference(tj).uid}
     container = {
         "name": "worker",
         "image": settings.worker_image,

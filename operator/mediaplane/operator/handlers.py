@@ -188,7 +188,9 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] == "DELETED":
-        return
     _seen()
-    await reconcile.sync_from_job(_ctx(memo), Job.model_validate(event["object"]))
+    job = Job.model_validate(event["object"])
+    if event["type"] == "DELETED":
+        await reconcile.job_gone(_ctx(memo), job)
+        return
+    await reconcile.sync_from_job(_ctx(memo), job)

@@ -266,7 +266,9 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         await captions.advance(ctx, tj)
         return
     namespace, name = tj.namespace, tj.name
-    if await ctx.kube.job_exists(namespace, name):
+    if await ctx.kube.get_job(namespace, name) is not None:
+        # Ours, or an earlier TranscodeJob's of the same name that the garbage collector is
+        # removing: its deletion event brings us back here (`job_gone`).
         return
     asset = await ctx.kube.get_asset(namespace, tj.spec.asset_ref.name)
     if asset is None or asset.deleting:
@@ -327,7 +329,7 @@ async def sync_from_job(ctx: Context, job: Job) -> None:
     if not tj_name or namespace is None:
         return
     tj = await _owning_transcode_job(ctx, namespace, tj_name, job)
-    if tj is None or tj.status.terminal:
+    if tj is None or tj.status.terminal or not job.made_for(tj.metadata.uid):
         return
     if tj.spec.task is TaskType.CAPTION:
         await captions.advance(ctx, tj)
@@ -337,6 +339,17 @@ async def sync_from_job(ctx: Context, job: Job) -> None:
         await ctx.kube.patch_transcode_job_status(namespace, tj_name, new)
         if new.phase is TranscodePhase.FAILED:
             ctx.kube.post_event(tj, EventType.WARNING, "JobFailed", new.message or "")
+
+
+async def job_gone(ctx: Context, job: Job) -> None:
+    """A Job was deleted: if it was an earlier TranscodeJob's of the same name (a discarded
+    speculative rung), the TranscodeJob of that name now gets its own."""
+    tj_name, namespace = job.transcode_job, job.metadata.namespace
+    if not tj_name or namespace is None:
+        return
+    tj = await ctx.kube.get_transcode_job(namespace, tj_name)
+    if tj is not None and not tj.status.terminal and not job.made_for(tj.metadata.uid):
+        await ensure_job(ctx, tj)
 
 
 async def sync_from_pod(ctx: Context, pod: Pod) -> None:
@@ -350,7 +363,7 @@ async def sync_from_pod(ctx: Context, pod: Pod) -> None:
     if not tj_name or namespace is None or terminated is None or not pod.succeeded:
         return
     tj = await _owning_transcode_job(ctx, namespace, tj_name, pod)
-    if tj is None or tj.status.terminal:
+    if tj is None or tj.status.terminal or not pod.made_for(tj.metadata.uid):
         return
     if tj.spec.task is TaskType.CAPTION:  # a plan or chunk pod: one step, not the outcome
         await captions.advance(ctx, tj)
@@ -373,7 +386,8 @@ async def _chunk_done(ctx: Context, tj: TranscodeJob, started: str | None) -> No
         if current is None or current.status.terminal:
             return
         variant = current.spec.variant
-        pods = await ctx.kube.job_pods(tj.namespace, tj.name)
+        pods = [p for p in await ctx.kube.job_pods(tj.namespace, tj.name)
+                if p.made_for(current.metadata.uid)]
         done = chunks.chunks_done(current, pods)
         old = current.status
         if variant is None or len(done) < (variant.chunks or 1):

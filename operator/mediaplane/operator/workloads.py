@@ -44,6 +44,12 @@ class Workload(KubeObject):
     def transcode_job(self) -> str | None:
         return self.metadata.labels.get(names.LABEL_TRANSCODE_JOB)
 
+    def made_for(self, uid: str | None) -> bool:
+        """Whether this was made for the TranscodeJob with this uid, and not for an earlier
+        one of the same name (a workload from before the label existed is taken as ours)."""
+        label = self.metadata.labels.get(names.LABEL_TRANSCODE_JOB_UID)
+        return label is None or uid is None or label == uid
+
 
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
