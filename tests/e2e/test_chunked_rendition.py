@@ -4,7 +4,8 @@ The source is five minutes long (small pictures, so the test stays quick), which
 ladder's default threshold for segment-parallel encoding: its rung runs as an Indexed Job
 of five chunk pods and the operator joins them. The joined rendition is compared packet by
 packet with the same rung encoded in one piece by the same ffmpeg command, then decoded
-through the HLS master and the DASH MPD.
+through the HLS master and the DASH MPD. Its sound is stereo AAC, which the ladder copies
+into the audio rendition instead of encoding it: the same AAC packets come out.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ def packets(path: Path) -> list[tuple[str, str, str, bool]]:
     return [(pts, dts, duration, "K" in flags) for pts, dts, duration, flags in rows]
 
 
+def audio_packets(path: Path) -> list[tuple[str, str]]:
+    """(pts, size) of every audio packet: equal sizes at equal times mean the same bytes
+    (an encoder would not reproduce them)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts,size",
+         "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True,
+        timeout=120).stdout
+    return [(pts, size) for pts, size, *_ in (line.split(",") for line in out.splitlines()
+                                               if line)]
+
+
 def concatenated(folder: Path, playlist: str, target: Path) -> Path:
     """The rendition as one file: its init segment, then its segments in playlist order."""
     parsed = m3u8.load(str(folder / playlist))
@@ -55,7 +67,7 @@ def concatenated(folder: Path, playlist: str, target: Path) -> Path:
 def test_a_long_video_is_encoded_in_parallel_chunks_and_plays_as_one(
         tenant: str, assets: Assets, media_dir: Path, s3: S3Client, bucket: str,
         kube_api: k8s.ApiClient, tmp_path: Path) -> None:
-    source = video_clip(media_dir, seconds=SECONDS, width=320, height=240)
+    source = video_clip(media_dir, seconds=SECONDS, width=320, height=240, channels=2)
     name = assets.upload(tenant, source)["metadata"]["name"]
     body = assets.wait_phase(tenant, name, "ready", timeout=420, complete=True)
     variants = variants_by_name(body)
@@ -116,3 +128,10 @@ def test_a_long_video_is_encoded_in_parallel_chunks_and_plays_as_one(
     video = probed["streams"][0]
     assert int(video["nb_read_packets"]) == FRAMES
     assert abs(float(probed["format"]["duration"]) - SECONDS) <= 1 / 25
+
+    # The audio rendition is the source's AAC, copied: same packets, same times.
+    audio_tj = next(t for t in assets.transcode_jobs(tenant, name)
+                    if t["metadata"]["name"] == names.child_name(name, "audio"))
+    assert audio_tj["spec"]["variant"]["audioCopy"] is True
+    audio = concatenated(tmp_path / "variants" / "audio", "media_0.m3u8", tmp_path / "a.mp4")
+    assert audio_packets(audio) == audio_packets(source.path)

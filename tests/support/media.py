@@ -29,18 +29,27 @@ class Media:
         return self.path.stat().st_size
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, timeout=120)
+def _ffmpeg(*args: str, timeout: float = 120) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, timeout=timeout)
 
 
-def video_clip(directory: Path, seconds: int = 4, width: int = 640, height: int = 360) -> Media:
-    """An H.264/AAC MP4 with moving test pictures and a tone."""
-    path = directory / f"clip-{width}x{height}-{seconds}s.mp4"
+def video_clip(directory: Path, seconds: int = 4, width: int = 640, height: int = 360,
+               channels: int = 1) -> Media:
+    """An H.264/AAC MP4 with moving test pictures and a tone (mono, or `channels`: stereo
+    AAC is what the ladder copies rather than encodes). Written beside its final name and
+    renamed when complete, so a run cut short never leaves a truncated clip to reuse."""
+    layout = "" if channels == 1 else f"-{channels}ch"
+    path = directory / f"clip-{width}x{height}-{seconds}s{layout}.mp4"
     if not path.exists():
+        partial = path.with_suffix(".partial.mp4")
+        # Up to 10 ms of wall time per 640x360 worth of frame: generous on a shared machine.
+        budget = 120 + seconds * 25 * (width * height) / (640 * 360) * 0.01
         _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={seconds}",
                 "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
                 "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                "-c:a", "aac", "-b:a", "96k", "-shortest", "-movflags", "+faststart", str(path))
+                "-c:a", "aac", "-b:a", "96k", "-ac", str(channels), "-shortest",
+                "-movflags", "+faststart", str(partial), timeout=budget)
+        partial.rename(path)
     return Media(path, "video/mp4", "video")
 
 

@@ -124,3 +124,34 @@ def test_chunking_only_the_lowest_rung() -> None:
     plan = rungs(900, rungs="lowest")
     assert [(v.name, v.chunks) for v in plan] == [
         ("240p", 15), ("360p", None), ("480p", None), ("720p", None), ("1080p", None)]
+
+
+def audio_of(**audio: object) -> VariantSpec:
+    stereo_aac: dict[str, object] = {"audio_codec": "aac", "audio_profile": "LC",
+                                     "audio_channels": 2, "audio_sample_rate": 48000,
+                                     "audio_bitrate": 128_000}
+    specs = plan_variants(MediaKind.VIDEO, Ladder(), probe(
+        height=720, has_video=True, has_audio=True, duration_seconds=60,
+        **{**stereo_aac, **audio}))
+    return next(v for v in specs if v.type is VariantType.AUDIO)
+
+
+def test_a_videos_stereo_aac_is_copied_not_encoded() -> None:
+    assert audio_of().audio_copy
+    assert audio_of(audio_sample_rate=44100, audio_bitrate=192_000).audio_copy
+
+
+def test_audio_unlike_the_rung_is_encoded() -> None:
+    for different in ({"audio_codec": "mp3"}, {"audio_profile": "HE-AAC"},
+                      {"audio_channels": 1}, {"audio_channels": 6},
+                      {"audio_sample_rate": 32000}, {"audio_bitrate": 320_000},
+                      {"audio_bitrate": None}):
+        assert not audio_of(**different).audio_copy, different
+
+
+def test_audio_passthrough_can_be_turned_off() -> None:
+    ladder = Ladder.model_validate({"audio_passthrough": False})
+    specs = plan_variants(MediaKind.VIDEO, ladder, probe(
+        height=720, has_video=True, has_audio=True, duration_seconds=60, audio_codec="aac",
+        audio_profile="LC", audio_channels=2, audio_sample_rate=48000, audio_bitrate=128_000))
+    assert not next(v for v in specs if v.type is VariantType.AUDIO).audio_copy

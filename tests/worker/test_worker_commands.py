@@ -94,6 +94,15 @@ def test_audio_rendition(codec: str, encoder: str) -> None:
                                                           .split(","))
 
 
+def test_audio_copied_when_the_plan_says_so() -> None:
+    spec = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
+                       audio_bitrate_kbps=128, audio_copy=True)
+    argv = commands.audio_command(URL, spec, OUT)
+    assert flag(argv, "-c:a") == "copy"
+    assert not {"-b:a", "-ar", "-ac"} & set(argv)
+    assert flag(argv, "-seg_duration") == "4"
+
+
 def test_image_resizes_without_upscaling_and_strips_metadata() -> None:
     spec = VariantSpec(name="w640", type=VariantType.IMAGE, width=640, image_format="webp")
     argv = commands.image_command(URL, spec, OUT)

@@ -76,6 +76,10 @@ def test_probe_accepts_the_clip(
     assert probe["durationSeconds"] == pytest.approx(4.0, abs=0.1)
     assert (probe["width"], probe["height"]) == (640, 360)
     assert (probe["videoCodec"], probe["audioCodec"]) == ("h264", "aac")
+    # what the ladder reads to copy the audio rather than encode it
+    assert (probe["audioProfile"], probe["audioChannels"], probe["audioSampleRate"]) == (
+        "LC", 2, 48000)
+    assert 64_000 <= probe["audioBitrate"] <= 192_000
     assert probe["hasVideo"] is True
     assert probe["hasAudio"] is True
 
@@ -239,6 +243,32 @@ def test_audio_rendition(
     assert (stream["sample_rate"], stream["channels"]) == ("48000", 2)
     assert int(stream["nb_read_frames"]) > 0
     assert float(decoded["format"]["duration"]) == pytest.approx(
+        out["durationSeconds"], abs=0.15)
+
+
+def test_audio_passthrough_copies_the_sources_aac(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, ffprobe_json:
+    FfprobeJson,
+) -> None:
+    url = source(s3_bucket, media.clip, "audio-copy", "video/mp4")
+    prefix = f"{ASSET}variants/audio/"
+    variant = {"name": "audio", "type": "audio", "audio_codec": "aac",
+               "audio_bitrate_kbps": 128, "audio_copy": True, "segment_seconds": 2}
+    run = run_worker(variant_task(s3_bucket, url, variant, prefix), tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    out = run.result["output"]
+    assert out["codecs"] == "mp4a.40.2"
+    local = tmp_path / "fetched"
+    s3_bucket.fetch_all(prefix, local)
+    joined = join_segments(local, m3u8.load(str(local / out["playlist"])))
+
+    def packets(path: Path) -> list[tuple[str, str]]:
+        report = ffprobe_json(path, "-select_streams", "a:0", "-show_packets")
+        return [(p["pts"], p["size"]) for p in report["packets"]]
+
+    # Copied, not encoded: the same AAC packets at the same times as in the source.
+    assert packets(joined) == packets(media.clip)
+    assert float(ffprobe_json(joined)["format"]["duration"]) == pytest.approx(
         out["durationSeconds"], abs=0.15)
 
 

@@ -74,6 +74,10 @@ class Ladder(_Config):
         VideoRung(name="240p", height=240, video_bitrate_kbps=400),
     )
     video_audio: AudioRung = AudioRung(name="audio", codec="aac", bitrate_kbps=128)
+    # Copy a video's audio instead of encoding it when it already is AAC-LC stereo at
+    # 44.1 or 48 kHz and at most 1.5x the rung's bitrate (what cameras and phones record).
+    # An encode of an hour of audio takes one core longer than the chunked video rung does.
+    audio_passthrough: bool = True
     poster: bool = True
     poster_at_seconds: float = Field(default=1.0, ge=0)
     # None = no seek previews.
@@ -119,6 +123,7 @@ def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
         a = ladder.video_audio
         specs.append(VariantSpec(name=a.name, type=VariantType.AUDIO, audio_codec=a.codec,
                                  audio_bitrate_kbps=a.bitrate_kbps,
+                                 audio_copy=ladder.audio_passthrough and copyable(a, probe),
                                  segment_seconds=ladder.segment_seconds))
     if ladder.poster:
         at = min(ladder.poster_at_seconds, (probe.duration_seconds or 0) / 2)
@@ -128,6 +133,20 @@ def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
     if storyboard is not None:
         specs.append(storyboard)
     return specs
+
+
+PASSTHROUGH_SAMPLE_RATES = (44100, 48000)
+PASSTHROUGH_BITRATE_FACTOR = 1.5
+
+
+def copyable(rung: AudioRung, probe: ProbeResult) -> bool:
+    """Whether the source's audio is already what `rung` would make of it. An unknown
+    bitrate is not: it could be anything."""
+    return (rung.codec == "aac" and probe.audio_codec == "aac" and probe.audio_profile == "LC"
+            and probe.audio_channels == 2
+            and probe.audio_sample_rate in PASSTHROUGH_SAMPLE_RATES
+            and probe.audio_bitrate is not None
+            and probe.audio_bitrate <= rung.bitrate_kbps * 1000 * PASSTHROUGH_BITRATE_FACTOR)
 
 
 class ChunkPlan(NamedTuple):

@@ -105,6 +105,9 @@ class VariantSpec(_Model):
     video_bitrate_kbps: int | None = None
     audio_bitrate_kbps: int | None = None
     audio_codec: Literal["aac", "opus"] | None = None
+    # The source's AAC is copied, not re-encoded: it already is what the rung would make
+    # (see `ladder.audio_passthrough`). A long video's audio then costs a read, not an encode.
+    audio_copy: bool = False
     image_format: Literal["webp", "jpeg"] | None = None
     segment_seconds: int = 4
     poster_at_seconds: float | None = None
@@ -236,6 +239,11 @@ class ProbeResult(_Model):
     height: int | None = None
     video_codec: str | None = None
     audio_codec: str | None = None
+    # The first audio stream's shape, for the decision to copy it (`ladder.audio_passthrough`).
+    audio_profile: str | None = None
+    audio_channels: int | None = None
+    audio_sample_rate: int | None = None
+    audio_bitrate: int | None = None
     has_video: bool = False
     has_audio: bool = False
 

@@ -198,20 +198,20 @@ def video_command(input_url: str, spec: VariantSpec, out_dir: Path,
 
 
 def audio_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
-    """One audio rendition, stereo 48 kHz (what Opus requires and what AAC players expect).
-    The source may be an audio file or the audio of a video, so both allow-lists apply."""
+    """One audio rendition, stereo 48 kHz (what Opus requires and what AAC players expect),
+    or the source's AAC copied when the plan says it already is that. The source may be an
+    audio file or the audio of a video, so both allow-lists apply."""
     codec = str(_require(spec.audio_codec, "audio_codec", spec))
     kbps = int(_require(spec.audio_bitrate_kbps, "audio_bitrate_kbps", spec))
     source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO))
+    encode: dict[str, object] = (
+        {"c:a": "copy"} if spec.audio_copy and codec == "aac" else
+        {"c:a": "libopus" if codec == "opus" else "aac", "b:a": f"{kbps}k", "ar": 48000,
+         "ac": 2})
     out = ffmpeg.output(
         source["a:0"], str(out_dir / MPD_NAME),
-        **{
-            "c:a": "libopus" if codec == "opus" else "aac",
-            "b:a": f"{kbps}k",
-            "ar": 48000,
-            "ac": 2,
-            "adaptation_sets": "id=0,streams=a",
-        },
+        **encode,
+        **{"adaptation_sets": "id=0,streams=a"},
         **_cmaf(spec),
     )
     return _compile(out)

@@ -132,9 +132,21 @@ def interpret(kind: MediaKind, family: Family, report: dict[str, Any],
         height=height,
         video_codec=videos[0].get("codec_name") if videos else None,
         audio_codec=audios[0].get("codec_name") if audios else None,
+        **_audio_shape(audios[0] if audios else {}),
         has_video=bool(videos),
         has_audio=bool(audios),
     ))
+
+
+def _audio_shape(stream: dict[str, Any]) -> dict[str, Any]:
+    """What the ladder needs to decide whether the audio can be copied as it is."""
+    def integer(key: str) -> int | None:
+        value = _float(stream.get(key))
+        return int(value) if value is not None and value > 0 else None
+    return {"audio_profile": stream.get("profile") or None,
+            "audio_channels": integer("channels"),
+            "audio_sample_rate": integer("sample_rate"),
+            "audio_bitrate": integer("bit_rate")}
 
 
 def inspect(path: Path, expected: Expected, family: Family, workdir: Path) -> ProbeOutcome:
