@@ -32,7 +32,7 @@ import aiohttp
 import httpx
 import uvloop
 
-from bench.stats import percentile, row_ms
+from bench.stats import load_note, percentile, row_ms
 from mediaplane.core.states import AssetPhase
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.ports import free_port
@@ -164,7 +164,7 @@ def main() -> None:
             user.close()
     print("\nREST latency on this machine (one API process, closed-loop clients; each "
           "route against a\ntrivial route of the same process with a body of the same size, "
-          "measured alongside):")
+          f"measured alongside; {load_note()}):")
     for line in results:
         print(line)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 
@@ -31,3 +32,10 @@ def row_ms(name: str, values: Sequence[float], targets: Sequence[tuple[float, st
     for target, label in targets:
         text += f"  p95/{label}={p95 / (target * 1000):5.2f}"
     return text
+
+
+def load_note() -> str:
+    """The machine's load while the figures were taken: other work on the same cores
+    inflates every wall time, so each report says how busy the machine was."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min: {five:.1f}) on {os.cpu_count()} cores"
