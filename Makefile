@@ -83,3 +83,5 @@ bench: setup ## Benchmarks (not tests): pipeline latency vs SLOs and raw ffmpeg,
 	$(BIN)/python -m bench.api_latency
 	$(BIN)/python -m bench.captions
 	$(BIN)/python -m bench.ai_latency
+	$(BIN)/python -m bench.chunks
+	$(BIN)/python -m bench.scale
