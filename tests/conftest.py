@@ -28,6 +28,9 @@ from tests.support.assets import Assets
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# The REST API's fixtures (api_url, make_tenant, make_user...), shared by every folder.
+pytest_plugins = ("tests.support.apienv",)
+
 
 class OperatorHandle:
     """The operator as a real process, so a test can kill it (SIGKILL) and start it again."""
