@@ -38,9 +38,17 @@ class OperatorHandle:
     def __init__(self, cluster: DevCluster) -> None:
         self.cluster = cluster
         self.process: ManagedProcess | None = None
+        # The same metrics port across restarts, so a test can scrape it before and after.
+        self.metrics_port = free_port()
+        self.extra_env: dict[str, str] = {}
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self) -> None:
-        self.process = start_operator(self.cluster)
+        self.process = start_operator(self.cluster, {
+            "MEDIAPLANE_METRICS_PORT": str(self.metrics_port), **self.extra_env})
 
     def kill(self) -> None:
         assert self.process is not None

@@ -9,6 +9,7 @@ error propagates, for the handler to retry with back-off.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Protocol, cast
 
 import kopf
@@ -21,6 +22,8 @@ from mediaplane.core.resources import (
     MediaAssetStatus,
     TranscodeJob,
     TranscodeJobStatus,
+    WebhookEndpoint,
+    WebhookEndpointStatus,
 )
 from mediaplane.core.states import EventType, PodPhase
 from mediaplane.core.tasks import GeneratedObject
@@ -113,6 +116,20 @@ class OperatorKube(Protocol):
 
     async def asset_names(self, namespace: str) -> set[str]:
         """Names of every MediaAsset of the namespace."""
+        ...
+
+    async def webhook_endpoints(self, namespace: str) -> list[WebhookEndpoint]:
+        """The namespace's WebhookEndpoints."""
+        ...
+
+    async def get_webhook_endpoint(self, namespace: str,
+                                   name: str) -> WebhookEndpoint | None: ...
+
+    async def patch_webhook_endpoint_status(self, namespace: str, name: str,
+                                            status: WebhookEndpointStatus) -> None: ...
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One value of a Secret (decoded), or None when the Secret or the key is missing."""
         ...
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
@@ -310,6 +327,7 @@ class Kube:
             await self._core.replace_namespaced_secret(name, target_namespace,
                                                        cast("Any", body))
         return True
+
     async def tenants(self) -> list[str]:
         listing = await self._core.list_namespace(label_selector=f"{names.TENANT_LABEL}=true")
         return [ns.metadata.name for ns in listing.items]
@@ -325,6 +343,36 @@ class Kube:
             token = page["metadata"].get("continue") or ""
             if not token:
                 return found
+
+    async def webhook_endpoints(self, namespace: str) -> list[WebhookEndpoint]:
+        listing = await self._custom.list_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.WEBHOOK_PLURAL)
+        return [WebhookEndpoint.model_validate(item) for item in listing["items"]]
+
+    async def get_webhook_endpoint(self, namespace: str,
+                                   name: str) -> WebhookEndpoint | None:
+        try:
+            body = await self._custom.get_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.WEBHOOK_PLURAL, name)
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        return WebhookEndpoint.model_validate(body)
+
+    async def patch_webhook_endpoint_status(self, namespace: str, name: str,
+                                            status: WebhookEndpointStatus) -> None:
+        await self._patch_status(names.WEBHOOK_PLURAL, namespace, name, status.to_body())
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        try:
+            secret = await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        encoded = (secret.data or {}).get(key)
+        return base64.b64decode(encoded).decode() if encoded else None
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
