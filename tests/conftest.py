@@ -40,7 +40,10 @@ class OperatorHandle:
         self.process: ManagedProcess | None = None
         # The same metrics port across restarts, so a test can scrape it before and after.
         self.metrics_port = free_port()
-        self.extra_env: dict[str, str] = {}
+        # Webhook retries quick enough for a test to see several (the defaults are minutes).
+        self.extra_env: dict[str, str] = {"MEDIAPLANE_WEBHOOK_BACKOFF_SECONDS": "0.5",
+                                          "MEDIAPLANE_WEBHOOK_MAX_BACKOFF_SECONDS": "2",
+                                          "MEDIAPLANE_WEBHOOK_ATTEMPTS": "20"}
 
     @property
     def metrics_url(self) -> str:

@@ -170,7 +170,7 @@ async def asset_notifications(namespace: str | None, name: str, memo: kopf.Memo,
 
 
 @kopf.on.event(*ASSETS)
-def asset_seen(event: kopf.RawEvent, **_: Any) -> None:
+async def asset_seen(event: kopf.RawEvent, **_: Any) -> None:
     """Assets by phase for the metrics, from the watch kopf keeps anyway."""
     body = event["object"]
     key = f"{body['metadata'].get('namespace')}/{body['metadata']['name']}"

@@ -9,7 +9,10 @@ error propagates, for the handler to retry with back-off.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import kopf
@@ -31,6 +34,7 @@ from mediaplane.operator.builders import Manifest
 from mediaplane.operator.workloads import Job, Pod
 
 MAX_EVENT_MESSAGE = 1024
+log = logging.getLogger(__name__)
 
 
 class EventTarget(Protocol):
@@ -154,6 +158,7 @@ class Kube:
         self._custom = client.CustomObjectsApi(api)
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         await self.api.close()
@@ -376,5 +381,30 @@ class Kube:
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
-        kopf.event(cast("kopf.Body", target.to_body()), type=type_.value, reason=reason,
-                   message=message[:MAX_EVENT_MESSAGE])
+        body = target.to_body()
+        try:
+            kopf.event(cast("kopf.Body", body), type=type_.value, reason=reason,
+                       message=message[:MAX_EVENT_MESSAGE])
+        except LookupError:
+            # Outside kopf's handlers (the webhook workers) its event queue is not ours to
+            # use: the Event is created directly, in the background all the same.
+            task = asyncio.get_running_loop().create_task(
+                self._create_event(body, type_, reason, message[:MAX_EVENT_MESSAGE]))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _create_event(self, body: dict[str, Any], type_: EventType, reason: str,
+                            message: str) -> None:
+        meta = body["metadata"]
+        now = datetime.now(UTC).isoformat()
+        event = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                 "involvedObject": {"apiVersion": body["apiVersion"], "kind": body["kind"],
+                                    "name": meta["name"], "namespace": meta["namespace"],
+                                    "uid": meta.get("uid")},
+                 "type": type_.value, "reason": reason, "message": message, "count": 1,
+                 "firstTimestamp": now, "lastTimestamp": now,
+                 "source": {"component": "mediaplane-operator"}}
+        try:
+            await self._core.create_namespaced_event(meta["namespace"], cast("Any", event))
+        except ApiException as error:
+            log.warning("could not post event %s about %s: %s", reason, meta["name"], error)

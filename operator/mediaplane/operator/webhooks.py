@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,10 @@ class Dispatcher:
         self.session: aiohttp.ClientSession | None = None
         self.workers: list[asyncio.Task[None]] = []
         self._endpoint_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # One delivery round per asset at a time: a second worker queued for the same asset
+        # waits, then reads what the first one marked done (else both would send it).
+        self._asset_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = \
+            weakref.WeakValueDictionary()
 
     # --- life ------------------------------------------------------------------------------
 
@@ -109,6 +114,13 @@ class Dispatcher:
 
     async def deliver_asset(self, namespace: str, name: str) -> int:
         """Delivers the asset's pending events in order; the number marked done."""
+        lock = self._asset_locks.get((namespace, name))
+        if lock is None:
+            lock = self._asset_locks[(namespace, name)] = asyncio.Lock()
+        async with lock:
+            return await self._deliver_asset(namespace, name)
+
+    async def _deliver_asset(self, namespace: str, name: str) -> int:
         asset = await self.ctx.kube.get_asset(namespace, name)
         if asset is None or not asset.status.pending_notifications:
             return 0
