@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from mediaplane.core import names
+from mediaplane.core import logs, names
 from mediaplane.core.resources import MediaAsset, TranscodeJob
 from mediaplane.core.states import AssetCondition, AssetPhase, EventType, TranscodePhase
 from mediaplane.operator import bucket, metrics, reconcile
@@ -37,6 +37,13 @@ _last_event = time.monotonic()
 def _ctx(memo: kopf.Memo) -> Context:
     ctx: Context = memo.ctx
     return ctx
+
+
+def _about(namespace: str | None,
+           asset_name: str | None) -> contextlib.AbstractContextManager[None]:
+    """Every line logged while handling binds the asset it is about."""
+    asset_id = names.asset_id_from_name(asset_name) if asset_name else None
+    return logs.bound(tenant=namespace, asset_id=asset_id)
 
 
 def _seen() -> None:
@@ -83,9 +90,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.ctx = await Context.create()
     metrics.serve(memo.ctx.settings.metrics_port, memo.ctx.settings.metrics_address)
     dispatcher = Dispatcher(memo.ctx)
-    dispatcher.start()
     memo.dispatcher = dispatcher
-    memo.ctx.notify = dispatcher.enqueue
+    if memo.ctx.settings.webhooks:
+        dispatcher.start()
+        memo.ctx.notify = dispatcher.enqueue
     await bucket.apply_cors(memo.ctx)
     # Not a kopf timer: it is about objects no resource names. Replicas on standby sweep too;
     # each removal is idempotent, so two sweepers cost a listing, not a conflict.
@@ -124,7 +132,7 @@ async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf
                         **_: Any) -> None:
     assert namespace is not None  # MediaAsset is namespaced
     _seen()
-    with metrics.reconciling("asset"):
+    with _about(namespace, name), metrics.reconciling("asset"):
         waiting = await reconcile.reconcile_asset(_ctx(memo), namespace, name)
     if waiting:
         # Backs off to a minute: an abandoned upload must not cost a HEAD every few seconds.
@@ -150,7 +158,7 @@ async def asset_resync(namespace: str | None, name: str, memo: kopf.Memo, **_: A
     read again (and made if missing), then the asset is reconciled. A timer on the
     TranscodeJobs themselves would make kopf put a finalizer on each of them."""
     assert namespace is not None
-    with metrics.reconciling("resync"):
+    with _about(namespace, name), metrics.reconciling("resync"):
         await reconcile.resync_asset(_ctx(memo), namespace, name)
 
 
@@ -186,6 +194,7 @@ async def asset_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) 
     _seen()
     ctx = _ctx(memo)
     asset = MediaAsset.model_validate(body)
+    logs.bind(tenant=asset.tenant, asset_id=asset.asset_id)
     try:
         count = await reconcile.delete_asset_objects(ctx, asset)
     except reconcile.WorkersStillRunningError as waiting:
@@ -196,7 +205,7 @@ async def asset_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) 
     # asset.deleted goes out before the finalizer lets the asset go: retried by kopf (its
     # count survives a restart, in the asset's annotations) with the webhooks' back-off.
     dispatcher: Dispatcher = memo.dispatcher
-    if not await dispatcher.announce_deleted(asset, retry):
+    if ctx.settings.webhooks and not await dispatcher.announce_deleted(asset, retry):
         raise kopf.TemporaryError("a webhook endpoint did not take asset.deleted yet",
                                   delay=dispatcher.delay(retry))
 
@@ -228,7 +237,7 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
     if event["type"] is None:  # the initial listing: nothing moved
         return
     _seen()
-    with metrics.reconciling("transcode_job"):
+    with _about(tj.namespace, tj.spec.asset_ref.name), metrics.reconciling("transcode_job"):
         await reconcile.reconcile_asset(_ctx(memo), tj.namespace, tj.spec.asset_ref.name)
 
 
@@ -241,7 +250,8 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     if not pod.succeeded:
         return
     _seen()
-    await reconcile.sync_from_pod(_ctx(memo), pod)
+    with _about(pod.metadata.namespace, pod.metadata.labels.get(names.LABEL_ASSET)):
+        await reconcile.sync_from_pod(_ctx(memo), pod)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
@@ -249,4 +259,6 @@ async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     if event["type"] == "DELETED":
         return
     _seen()
-    await reconcile.sync_from_job(_ctx(memo), Job.model_validate(event["object"]))
+    job = Job.model_validate(event["object"])
+    with _about(job.metadata.namespace, job.metadata.labels.get(names.LABEL_ASSET)):
+        await reconcile.sync_from_job(_ctx(memo), job)

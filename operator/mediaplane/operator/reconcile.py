@@ -97,7 +97,8 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         if not asset.awaiting_finalize:
             events += await captions.reconcile(ctx, asset, tjs, status, now)
             # Webhook events go into the same status write as the transitions they announce.
-            status.notifications = notify.record(asset, status, now)
+            if ctx.settings.webhooks:
+                status.notifications = notify.record(asset, status, now)
         await write_manifests(ctx, asset, status)
         if status != asset.status:
             await ctx.kube.patch_asset_status(namespace, name, status)

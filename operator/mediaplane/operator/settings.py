@@ -79,6 +79,7 @@ class OperatorSettings(BaseSettings):
     # (doubled after each failure, up to the maximum), the time one POST may take, and the
     # networks webhooks may reach besides public addresses (CIDRs, comma-separated: e.g.
     # 10.0.0.0/8 for receivers inside the cluster; the dev environment allows loopback).
+    webhooks: bool = True
     webhook_attempts: int = Field(default=8, ge=1, le=30)
     webhook_backoff_seconds: float = Field(default=2.0, gt=0)
     webhook_max_backoff_seconds: float = Field(default=300.0, gt=0)

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from standardwebhooks import Webhook
 
+from mediaplane.core import logs, names
 from mediaplane.core.resources import (
     DeadLetter,
     MediaAsset,
@@ -105,10 +106,11 @@ class Dispatcher:
             key = await self.queue.get()
             self.queued.discard(key)
             metrics.WEBHOOK_QUEUE.set(self.queue.qsize())
-            try:
-                await self.deliver_asset(*key)
-            except Exception:  # the asset stays pending: the timer queues it again
-                log.exception("webhook delivery for %s/%s failed", *key)
+            with logs.bound(tenant=key[0], asset_id=names.asset_id_from_name(key[1])):
+                try:
+                    await self.deliver_asset(*key)
+                except Exception:  # the asset stays pending: the timer queues it again
+                    log.exception("webhook delivery for %s/%s failed", *key)
 
     # --- one asset's pending events ----------------------------------------------------------
 
@@ -183,7 +185,8 @@ class Dispatcher:
         secret = await self.ctx.kube.secret_value(endpoint.namespace, ref.name, ref.key)
         if not secret:
             return Attempt(False, "SecretUnavailable",
-                           f"no key {ref.key!r} in Secret {endpoint.namespace}/{ref.name}")
+                           f"no key {ref.key!r} in Secret {endpoint.namespace}/{ref.name} (or "
+                           "a Secret name the installation does not let the operator read)")
         try:
             signer = Webhook(secret)
         except Exception as error:  # not base64, empty: the tenant must fix it
