@@ -102,7 +102,7 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 def _endpoint(tenant: str, name: str, url: str, events: list[str] | None = None
               ) -> dict[str, Any]:
-    spec: dict[str, Any] = {"url": url, "secretRef": {"name": "webhook-signing"}}
+    spec: dict[str, Any] = {"url": url, "secretRef": {"name": "mediaplane-webhook-signing"}}
     if events:
         spec["events"] = events
     return {"apiVersion": f"{names.GROUP}/{names.VERSION}", "kind": "WebhookEndpoint",
@@ -131,7 +131,7 @@ def test_every_event_arrives_signed_once_per_id_across_an_operator_restart(
     hooks, url = receiver
     tenant = make_tenant()
     core, custom = k8s.CoreV1Api(kube_api), k8s.CustomObjectsApi(kube_api)
-    core.create_namespaced_secret(tenant, {"metadata": {"name": "webhook-signing"},
+    core.create_namespaced_secret(tenant, {"metadata": {"name": "mediaplane-webhook-signing"},
                                            "stringData": {"secret": SECRET}})
     for body in (_endpoint(tenant, "app", url),
                  # A private address: refused by the operator before any connection.

@@ -61,6 +61,12 @@ for _phase in AssetPhase:
     ASSETS.labels(_phase.value)
 for _outcome in ("delivered", "failed", "refused"):
     WEBHOOK_ATTEMPTS.labels(_outcome)
+# What triggers a reconcile (the handlers' names for `reconciling`): their series exist
+# from the start too, so a rate of errors is 0 rather than absent.
+HANDLERS = ("asset", "resync", "transcode_job")
+for _handler in HANDLERS:
+    RECONCILE_ERRORS.labels(_handler)
+    RECONCILE_SECONDS.labels(_handler)
 
 
 @contextmanager
