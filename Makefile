@@ -40,6 +40,10 @@ lint: ## ruff, mypy --strict, hadolint (images/) and shellcheck (scripts/)
 	$(BIN)/hadolint images/Dockerfile
 	$(BIN)/shellcheck scripts/*.sh .ci/run
 
+.PHONY: docs
+docs: ## Regenerate the README's table of error codes from api/errors.py
+	$(BIN)/python -m mediaplane.api.errordocs README.md
+
 .PHONY: chart-crds
 chart-crds: ## Copy crds/ into charts/mediaplane (CRDs to crds/, the policy to files/)
 	@for f in crds/*.yaml; do \

@@ -118,7 +118,7 @@ def main() -> None:
             subprocess_env = {**os.environ, **env}
             import subprocess
 
-            subprocess.run([sys.executable, "-m", "mediaplane.cli.main", "tenant", "create",
+            subprocess.run([sys.executable, "-m", "mediaplane.cli", "tenant", "create",
                             "bench"], env=subprocess_env, check=True, capture_output=True)
             token = mint_dev_token(env["MEDIAPLANE_API_JWT_SECRET"], "bench", "bencher", 7200)
             user = ApiUser(cluster.api_url, "bench", "bencher", token)

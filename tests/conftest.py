@@ -28,6 +28,9 @@ from tests.support.assets import Assets
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# The REST API's fixtures (api_url, make_tenant, make_user...), shared by every folder.
+pytest_plugins = ("tests.support.apienv",)
+
 
 class OperatorHandle:
     """The operator as a real process, so a test can kill it (SIGKILL) and start it again."""
@@ -35,9 +38,20 @@ class OperatorHandle:
     def __init__(self, cluster: DevCluster) -> None:
         self.cluster = cluster
         self.process: ManagedProcess | None = None
+        # The same metrics port across restarts, so a test can scrape it before and after.
+        self.metrics_port = free_port()
+        # Webhook retries quick enough for a test to see several (the defaults are minutes).
+        self.extra_env: dict[str, str] = {"MEDIAPLANE_WEBHOOK_BACKOFF_SECONDS": "0.5",
+                                          "MEDIAPLANE_WEBHOOK_MAX_BACKOFF_SECONDS": "2",
+                                          "MEDIAPLANE_WEBHOOK_ATTEMPTS": "20"}
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self) -> None:
-        self.process = start_operator(self.cluster)
+        self.process = start_operator(self.cluster, {
+            "MEDIAPLANE_METRICS_PORT": str(self.metrics_port), **self.extra_env})
 
     def kill(self) -> None:
         assert self.process is not None

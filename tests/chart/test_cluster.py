@@ -43,10 +43,13 @@ class Kubectl:
             assert done.returncode == 0, f"kubectl {' '.join(args)}:\n{done.stderr}"
         return done.stdout
 
-    def can_i(self, account: str, verb: str, resource: str, namespace: str | None = None) -> bool:
-        """A SubjectAccessReview; `resource` may name a subresource ("pods/log")."""
+    def can_i(self, account: str, verb: str, resource: str, namespace: str | None = None,
+              *, name: str | None = None) -> bool:
+        """A SubjectAccessReview; `resource` may name a subresource ("pods/log"), `name`
+        one object."""
         resource, _, subresource = resource.partition("/")
-        args = ["auth", "can-i", verb, resource, f"--as={account}"]
+        what = f"{resource}/{name}" if name else resource
+        args = ["auth", "can-i", verb, what, f"--as={account}"]
         args += [f"--subresource={subresource}"] if subresource else []
         args += ["-n", namespace] if namespace else ["--all-namespaces"]
         answer = self(*args, check=False).strip()
@@ -58,11 +61,12 @@ class Kubectl:
 def kubectl(cluster: DevCluster) -> Kubectl:
     kc = Kubectl(cluster)
     # CRDs first, as Helm would: the chart's crds/ (mediaplane's and kopf's peering), and
-    # a stand-in for prometheus-operator's ServiceMonitor CRD (see servicemonitor-crd.yaml).
+    # stand-ins for prometheus-operator's CRDs (see servicemonitor-crd.yaml).
     kc("apply", "--server-side", "--force-conflicts", "--field-manager=chart-test",
        "-f", str(CHART / "crds"), "-f", str(HERE / "servicemonitor-crd.yaml"))
     kc("wait", "--for=condition=Established", "--timeout=60s",
-       "crd/clusterkopfpeerings.kopf.dev", "crd/servicemonitors.monitoring.coreos.com")
+       "crd/clusterkopfpeerings.kopf.dev", "crd/servicemonitors.monitoring.coreos.com",
+       "crd/podmonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com")
     return kc
 
 
@@ -143,6 +147,11 @@ def test_helm_install_objects_and_rbac(cluster: DevCluster, kubectl: Kubectl,
         assert kubectl.can_i(operator, "patch", "clusterkopfpeerings.kopf.dev")
         assert kubectl.can_i(operator, "watch", "namespaces")
         assert not kubectl.can_i(operator, "get", "secrets", tenant)
+        assert not kubectl.can_i(operator, "list", "secrets", tenant)
+        # ...but a webhook endpoint's signing key, by its set-aside name (the chart's
+        # webhooks.signingSecretNames).
+        assert kubectl.can_i(operator, "get", "secrets", tenant, name="mediaplane-webhook-signing")
+        assert not kubectl.can_i(operator, "get", "secrets", tenant, name="api-keys")
         assert not kubectl.can_i(operator, "create", "pods", tenant)
         assert not kubectl.can_i(operator, "get", "pods/log", tenant)
         assert not kubectl.can_i(operator, "delete", "mediaassets.media.mediaplane.io", tenant)

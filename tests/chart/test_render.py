@@ -273,8 +273,15 @@ def test_by_default_speech_needs_nothing_and_images_are_off() -> None:
         mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
         assert mounts["ai-catalog"] == "/etc/mediaplane/ai"
     assert env_of(out.one("Deployment", API))["MEDIAPLANE_API_AI_IMAGE_BUDGET"] == "50/day"
+    # Secrets: only `get` of the names set aside for the webhook endpoints' signing keys;
+    # with webhooks off, none at all.
     operator_rules = out.one("ClusterRole", OPERATOR)["rules"]
+    assert [(r["verbs"], r["resourceNames"]) for r in operator_rules
+            if "secrets" in r["resources"]] == [(["get"], ["mediaplane-webhook-signing"])]
+    off = Rendered.of(template(sets={"webhooks.enabled": "false"}))
+    operator_rules = off.one("ClusterRole", OPERATOR)["rules"]
     assert not any("secrets" in r["resources"] for r in operator_rules)
+    assert env_of(off.one("Deployment", OPERATOR))["MEDIAPLANE_WEBHOOKS"] == "false"
 
 
 def test_an_image_service_voices_budgets_and_moderation(
@@ -305,10 +312,15 @@ def test_an_image_service_voices_budgets_and_moderation(
     assert api_env["MEDIAPLANE_API_AI_MODERATION_API_KEY"] == {
         "secretKeyRef": {"name": "moderation-key", "key": "apiKey"}}
     rules = out.one("ClusterRole", OPERATOR)["rules"]
-    secrets = [r for r in rules if "secrets" in r["resources"]]
+    # Besides the webhooks' signing keys (see the test above), the image service's key:
+    # created once, then read and rotated by name only.
+    every = [r for r in rules if "secrets" in r["resources"]]
+    webhook_keys = [r for r in every if r.get("resourceNames") == ["mediaplane-webhook-signing"]]
+    assert len(webhook_keys) == 1
+    secrets = [r for r in every if r not in webhook_keys]
     assert {tuple(r["verbs"]) for r in secrets} == {("create",), ("get", "update")}
     named = next(r for r in secrets if "get" in r["verbs"])
-    assert named["resourceNames"] == ["image-service-key"], "only that Secret is read"
+    assert named["resourceNames"] == ["image-service-key"], "only that Secret is updated"
     api_rules = out.one("ClusterRole", API)["rules"]
     assert any(r["resources"] == ["events"] and r["verbs"] == ["create"] for r in api_rules)
 

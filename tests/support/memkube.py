@@ -30,6 +30,8 @@ from mediaplane.core.resources import (
     MediaAssetStatus,
     TranscodeJob,
     TranscodeJobStatus,
+    WebhookEndpoint,
+    WebhookEndpointStatus,
 )
 from mediaplane.core.states import EventType, PodPhase
 from mediaplane.core.tasks import GeneratedObject, PresignedPost
@@ -82,7 +84,8 @@ class MemoryKube:
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.service_accounts: set[tuple[str, str]] = set()
         self.namespaces: dict[str, dict[str, str]] = {}  # namespace -> its annotations
-        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # values as plain text
+        self.webhooks: dict[tuple[str, str], dict[str, Any]] = {}
         self.tenant_namespaces: set[str] = set()
         self.events: list[tuple[str, str, str, str]] = []  # (kind/name, type, reason, message)
         self.creations: Counter[str] = Counter()  # "Kind/namespace/name" -> times created
@@ -291,6 +294,28 @@ class MemoryKube:
             self.secrets[(target_namespace, name)] = dict(data)
             self._landed()
         return True
+    def add_webhook_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        body = self._stamp(endpoint.to_body(), "WebhookEndpoint")
+        self.webhooks[(endpoint.namespace, endpoint.name)] = body
+        return WebhookEndpoint.model_validate(body)
+
+    async def webhook_endpoints(self, namespace: str) -> list[WebhookEndpoint]:
+        self.failures.check("webhook_endpoints")
+        return [WebhookEndpoint.model_validate(copy.deepcopy(body))
+                for (ns, _), body in sorted(self.webhooks.items()) if ns == namespace]
+
+    async def get_webhook_endpoint(self, namespace: str,
+                                   name: str) -> WebhookEndpoint | None:
+        body = self.webhooks.get((namespace, name))
+        return WebhookEndpoint.model_validate(copy.deepcopy(body)) if body else None
+
+    async def patch_webhook_endpoint_status(self, namespace: str, name: str,
+                                            status: WebhookEndpointStatus) -> None:
+        self._patch_status(self.webhooks, namespace, name, status.to_body())
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        return self.secrets.get((namespace, name), {}).get(key)
+
     async def tenants(self) -> list[str]:
         return sorted(self.tenant_namespaces)
 

@@ -19,6 +19,8 @@ from mediaplane.core.resources import (
     MediaAssetStatus,
     TranscodeJobSpec,
     TranscodeJobStatus,
+    WebhookEndpointSpec,
+    WebhookEndpointStatus,
 )
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
@@ -84,6 +86,8 @@ CASES = [
     ("mediaassets", "status", MediaAssetStatus),
     ("transcodejobs", "spec", TranscodeJobSpec),
     ("transcodejobs", "status", TranscodeJobStatus),
+    ("webhookendpoints", "spec", WebhookEndpointSpec),
+    ("webhookendpoints", "status", WebhookEndpointStatus),
 ]
 
 

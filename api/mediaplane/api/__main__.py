@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 import uvicorn
+
+from mediaplane.core import logs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,10 +15,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
+    logs.configure("api", args.log_level)
     uvicorn.run("mediaplane.api.app:create_app", factory=True, host=args.host, port=args.port,
                 loop="uvloop", http="httptools", access_log=False, log_level=args.log_level,
-                proxy_headers=True, server_header=False, timeout_graceful_shutdown=5)
+                proxy_headers=True, server_header=False, timeout_graceful_shutdown=5,
+                log_config=None)
 
 
 if __name__ == "__main__":

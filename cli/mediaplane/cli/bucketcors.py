@@ -5,27 +5,26 @@ for an admin to apply where the operator may not (`aws s3api put-bucket-cors
 
 from __future__ import annotations
 
-import argparse
 import json
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-if TYPE_CHECKING:
-    from mediaplane.cli.main import Subparsers
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("bucket-cors",
-                                   help="print the bucket's CORS rules (JSON for put-bucket-cors)")
-    parser.add_argument("--playback-origin", action="append", default=None,
-                        help="origin allowed to GET/HEAD media (repeat; default: *)")
-    parser.add_argument("--upload-origin", action="append", default=[],
-                        help="origin allowed to POST browser uploads (repeat; default: none)")
-    parser.set_defaults(func=cmd_bucket_cors)
+import typer
 
 
-def cmd_bucket_cors(args: argparse.Namespace) -> int:
+def register(app: typer.Typer) -> None:
+    from mediaplane.cli.main import ADMIN_PANEL
+
+    app.command("bucket-cors", rich_help_panel=ADMIN_PANEL)(bucket_cors)
+
+
+def bucket_cors(
+    playback_origin: Annotated[list[str] | None, typer.Option(
+        help="Origin allowed to GET/HEAD media (repeat; default: *).")] = None,
+    upload_origin: Annotated[list[str] | None, typer.Option(
+        help="Origin allowed to POST browser uploads (repeat; default: none).")] = None,
+) -> None:
+    """Print the bucket's CORS rules (JSON for `aws s3api put-bucket-cors`)."""
     from mediaplane.core import bucketcors
 
-    playback = args.playback_origin or ["*"]
-    print(json.dumps({"CORSRules": bucketcors.rules(playback, args.upload_origin)}, indent=2))
-    return 0
+    playback = playback_origin or ["*"]
+    print(json.dumps({"CORSRules": bucketcors.rules(playback, upload_origin or [])}, indent=2))

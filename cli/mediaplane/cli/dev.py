@@ -7,7 +7,6 @@ background, so `dev down` is just "SIGTERM the supervisor and wait".
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shlex
@@ -18,12 +17,13 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from mediaplane.devcluster.state import default_state_dir, is_running, read_env
 
 if TYPE_CHECKING:
-    from mediaplane.cli.main import Subparsers
     from mediaplane.devcluster.cluster import DevCluster
 
 # --- extension point ------------------------------------------------------------------------
@@ -51,47 +51,21 @@ class _Shutdown(BaseException):
     """Raised from the signal handler to unwind `dev up` through its cleanup."""
 
 
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    dev = subparsers.add_parser("dev", help="run the local dev cluster")
-    commands = dev.add_subparsers(dest="dev_command", required=True, metavar="COMMAND")
-
-    def add(
-        name: str, help_text: str, func: Callable[[argparse.Namespace], int]
-    ) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, help=help_text)
-        parser.add_argument(
-            "--state-dir",
-            type=Path,
-            default=None,
-            help="default: $MEDIAPLANE_DEV_DIR or ${XDG_STATE_HOME:-~/.local/state}/mediaplane/dev",
-        )
-        parser.set_defaults(func=func)
-        return parser
-
-    up = add("up", "start the cluster; stays in the foreground unless --detach", cmd_up)
-    up.add_argument(
-        "--detach", action="store_true", help="run in the background, return when ready"
-    )
-    up.add_argument(
-        "--no-demo", action="store_true",
-        help="do not run the embedded demo (the examples, applied and transcoded) once ready",
-    )
-    put = add("put", "upload a file to the dev bucket (a source for a MediaAsset)", cmd_put)
-    put.add_argument("file", type=Path)
-    put.add_argument("key", help="object key, e.g. tenants/demo/assets/<asset id>/source")
-    manifest = add("manifest", "print a MediaAsset manifest for a file, and its `dev put`",
-                   cmd_manifest)
-    manifest.add_argument("file", type=Path)
-    manifest.add_argument("--tenant", required=True, help="the namespace")
-    add("down", "stop a cluster started with `dev up`", cmd_down)
-    add("env", "print `export` lines for the running cluster", cmd_env)
-    logs = add("logs", "print a pod's container log", cmd_logs)
-    logs.add_argument("pod", metavar="NAMESPACE/POD")
-    logs.add_argument("-c", "--container", default=None)
+dev = typer.Typer(help="The local dev environment: control plane, node agent, S3, operator "
+                  "and API as local processes.", no_args_is_help=True)
+StateDirOption = Annotated[Path | None, typer.Option(
+    "--state-dir", help="Default: $MEDIAPLANE_DEV_DIR or "
+    "${XDG_STATE_HOME:-~/.local/state}/mediaplane/dev.")]
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or default_state_dir()).resolve()
+def register(app: typer.Typer) -> None:
+    from mediaplane.cli.main import ADMIN_PANEL
+
+    app.add_typer(dev, name="dev", rich_help_panel=ADMIN_PANEL)
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    return Path(state_dir or default_state_dir()).resolve()
 
 
 def exports(env: Mapping[str, str]) -> str:
@@ -123,17 +97,29 @@ def _is_supervisor(pid: int) -> bool:
 # --- commands -------------------------------------------------------------------------------
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    state = _state_dir(args)
+@dev.command("up")
+def up(
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background, return when "
+                                         "ready.")] = False,
+    no_demo: Annotated[bool, typer.Option(
+        "--no-demo", help="Do not run the embedded demo (the examples, applied and "
+        "transcoded) once ready.")] = False,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Start the environment; stays in the foreground unless --detach."""
+    raise typer.Exit(cmd_up(_state_dir(state_dir), detach, no_demo))
+
+
+def cmd_up(state: Path, detach: bool, no_demo: bool) -> int:
     state.mkdir(parents=True, exist_ok=True)
     if is_running(state):
         env = read_env(state)
         print(f"a dev cluster is already running in {state}", file=sys.stderr)
         if env is not None:
             print(exports(env))
-        return 0 if args.detach else 1
-    demo = not (args.no_demo or args.detach)
-    return _up_detached(state) if args.detach else _up_foreground(state, demo)
+        return 0 if detach else 1
+    demo = not (no_demo or detach)
+    return _up_detached(state) if detach else _up_foreground(state, demo)
 
 
 def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -201,7 +187,7 @@ def _up_detached(state: Path) -> int:
     log_path = logs / "supervisor.log"
     ready_path = state / "ready"
     ready_path.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "mediaplane.cli.main", "dev", "up", "--no-demo",
+    argv = [sys.executable, "-m", "mediaplane.cli", "dev", "up", "--no-demo",
             "--state-dir", str(state)]
     with log_path.open("ab") as out:
         child = subprocess.Popen(
@@ -232,8 +218,13 @@ def _up_detached(state: Path) -> int:
     return 0
 
 
-def cmd_down(args: argparse.Namespace) -> int:
-    state = _state_dir(args)
+@dev.command("down")
+def down(state_dir: StateDirOption = None) -> None:
+    """Stop an environment started with `dev up`."""
+    raise typer.Exit(cmd_down(_state_dir(state_dir)))
+
+
+def cmd_down(state: Path) -> int:
     pid = _read_pid(state)
     if pid is None or not _is_supervisor(pid):
         (state / "pid").unlink(missing_ok=True)
@@ -261,8 +252,14 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_env(args: argparse.Namespace) -> int:
-    state = _state_dir(args)
+@dev.command("env")
+def env_command(state_dir: StateDirOption = None) -> None:
+    """Print `export` lines for the running environment (KUBECONFIG, S3, the API, PATH);
+    the media verbs read the same state to find the API."""
+    raise typer.Exit(cmd_env(_state_dir(state_dir)))
+
+
+def cmd_env(state: Path) -> int:
     env = read_env(state)
     if env is None:
         print(
@@ -273,9 +270,19 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    state = _state_dir(args)
-    namespace, _, pod = str(args.pod).partition("/")
+@dev.command("logs")
+def logs_command(
+    pod: Annotated[str, typer.Argument(metavar="NAMESPACE/POD", help="A pod that ran on the "
+                                       "dev node.")],
+    container: Annotated[str | None, typer.Option("--container", "-c")] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Print a pod's container log."""
+    raise typer.Exit(cmd_logs(_state_dir(state_dir), pod, container))
+
+
+def cmd_logs(state: Path, pod_ref: str, container: str | None) -> int:
+    namespace, _, pod = pod_ref.partition("/")
     if not pod:
         print("expected NAMESPACE/POD", file=sys.stderr)
         return 2
@@ -284,7 +291,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
         print(f"no pod {namespace}/{pod} has run on the dev node ({pod_dir})", file=sys.stderr)
         return 1
     logs = sorted(p.stem for p in pod_dir.glob("*.log"))
-    container = args.container
     if container is None:
         if len(logs) != 1:
             print(
@@ -302,26 +308,41 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _running_env(args: argparse.Namespace) -> Mapping[str, str] | None:
-    env = read_env(_state_dir(args))
+def _running_env(state: Path) -> Mapping[str, str] | None:
+    env = read_env(state)
     if env is None:
         print("no dev cluster is running (start one with `mediaplane dev up`)", file=sys.stderr)
     return env
 
 
-def cmd_put(args: argparse.Namespace) -> int:
-    env = _running_env(args)
+@dev.command("put")
+def put(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    key: Annotated[str, typer.Argument(help="Object key, e.g. "
+                                       "tenants/demo/assets/<asset id>/source.")],
+    state_dir: StateDirOption = None,
+) -> None:
+    """Upload a file to the dev bucket (a source for a MediaAsset applied with kubectl)."""
+    env = _running_env(_state_dir(state_dir))
     if env is None:
-        return 1
+        raise typer.Exit(1)
     from mediaplane.core.storage import Storage
 
     storage = Storage.from_env(env)
-    storage.client.upload_file(str(args.file), storage.bucket, args.key)
-    print(f"s3://{storage.bucket}/{args.key} ({args.file.stat().st_size} bytes)")
-    return 0
+    storage.client.upload_file(str(file), storage.bucket, key)
+    print(f"s3://{storage.bucket}/{key} ({file.stat().st_size} bytes)")
 
 
-def cmd_manifest(args: argparse.Namespace) -> int:
+@dev.command("manifest")
+def manifest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    tenant: Annotated[str, typer.Option(help="The namespace.")],
+) -> None:
+    """Print a MediaAsset manifest for a file, and its `dev put` command."""
+    raise typer.Exit(cmd_manifest(file, tenant))
+
+
+def cmd_manifest(file: Path, tenant: str) -> int:
     import hashlib
     import mimetypes
 
@@ -331,20 +352,20 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     from mediaplane.core.mimes import infer_kind
     from mediaplane.core.resources import MediaAsset
 
-    mime = mimetypes.guess_type(args.file.name)[0] or ""
+    mime = mimetypes.guess_type(file.name)[0] or ""
     kind = infer_kind(mime)
     if kind is None:
-        print(f"cannot tell the media kind of {args.file.name} ({mime or 'unknown type'})",
+        print(f"cannot tell the media kind of {file.name} ({mime or 'unknown type'})",
               file=sys.stderr)
         return 2
     digest = hashlib.sha256()
-    with args.file.open("rb") as fh:
+    with file.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    asset = MediaAsset.new(args.tenant, names.new_asset_id(), kind=kind, mime=mime,
-                           sha256=digest.hexdigest(), size_bytes=args.file.stat().st_size,
-                           filename=args.file.name)
+    asset = MediaAsset.new(tenant, names.new_asset_id(), kind=kind, mime=mime,
+                           sha256=digest.hexdigest(), size_bytes=file.stat().st_size,
+                           filename=file.name)
     key = asset.spec.source.key
-    print(f"# upload first: mediaplane dev put {shlex.quote(str(args.file))} {key}")
+    print(f"# upload first: mediaplane dev put {shlex.quote(str(file))} {key}")
     print(yaml.safe_dump(asset.to_body(), sort_keys=False), end="")
     return 0

@@ -6,31 +6,39 @@ is not an error: the label and the upload limit are (re)applied.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-if TYPE_CHECKING:
-    from mediaplane.cli.main import Subparsers
+import typer
 
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    tenant = subparsers.add_parser("tenant", help="manage tenants (namespaces)")
-    actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="create (or update) a tenant")
-    create.add_argument("name", help="the tenant: a DNS-1123 label, also the namespace name")
-    create.add_argument("--max-upload-bytes", type=int, default=None,
-                        help="this tenant's limit on one upload (default: the API's)")
-    create.set_defaults(func=cmd_create)
+tenant = typer.Typer(help="Tenants (namespaces), with kubectl's credentials: an admin's tool.",
+                     no_args_is_help=True)
 
 
-def cmd_create(args: argparse.Namespace) -> int:
+def register(app: typer.Typer) -> None:
+    from mediaplane.cli.main import ADMIN_PANEL
+
+    app.add_typer(tenant, name="tenant", rich_help_panel=ADMIN_PANEL)
+
+
+@tenant.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="The tenant: a DNS-1123 label, also the "
+                                        "namespace name.")],
+    max_upload_bytes: Annotated[int | None, typer.Option(
+        help="This tenant's limit on one upload (default: the API's).")] = None,
+) -> None:
+    """Create (or update) a tenant: a namespace with the tenant label."""
+    raise typer.Exit(cmd_create(name, max_upload_bytes))
+
+
+def cmd_create(name: str, max_upload_bytes: int | None) -> int:
     from mediaplane.core.names import TENANT_PATTERN
 
-    if not TENANT_PATTERN.match(args.name):
-        print(f"{args.name!r} is not a valid tenant name (lowercase letters, digits, '-')",
+    if not TENANT_PATTERN.match(name):
+        print(f"{name!r} is not a valid tenant name (lowercase letters, digits, '-')",
               file=sys.stderr)
         return 2
     if "KUBECONFIG" not in os.environ:
@@ -39,8 +47,8 @@ def cmd_create(args: argparse.Namespace) -> int:
         env = read_env(default_state_dir())
         if env is not None:
             os.environ["KUBECONFIG"] = env["KUBECONFIG"]
-    created = asyncio.run(create_tenant(args.name, args.max_upload_bytes))
-    print(f"tenant {args.name} {'created' if created else 'updated'}")
+    created = asyncio.run(create_tenant(name, max_upload_bytes))
+    print(f"tenant {name} {'created' if created else 'updated'}")
     return 0
 
 

@@ -6,24 +6,29 @@ come from your identity provider instead (RS256/ES256, verified against its JWKS
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-if TYPE_CHECKING:
-    from mediaplane.cli.main import Subparsers
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    token = subparsers.add_parser("token", help="print a dev bearer token for a tenant's user")
-    token.add_argument("--tenant", required=True)
-    token.add_argument("--user", required=True)
-    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
-    token.set_defaults(func=cmd_token)
+import typer
 
 
-def cmd_token(args: argparse.Namespace) -> int:
+def register(app: typer.Typer) -> None:
+    from mediaplane.cli.main import ADMIN_PANEL
+
+    app.command("token", rich_help_panel=ADMIN_PANEL)(token)
+
+
+def token(
+    tenant: Annotated[str, typer.Option(help="The tenant (namespace).")],
+    user: Annotated[str, typer.Option(help="The user (the token's sub).")],
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a dev bearer token (HS256) for a tenant's user."""
+    raise typer.Exit(cmd_token(tenant, user, ttl))
+
+
+def cmd_token(tenant: str, user: str, ttl: int) -> int:
     from mediaplane.core.names import TENANT_PATTERN
     from mediaplane.devcluster.tokens import mint_dev_token
 
@@ -36,9 +41,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     if not secret:
         print("no MEDIAPLANE_API_JWT_SECRET and no dev cluster running", file=sys.stderr)
         return 1
-    if not TENANT_PATTERN.match(args.tenant) or args.ttl <= 0:
+    if not TENANT_PATTERN.match(tenant) or ttl <= 0:
         print("--tenant must be a DNS-1123 label and --ttl positive", file=sys.stderr)
         return 2
     claim = os.environ.get("MEDIAPLANE_API_TENANT_CLAIM", "tenant")
-    print(mint_dev_token(secret, args.tenant, args.user, args.ttl, claim))
+    print(mint_dev_token(secret, tenant, user, ttl, claim))
     return 0

@@ -19,6 +19,7 @@ ASSET_KIND = "MediaAsset"
 ASSET_PLURAL = "mediaassets"
 JOB_KIND = "TranscodeJob"
 JOB_PLURAL = "transcodejobs"
+WEBHOOK_PLURAL = "webhookendpoints"
 
 # Labels put on every child so they can be listed per asset without reading owner refs.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -27,9 +27,11 @@ from mediaplane.core.states import (
     CaptionReview,
     ConditionStatus,
     JobCondition,
+    NotificationState,
     SourceOrigin,
     TranscodePhase,
     VariantState,
+    WebhookEvent,
 )
 from mediaplane.core.tasks import (
     AudioFormat,
@@ -354,6 +356,17 @@ class GenerationStatus(Resource):
     completion_time: str | None = None
 
 
+class Notification(Resource):
+    """A webhook event of the asset, recorded in the same status write as the transition
+    that caused it (so an operator that dies before delivering it still has it)."""
+
+    id: str = Field(description="the webhook-id: the same on every attempt and endpoint")
+    type: WebhookEvent
+    at: str = Field(description="when the transition was seen (RFC 3339)")
+    language: str | None = Field(default=None, description="caption.ready: the track")
+    state: NotificationState = NotificationState.PENDING
+
+
 class MediaAssetStatus(Resource):
     observed_generation: int | None = None
     phase: AssetPhase | None = None
@@ -370,9 +383,14 @@ class MediaAssetStatus(Resource):
     auto_captions: str | None = Field(default=None, description="decided once playable: "
                                       "the language auto-captions asked for, or 'off'")
     generation: GenerationStatus | None = None
+    notifications: list[Notification] = Field(default_factory=list)
 
     def condition(self, type_: AssetCondition) -> Condition | None:
         return find_condition(self.conditions, type_)
+
+    @property
+    def pending_notifications(self) -> list[Notification]:
+        return [n for n in self.notifications if n.state is NotificationState.PENDING]
 
     def is_true(self, type_: AssetCondition) -> bool:
         return is_true(self.conditions, type_)
@@ -585,3 +603,47 @@ class TranscodeJob(KubeObject):
         if self.status.phase is not TranscodePhase.SUCCEEDED or self.status.result is None:
             return None
         return self.status.result if self.status.result.verdict is not None else None
+
+
+# --- WebhookEndpoint -----------------------------------------------------------------------
+
+class SecretKeyRef(Resource):
+    name: str
+    key: str = "secret"
+
+
+class WebhookEndpointSpec(Resource):
+    url: str
+    events: list[WebhookEvent] = Field(default_factory=list,
+                                       description="empty: every event")
+    secret_ref: SecretKeyRef
+    disabled: bool = False
+
+    def wants(self, event: WebhookEvent) -> bool:
+        return not self.disabled and (not self.events or event in self.events)
+
+
+class DeadLetter(Resource):
+    """An event this endpoint never took: every attempt failed, or it was refused."""
+
+    id: str
+    type: WebhookEvent
+    asset_id: str
+    attempts: int
+    reason: str
+    message: str
+    at: str
+
+
+class WebhookEndpointStatus(Resource):
+    dead_lettered: int | None = None
+    dead_letters: list[DeadLetter] = Field(default_factory=list,
+                                           description="the most recent, oldest first")
+
+
+class WebhookEndpoint(KubeObject):
+    api_version: Literal["media.mediaplane.io/v1alpha1"] = "media.mediaplane.io/v1alpha1"
+    kind: Literal["WebhookEndpoint"] = "WebhookEndpoint"
+    metadata: ObjectMeta
+    spec: WebhookEndpointSpec
+    status: WebhookEndpointStatus = Field(default_factory=WebhookEndpointStatus)

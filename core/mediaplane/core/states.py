@@ -139,6 +139,30 @@ class PodPhase(StrEnum):
         return self in (PodPhase.SUCCEEDED, PodPhase.FAILED)
 
 
+class WebhookEvent(StrEnum):
+    """What a tenant's webhook endpoints are told (the `type` of a Standard Webhooks payload).
+
+    `asset.playable` is the REST status becoming `ready` (the first renditions play);
+    `asset.ready` is every variant having ended (the `Complete` condition).
+    """
+
+    ASSET_CREATED = "asset.created"
+    ASSET_PLAYABLE = "asset.playable"
+    ASSET_READY = "asset.ready"
+    ASSET_FAILED = "asset.failed"
+    ASSET_QUARANTINED = "asset.quarantined"
+    ASSET_DELETED = "asset.deleted"
+    CAPTION_READY = "caption.ready"
+
+
+class NotificationState(StrEnum):
+    """An event recorded in an asset's status: still to be delivered, or done with (every
+    endpoint took it or it was dead-lettered)."""
+
+    PENDING = "pending"
+    DONE = "done"
+
+
 class EventType(StrEnum):
     NORMAL = "Normal"
     WARNING = "Warning"

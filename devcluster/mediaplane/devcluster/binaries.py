@@ -3,7 +3,8 @@
 Release tarballs and container images are out of reach here; the Go module proxy is not.
 `devcluster/go/kube` and `devcluster/go/etcd` are small modules of ours that require
 `k8s.io/kubernetes` and `go.etcd.io/etcd/server/v3` (see their go.mod for why);
-`devcluster/go/helm` requires `helm.sh/helm/v3` for the chart tests. A cold
+`devcluster/go/helm` requires `helm.sh/helm/v3` for the chart tests and
+`devcluster/go/promtool` `github.com/prometheus/prometheus` for the alert rules' tests. A cold
 kube build takes a long while on two cores, so everything (module cache, build cache,
 binaries) lives under ${XDG_CACHE_HOME:-~/.cache}/mediaplane, keyed by version, and a
 build only runs for binaries that are missing or report another version.
@@ -37,6 +38,10 @@ HELM_VERSION = "v3.22.0"
 # The Kubernetes version `helm template`/`helm lint` assume offline: helm's own Makefile
 # stamps the minor of its client-go (v0.37 for helm v3.22), or they would assume v1.20.
 HELM_KUBE_MINOR = "37"
+# promtool checks the chart's PrometheusRule. Prometheus 3.x is published as the Go module
+# version v0.3XX.Y for release 3.XX.Y; the binary reports the release.
+PROMTOOL_MODULE_VERSION = "v0.316.0"
+PROMTOOL_VERSION = "3.16.0"
 
 Log = Callable[[str], None]
 
@@ -62,6 +67,10 @@ def helm_bin_dir() -> Path:
     return cache_dir() / "helm" / HELM_VERSION / "bin"
 
 
+def promtool_bin_dir() -> Path:
+    return cache_dir() / "promtool" / PROMTOOL_VERSION / "bin"
+
+
 def go_sources_dir() -> Path:
     """The repo's Go modules; absent from an installed wheel, which can only use a cache."""
     return Path(__file__).resolve().parents[2] / "go"
@@ -74,6 +83,7 @@ class Binaries:
     kubectl: Path
     etcd: Path
     helm: Path
+    promtool: Path
 
     @property
     def kube_bin_dir(self) -> Path:
@@ -93,6 +103,7 @@ def binaries() -> Binaries:
         kubectl=kube / "kubectl",
         etcd=etcd_bin_dir() / "etcd",
         helm=helm_bin_dir() / "helm",
+        promtool=promtool_bin_dir() / "promtool",
     )
 
 
@@ -257,6 +268,15 @@ def build_helm(log: Log = _stderr) -> None:
                    log)
 
 
+def promtool_ldflags() -> str:
+    return f"-s -w -X github.com/prometheus/common/version.Version={PROMTOOL_VERSION}"
+
+
+def build_promtool(log: Log = _stderr) -> None:
+    _build_command("promtool", promtool_bin_dir(), "promtool",
+                   "github.com/prometheus/prometheus/cmd/promtool", promtool_ldflags(), log)
+
+
 def missing() -> list[Path]:
     """Binaries that are absent or report another version than pinned."""
     bins = binaries()
@@ -266,6 +286,7 @@ def missing() -> list[Path]:
         (bins.kubectl, KUBE_VERSION),
         (bins.etcd, ETCD_VERSION),
         (bins.helm, HELM_VERSION),
+        (bins.promtool, PROMTOOL_VERSION),
     ]
     return [path for path, version in wanted if not reports_version(path, version)]
 
@@ -279,6 +300,7 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
         _wait_for_foreign_builds(kube_bin_dir(), log)
         _wait_for_foreign_builds(etcd_bin_dir(), log)
         _wait_for_foreign_builds(helm_bin_dir(), log)
+        _wait_for_foreign_builds(promtool_bin_dir(), log)
         kube = [c for c in KUBE_COMMANDS if not reports_version(kube_bin_dir() / c, KUBE_VERSION)]
         if kube:
             build_kube(tuple(kube), log)
@@ -286,6 +308,8 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
             build_etcd(log)
         if not reports_version(bins.helm, HELM_VERSION):
             build_helm(log)
+        if not reports_version(bins.promtool, PROMTOOL_VERSION):
+            build_promtool(log)
     still = missing()
     if still:
         raise RuntimeError(f"built, but these do not report the pinned version: {still}")
@@ -295,8 +319,8 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mediaplane.devcluster.binaries",
-        description=f"Build (if missing) kube {KUBE_VERSION}, etcd {ETCD_VERSION} "
-        f"and helm {HELM_VERSION}.",
+        description=f"Build (if missing) kube {KUBE_VERSION}, etcd {ETCD_VERSION}, "
+        f"helm {HELM_VERSION} and promtool {PROMTOOL_VERSION}.",
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="exit 1 if any is missing")
@@ -312,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if absent else 0
     bins = ensure_binaries()
     for path in (bins.kube_apiserver, bins.kube_controller_manager, bins.kubectl, bins.etcd,
-                 bins.helm):
+                 bins.helm, bins.promtool):
         print(path)
     return 0
 

@@ -55,15 +55,27 @@ def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     voices = Path(cluster_env["MEDIAPLANE_DEV_DIR"]) / "voices"
     env.setdefault("MEDIAPLANE_AI_VOICES_VOLUME", json.dumps(
         {"hostPath": {"path": str(voices), "type": "DirectoryOrCreate"}}))
+    # Webhook receivers of a developer (and the tests') run on this machine: loopback is
+    # allowed here, which a real install allows only if its admin says so.
+    env.setdefault("MEDIAPLANE_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+    env.setdefault("MEDIAPLANE_METRICS_ADDRESS", "127.0.0.1")
     return env
 
 
-def start_operator(cluster: DevCluster) -> ManagedProcess:
-    """Starts the operator standalone (one replica), tied to the cluster's life."""
+def start_operator(cluster: DevCluster,
+                   extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
+    """Starts the operator standalone (one replica), tied to the cluster's life. Its
+    metrics are on a free loopback port unless `extra_env` names one
+    (MEDIAPLANE_METRICS_PORT); the port is in the process's log and its env."""
+    from mediaplane.devcluster.ports import free_port
+
+    env = operator_env(cluster.env())
+    env.update(extra_env or {})
+    env.setdefault("MEDIAPLANE_METRICS_PORT", str(free_port()))
     return cluster.spawn(
         "operator",
         [sys.executable, "-m", "mediaplane.operator", "--standalone"],
-        operator_env(cluster.env()),
+        env,
         stop_timeout=10.0,
     )
 

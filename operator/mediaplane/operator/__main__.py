@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 import mediaplane.operator.handlers  # noqa: F401 (registers the handlers)
+from mediaplane.core import logs
 
 # kopf pauses every peer when two share the highest priority, so replicas of one
 # Deployment (identical arguments) each draw their own: one works, the others stand by.
@@ -42,7 +43,10 @@ def run_options(argv: list[str] | None = None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     options = run_options(argv)
-    kopf.configure(verbose=options.pop("verbose"), log_format=kopf.LogFormat.PLAIN)
+    verbose = options.pop("verbose")
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    # Every line as JSON (kopf's own too, with the object it is about and the asset id).
+    logs.configure("operator", logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(**options)
 

@@ -15,7 +15,7 @@ from mediaplane.operator.kube import Kube, OperatorKube
 from mediaplane.operator.settings import OperatorSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from mediaplane.core.ladder import Ladder
     from mediaplane.core.objects import ObjectStore
@@ -36,6 +36,9 @@ class Context:
         default_factory=weakref.WeakValueDictionary)
     # Tenants' namespace annotations (auto-captions), with when they were read.
     annotations: dict[str, tuple[float, Mapping[str, str]]] = field(default_factory=dict)
+    # Called with (namespace, name) when an asset has webhook events to deliver (the
+    # dispatcher's queue once the operator runs; nothing in tests that do not deliver).
+    notify: Callable[[str, str], None] = field(default=lambda namespace, name: None)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         key = f"{namespace}/{name}"

@@ -18,12 +18,13 @@ from typing import Any
 import aiohttp
 import kopf
 
-from mediaplane.core import names
+from mediaplane.core import logs, names
 from mediaplane.core.resources import MediaAsset, TranscodeJob
-from mediaplane.core.states import AssetCondition, AssetPhase, EventType
-from mediaplane.operator import bucket, reconcile
+from mediaplane.core.states import AssetCondition, AssetPhase, EventType, TranscodePhase
+from mediaplane.operator import bucket, metrics, reconcile
 from mediaplane.operator.context import Context
 from mediaplane.operator.sweeper import sweep_forever
+from mediaplane.operator.webhooks import Dispatcher, has_pending
 from mediaplane.operator.workloads import Job, Pod
 
 ASSETS = (names.GROUP, names.VERSION, names.ASSET_PLURAL)
@@ -36,6 +37,13 @@ _last_event = time.monotonic()
 def _ctx(memo: kopf.Memo) -> Context:
     ctx: Context = memo.ctx
     return ctx
+
+
+def _about(namespace: str | None,
+           asset_name: str | None) -> contextlib.AbstractContextManager[None]:
+    """Every line logged while handling binds the asset it is about."""
+    asset_id = names.asset_id_from_name(asset_name) if asset_name else None
+    return logs.bound(tenant=namespace, asset_id=asset_id)
 
 
 def _seen() -> None:
@@ -80,6 +88,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # asset → probe → variants chain pays it once.
     settings.batching.batch_window = 0.05
     memo.ctx = await Context.create()
+    metrics.serve(memo.ctx.settings.metrics_port, memo.ctx.settings.metrics_address)
+    dispatcher = Dispatcher(memo.ctx)
+    memo.dispatcher = dispatcher
+    if memo.ctx.settings.webhooks:
+        dispatcher.start()
+        memo.ctx.notify = dispatcher.enqueue
     await bucket.apply_cors(memo.ctx)
     # Not a kopf timer: it is about objects no resource names. Replicas on standby sweep too;
     # each removal is idempotent, so two sweepers cost a listing, not a conflict.
@@ -93,6 +107,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+    dispatcher = getattr(memo, "dispatcher", None)
+    if dispatcher is not None:
+        await dispatcher.close()
     if getattr(memo, "ctx", None) is not None:
         await _ctx(memo).close()
 
@@ -115,7 +132,9 @@ async def asset_changed(namespace: str | None, name: str, retry: int, memo: kopf
                         **_: Any) -> None:
     assert namespace is not None  # MediaAsset is namespaced
     _seen()
-    if await reconcile.reconcile_asset(_ctx(memo), namespace, name):
+    with _about(namespace, name), metrics.reconciling("asset"):
+        waiting = await reconcile.reconcile_asset(_ctx(memo), namespace, name)
+    if waiting:
         # Backs off to a minute: an abandoned upload must not cost a HEAD every few seconds.
         # Finalizing an upload (spec.source.etag) or the timer brings it back sooner.
         raise kopf.TemporaryError("the source object is not in storage yet",
@@ -139,20 +158,56 @@ async def asset_resync(namespace: str | None, name: str, memo: kopf.Memo, **_: A
     read again (and made if missing), then the asset is reconciled. A timer on the
     TranscodeJobs themselves would make kopf put a finalizer on each of them."""
     assert namespace is not None
-    await reconcile.resync_asset(_ctx(memo), namespace, name)
+    with _about(namespace, name), metrics.reconciling("resync"):
+        await reconcile.resync_asset(_ctx(memo), namespace, name)
+
+
+def _notifications_pending(body: kopf.Body, **_: Any) -> bool:
+    return has_pending(MediaAsset.model_validate(body))
+
+
+@kopf.on.resume(*ASSETS, when=_notifications_pending)
+@kopf.timer(*ASSETS, interval=RESYNC_SECONDS, idle=RESYNC_SECONDS, when=_notifications_pending)
+async def asset_notifications(namespace: str | None, name: str, memo: kopf.Memo,
+                              **_: Any) -> None:
+    """Webhook events still to deliver: after a restart (resume), or if a delivery round
+    ended without marking them (timer). Queuing twice is harmless: the queue holds an asset
+    once, and a delivered event is marked done."""
+    assert namespace is not None
+    _ctx(memo).notify(namespace, name)
+
+
+@kopf.on.event(*ASSETS)
+async def asset_seen(event: kopf.RawEvent, **_: Any) -> None:
+    """Assets by phase for the metrics, from the watch kopf keeps anyway."""
+    body = event["object"]
+    key = f"{body['metadata'].get('namespace')}/{body['metadata']['name']}"
+    if event["type"] == "DELETED":
+        metrics.ASSET_PHASES.seen(key, None)
+        return
+    phase = (body.get("status") or {}).get("phase") or AssetPhase.PENDING.value
+    metrics.ASSET_PHASES.seen(key, phase)
 
 
 @kopf.on.delete(*ASSETS)
-async def asset_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def asset_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     _seen()
     ctx = _ctx(memo)
     asset = MediaAsset.model_validate(body)
+    logs.bind(tenant=asset.tenant, asset_id=asset.asset_id)
     try:
         count = await reconcile.delete_asset_objects(ctx, asset)
     except reconcile.WorkersStillRunningError as waiting:
         raise kopf.TemporaryError(str(waiting), delay=2) from None
-    ctx.kube.post_event(asset, EventType.NORMAL, "ObjectsDeleted",
-                        f"deleted {count} objects under the asset's prefix")
+    if count or not retry:  # a retry for the webhook below finds nothing left to delete
+        ctx.kube.post_event(asset, EventType.NORMAL, "ObjectsDeleted",
+                            f"deleted {count} objects under the asset's prefix")
+    # asset.deleted goes out before the finalizer lets the asset go: retried by kopf (its
+    # count survives a restart, in the asset's annotations) with the webhooks' back-off.
+    dispatcher: Dispatcher = memo.dispatcher
+    if ctx.settings.webhooks and not await dispatcher.announce_deleted(asset, retry):
+        raise kopf.TemporaryError("a webhook endpoint did not take asset.deleted yet",
+                                  delay=dispatcher.delay(retry))
 
 
 @kopf.on.resume(*TRANSCODE_JOBS)
@@ -165,13 +220,25 @@ async def transcode_job_created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.event(*TRANSCODE_JOBS)
 async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A TranscodeJob's status moved: let its asset take the news into account."""
-    if event["type"] in (None, "ADDED", "DELETED"):
+    if event["type"] == "ADDED":
         return
     tj = TranscodeJob.model_validate(event["object"])
+    key = f"{tj.namespace}/{tj.name}"
+    if event["type"] == "DELETED":
+        metrics.JOB_PHASES.seen(key, None)
+        return
     if tj.status.phase is None:
         return
+    # Failures counted as they happen (not those of the initial listing after a restart).
+    if event["type"] is not None and tj.status.phase is TranscodePhase.FAILED and \
+            metrics.JOB_PHASES.phases.get(key) != TranscodePhase.FAILED.value:
+        metrics.JOBS_FAILED.inc()
+    metrics.JOB_PHASES.seen(key, tj.status.phase.value)
+    if event["type"] is None:  # the initial listing: nothing moved
+        return
     _seen()
-    await reconcile.reconcile_asset(_ctx(memo), tj.namespace, tj.spec.asset_ref.name)
+    with _about(tj.namespace, tj.spec.asset_ref.name), metrics.reconciling("transcode_job"):
+        await reconcile.reconcile_asset(_ctx(memo), tj.namespace, tj.spec.asset_ref.name)
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
@@ -183,14 +250,16 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     if not pod.succeeded:
         return
     _seen()
-    await reconcile.sync_from_pod(_ctx(memo), pod)
+    with _about(pod.metadata.namespace, pod.metadata.labels.get(names.LABEL_ASSET)):
+        await reconcile.sync_from_pod(_ctx(memo), pod)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _seen()
     job = Job.model_validate(event["object"])
-    if event["type"] == "DELETED":
-        await reconcile.job_gone(_ctx(memo), job)
-        return
-    await reconcile.sync_from_job(_ctx(memo), job)
+    with _about(job.metadata.namespace, job.metadata.labels.get(names.LABEL_ASSET)):
+        if event["type"] == "DELETED":
+            await reconcile.job_gone(_ctx(memo), job)
+            return
+        await reconcile.sync_from_job(_ctx(memo), job)

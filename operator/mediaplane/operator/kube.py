@@ -9,6 +9,10 @@ error propagates, for the handler to retry with back-off.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import logging
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import kopf
@@ -21,6 +25,8 @@ from mediaplane.core.resources import (
     MediaAssetStatus,
     TranscodeJob,
     TranscodeJobStatus,
+    WebhookEndpoint,
+    WebhookEndpointStatus,
 )
 from mediaplane.core.states import EventType, PodPhase
 from mediaplane.core.tasks import GeneratedObject
@@ -28,6 +34,7 @@ from mediaplane.operator.builders import Manifest
 from mediaplane.operator.workloads import Job, Pod
 
 MAX_EVENT_MESSAGE = 1024
+log = logging.getLogger(__name__)
 
 
 class EventTarget(Protocol):
@@ -115,6 +122,20 @@ class OperatorKube(Protocol):
         """Names of every MediaAsset of the namespace."""
         ...
 
+    async def webhook_endpoints(self, namespace: str) -> list[WebhookEndpoint]:
+        """The namespace's WebhookEndpoints."""
+        ...
+
+    async def get_webhook_endpoint(self, namespace: str,
+                                   name: str) -> WebhookEndpoint | None: ...
+
+    async def patch_webhook_endpoint_status(self, namespace: str, name: str,
+                                            status: WebhookEndpointStatus) -> None: ...
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One value of a Secret (decoded), or None when the Secret or the key is missing."""
+        ...
+
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
         """A Kubernetes Event about `target`, posted in the background."""
@@ -137,6 +158,7 @@ class Kube:
         self._custom = client.CustomObjectsApi(api)
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         await self.api.close()
@@ -310,6 +332,7 @@ class Kube:
             await self._core.replace_namespaced_secret(name, target_namespace,
                                                        cast("Any", body))
         return True
+
     async def tenants(self) -> list[str]:
         listing = await self._core.list_namespace(label_selector=f"{names.TENANT_LABEL}=true")
         return [ns.metadata.name for ns in listing.items]
@@ -326,7 +349,64 @@ class Kube:
             if not token:
                 return found
 
+    async def webhook_endpoints(self, namespace: str) -> list[WebhookEndpoint]:
+        listing = await self._custom.list_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.WEBHOOK_PLURAL)
+        return [WebhookEndpoint.model_validate(item) for item in listing["items"]]
+
+    async def get_webhook_endpoint(self, namespace: str,
+                                   name: str) -> WebhookEndpoint | None:
+        try:
+            body = await self._custom.get_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.WEBHOOK_PLURAL, name)
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        return WebhookEndpoint.model_validate(body)
+
+    async def patch_webhook_endpoint_status(self, namespace: str, name: str,
+                                            status: WebhookEndpointStatus) -> None:
+        await self._patch_status(names.WEBHOOK_PLURAL, namespace, name, status.to_body())
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        try:
+            secret = await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            # 403: a name the installation does not let the operator read (the chart's
+            # webhooks.signingSecretNames): for the endpoint, as good as missing.
+            if _missing(error) or error.status == 403:
+                return None
+            raise
+        encoded = (secret.data or {}).get(key)
+        return base64.b64decode(encoded).decode() if encoded else None
+
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
-        kopf.event(cast("kopf.Body", target.to_body()), type=type_.value, reason=reason,
-                   message=message[:MAX_EVENT_MESSAGE])
+        body = target.to_body()
+        try:
+            kopf.event(cast("kopf.Body", body), type=type_.value, reason=reason,
+                       message=message[:MAX_EVENT_MESSAGE])
+        except LookupError:
+            # Outside kopf's handlers (the webhook workers) its event queue is not ours to
+            # use: the Event is created directly, in the background all the same.
+            task = asyncio.get_running_loop().create_task(
+                self._create_event(body, type_, reason, message[:MAX_EVENT_MESSAGE]))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _create_event(self, body: dict[str, Any], type_: EventType, reason: str,
+                            message: str) -> None:
+        meta = body["metadata"]
+        now = datetime.now(UTC).isoformat()
+        event = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                 "involvedObject": {"apiVersion": body["apiVersion"], "kind": body["kind"],
+                                    "name": meta["name"], "namespace": meta["namespace"],
+                                    "uid": meta.get("uid")},
+                 "type": type_.value, "reason": reason, "message": message, "count": 1,
+                 "firstTimestamp": now, "lastTimestamp": now,
+                 "source": {"component": "mediaplane-operator"}}
+        try:
+            await self._core.create_namespaced_event(meta["namespace"], cast("Any", event))
+        except ApiException as error:
+            log.warning("could not post event %s about %s: %s", reason, meta["name"], error)

@@ -33,7 +33,16 @@ from mediaplane.core.states import (
     TranscodePhase,
 )
 from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec, Verdict, WorkerResult
-from mediaplane.operator import assetstatus, builders, captions, chunks, generation, manifests
+from mediaplane.operator import (
+    assetstatus,
+    builders,
+    captions,
+    chunks,
+    generation,
+    manifests,
+    metrics,
+    notify,
+)
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import BatchCondition, Job, Pod
 
@@ -88,11 +97,17 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         status, events = assetstatus.compute(observed, now)
         if not asset.awaiting_finalize:
             events += await captions.reconcile(ctx, asset, tjs, status, now)
+            # Webhook events go into the same status write as the transitions they announce.
+            if ctx.settings.webhooks:
+                status.notifications = notify.record(asset, status, now)
         await write_manifests(ctx, asset, status)
         if status != asset.status:
             await ctx.kube.patch_asset_status(namespace, name, status)
+            metrics.observe_asset(asset, status, tjs)
         for event in events:
             ctx.kube.post_event(asset, event.type, event.reason, event.message)
+        if status.pending_notifications:
+            ctx.notify(namespace, name)
         return not uploaded and not asset.awaiting_finalize
 
 

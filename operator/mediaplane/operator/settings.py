@@ -75,6 +75,20 @@ class OperatorSettings(BaseSettings):
     # slow client between its POST and its finalize.
     upload_grace_seconds: int = Field(default=3600, ge=0)
     sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    # Webhooks (WebhookEndpoint): attempts per event and endpoint, the first back-off
+    # (doubled after each failure, up to the maximum), the time one POST may take, and the
+    # networks webhooks may reach besides public addresses (CIDRs, comma-separated: e.g.
+    # 10.0.0.0/8 for receivers inside the cluster; the dev environment allows loopback).
+    webhooks: bool = True
+    webhook_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_backoff_seconds: float = Field(default=2.0, gt=0)
+    webhook_max_backoff_seconds: float = Field(default=300.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_allowed_networks: str = ""
+    webhook_workers: int = Field(default=8, ge=1, le=256)
+    # The operator's own Prometheus metrics (/metrics on this port; 0 = none).
+    metrics_port: int = Field(default=8082, ge=0, le=65535)
+    metrics_address: str = "0.0.0.0"  # noqa: S104 (scraped from the pod network)
 
     def load_ladder(self) -> Ladder:
         if self.ladder_file is None:

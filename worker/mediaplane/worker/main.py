@@ -13,10 +13,12 @@ import shutil
 import signal
 import sys
 import tempfile
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mediaplane.core import logs
 from mediaplane.core.tasks import (
     MAX_RESULT_BYTES,
     RESULT_PATH_ENV,
@@ -115,6 +117,18 @@ def run_task(task: WorkerTask, scratch: Path,
     return run_variant(task, scratch, os.environ if environ is None else environ)
 
 
+def asset_of(task: WorkerTask) -> str | None:
+    """The asset id in the object keys of the task (its input URL, its output's key)."""
+    places = [task.input_url]
+    if task.output is not None:
+        places += [task.output.key_prefix, *task.output.fields.values()]
+    for place in places:
+        found = logs.asset_id_in(urllib.parse.unquote(place or ""))
+        if found:
+            return found
+    return None
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     del signum, frame
     raise InfraError("Terminated", "stopped by SIGTERM", exit_code=EXIT_TERMINATED)
@@ -122,14 +136,16 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("worker", logging.INFO)
     # httpx logs every request with its URL: a presigned GET carries its signature.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _on_sigterm)
     result_path = Path(env.get(RESULT_PATH_ENV) or DEFAULT_RESULT_PATH)
     try:
         task = parse_task(env)
+        # The task names no asset, but every key it may touch is under the asset's prefix.
+        logs.bind(asset_id=asset_of(task), task=task.type.value,
+                  variant=task.variant.name if task.variant else None)
         log.info("task %s%s", task.type, f" {task.variant.name}" if task.variant else "")
         with scratch_dir(env) as scratch:
             result = run_task(task, scratch, env)

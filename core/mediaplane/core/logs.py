@@ -1,0 +1,96 @@
+"""One way for every process to log: JSON lines on stderr through structlog.
+
+Records from the standard library's loggers (ours, uvicorn's, kopf's, botocore's) go
+through the same processors, so every line is one JSON object with `timestamp`, `level`,
+`logger`, `service` and `event`, plus whatever is bound in the context: the API binds
+`request_id` (and `asset_id` on an asset's routes) for each request, the operator
+`asset_id` for each handler, the worker `asset_id` and `task` for its whole run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+ASSET_ID = re.compile(r"\bmda[_-]([0-9a-hjkmnp-tv-z]{26})\b")
+
+
+def asset_id_in(text: str) -> str | None:
+    """The asset id (`mda_…`) named in a path, key, URL or object name, if any."""
+    found = ASSET_ID.search(text)
+    return f"mda_{found.group(1)}" if found else None
+
+
+def _service(name: str) -> Processor:
+    def add(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        event.setdefault("service", name)
+        return event
+
+    return add
+
+
+def _asset_from_kopf(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """kopf's per-object lines carry `k8s_ref`; a MediaAsset's or its children's name says
+    the asset id."""
+    ref = event.get("k8s_ref")
+    if "asset_id" not in event and isinstance(ref, dict):
+        found = asset_id_in(str(ref.get("name", "")))
+        if found:
+            event["asset_id"] = found
+    return event
+
+
+def configure(service: str, level: str | int = "INFO") -> None:
+    """Routes every logger of the process to JSON lines on stderr."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _service(service),
+        _asset_from_kopf,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(default=str)])
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level if isinstance(level, int) else level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "kopf"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+
+
+@contextmanager
+def bound(**values: Any) -> Iterator[None]:
+    """Binds `values` (None left out) to every line logged inside the block."""
+    present = {k: v for k, v in values.items() if v is not None}
+    with structlog.contextvars.bound_contextvars(**present):
+        yield
+
+
+def bind(**values: Any) -> None:
+    structlog.contextvars.bind_contextvars(
+        **{k: v for k, v in values.items() if v is not None})
+
+
+def context() -> MutableMapping[str, Any]:
+    return structlog.contextvars.get_contextvars()
