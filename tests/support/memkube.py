@@ -9,6 +9,7 @@ preconditions, label-scoped lists, and failures injected on demand.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 from collections import Counter
@@ -306,6 +307,7 @@ class MemoryObjects:
         self.calls: Counter[str] = Counter()
         self.cors: list[dict[str, Any]] | None = None
         self.cors_refused = False  # the credentials may not set the bucket's CORS
+        self.down = False  # the storage server does not answer
 
     def presign_get(self, key: str, expires_seconds: int) -> str:
         return f"https://objects.test/{self.bucket}/{key}?expires={expires_seconds}&sig=x"
@@ -338,7 +340,12 @@ class MemoryObjects:
         self.put(fields["key"], data, fields["Content-Type"], meta)
         return f"etag-{len(data)}"
 
+    def _check_up(self) -> None:
+        if self.down:
+            raise UnavailableError("object storage: connection refused (injected)")
+
     def head(self, key: str) -> ObjectInfo | None:
+        self._check_up()
         self.calls["head"] += 1
         found = self.objects.get(key)
         if found is None:
@@ -348,10 +355,12 @@ class MemoryObjects:
                           metadata=dict(self.metadata.get(key, {})))
 
     def get_text(self, key: str) -> str:
+        self._check_up()
         self.calls["get_text"] += 1
         return self.objects[key][0].decode()
 
     def put_text(self, key: str, text: str, content_type: str) -> None:
+        self._check_up()
         self.calls["put_text"] += 1
         self.objects[key] = (text.encode(), content_type)
 
@@ -372,6 +381,9 @@ class MemoryObjects:
         if self.cors_refused:
             raise InjectedError("AccessDenied: s3:PutBucketCORS")
         self.cors = copy.deepcopy(rules)
+    def ping(self) -> None:
+        self._check_up()
+
     def list_folders(self, prefix: str) -> list[str]:
         return sorted({prefix + k[len(prefix):].split("/", 1)[0] + "/" for k in self.objects
                        if k.startswith(prefix) and "/" in k[len(prefix):]})
@@ -388,6 +400,7 @@ class MemoryAssets:
         self._versions = itertools.count(1)
         self.failures = Failures()
         self.down = False  # the API server does not answer
+        self.stalled = False  # the API server accepts requests and never answers them
         self.reads = 0
 
     def _check(self, call: str) -> None:
@@ -406,8 +419,13 @@ class MemoryAssets:
     def _copy(self, body: dict[str, Any]) -> MediaAsset:
         return MediaAsset.model_validate(copy.deepcopy(body))
 
+    async def _stall(self) -> None:
+        if self.stalled:
+            await asyncio.sleep(3600)
+
     async def get(self, namespace: str, name: str, *, fresh: bool = False
                   ) -> MediaAsset | None:
+        await self._stall()
         self._check("get")
         self.reads += 1
         body = self.items.get((namespace, name))
@@ -418,6 +436,7 @@ class MemoryAssets:
         return self._copy(body) if body else None
 
     async def create(self, asset: MediaAsset) -> MediaAsset:
+        await self._stall()
         self._check("create")
         key = (asset.tenant, asset.name)
         if key in self.items:

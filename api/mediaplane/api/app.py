@@ -45,10 +45,13 @@ ContextFactory = Callable[[ApiSettings], Awaitable[ApiContext]]
 
 async def build_context(settings: ApiSettings) -> ApiContext:
     """The production context: the Kubernetes API (with a watch-fed cache) and S3."""
-    api = await kubeclient.connect()
+    api = await kubeclient.connect(request_seconds=settings.kube_timeout_seconds)
     informer = AssetInformer(api)
     informer.start()
-    storage = Storage(S3Settings())
+    storage = Storage(S3Settings().model_copy(update={
+        "connect_timeout_seconds": settings.s3_connect_timeout_seconds,
+        "read_timeout_seconds": settings.s3_read_timeout_seconds,
+        "max_attempts": settings.s3_attempts}))
     storage.client  # noqa: B018 (build the boto3 client now, not on the first request)
     context = ApiContext.with_settings(
         settings, assets=kube.AssetStore(api, informer),
@@ -90,7 +93,8 @@ def create_app(settings: ApiSettings | None = None,
     # The player page's own script and style, and the vendored players.
     app.mount(PLAYER_STATIC_PATH, StaticFiles(directory=PLAYER_STATIC_DIR), name="player-static")
     errorhandlers.install(app)
-    app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes,
+                       deadline_seconds=settings.request_deadline_seconds)
     # Outside the guard, so its answers (413, request ids) carry CORS headers too and a
     # browser lets the page read them; preflights are answered here, before any route.
     app.add_middleware(CorsByPath, api_origins=settings.cors_origins)

@@ -48,6 +48,17 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024**2, ge=1024,
                                 description="largest request body (captions are the biggest)")
     tenant_cache_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
+
+    # Bounded answers when a backing service is down or stalled: each Kubernetes request
+    # ends within `kube_timeout_seconds`, each storage call connects within
+    # `s3_connect_timeout_seconds` and waits `s3_read_timeout_seconds` per read (in
+    # `s3_attempts` attempts), and a request that still has no answer after
+    # `request_deadline_seconds` gets 503 `unavailable` with Retry-After.
+    kube_timeout_seconds: float = Field(default=4.0, gt=0.0, le=60.0)
+    s3_connect_timeout_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+    s3_read_timeout_seconds: float = Field(default=3.0, gt=0.0, le=300.0)
+    s3_attempts: int = Field(default=2, ge=1, le=10)
+    request_deadline_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
     bench_floor: bool = Field(default=False,
                               description="serve /bench/floor (make bench's baseline route)")
 
