@@ -120,7 +120,8 @@ class Pipeline:
             if (body.get("status") or {}).get("conditions") or \
                     (namespace, job_name) not in self.kube.jobs:
                 continue  # ended, or deleted meanwhile
-            tj = self.kube.transcode_job(namespace, job_name)
+            tj = self.kube.transcode_job(
+                namespace, body["metadata"]["labels"][names.LABEL_TRANSCODE_JOB])
             pod = self.kube.run_pod(namespace, job_name, PodPhase.SUCCEEDED, self.result_of(tj))
             await reconcile.sync_from_pod(self.ctx, pod)  # the pod event
             job = self.kube.set_job_status(namespace, job_name, {

@@ -213,6 +213,16 @@ class MemoryKube:
         self.failures.check("patch_transcode_job_status")
         self._patch_status(self.transcode_jobs_, namespace, name, status.to_body())
 
+    async def replace_transcode_job_status(self, namespace: str, name: str,
+                                           status: TranscodeJobStatus) -> None:
+        self.failures.check("replace_transcode_job_status")
+        body = self.transcode_jobs_.get((namespace, name))
+        if body is None:
+            raise InjectedError(f"404: {namespace}/{name} not found")
+        body["status"] = status.to_body()
+        body["metadata"]["resourceVersion"] = str(next(self._versions))
+        self._landed()
+
     async def job_exists(self, namespace: str, name: str) -> bool:
         return (namespace, name) in self.jobs
 

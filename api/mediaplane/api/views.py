@@ -94,7 +94,8 @@ class Presenter:
             out.append(models.Variant(
                 name=v.name, type=v.type, state=v.state, width=v.width, height=v.height,
                 bandwidth=v.bandwidth, codecs=v.codecs, duration_seconds=v.duration_seconds,
-                size_bytes=v.bytes,
+                size_bytes=v.bytes, retries=v.retries or 0,
+                error=v.message if v.state is VariantState.FAILED else None,
                 hls=with_token(links.hls(v.name), token) if streamable else None,
                 dash=with_token(links.dash(v.name), token) if streamable else None,
                 url=url))

@@ -138,7 +138,7 @@ def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": tj.name,
+            "name": tj.job_name,
             "namespace": tj.namespace,
             "labels": labels,
             "ownerReferences": [owner_reference(tj).to_body()],

@@ -69,6 +69,12 @@ class OperatorKube(Protocol):
     async def patch_transcode_job_status(self, namespace: str, name: str,
                                          status: TranscodeJobStatus) -> None: ...
 
+    async def replace_transcode_job_status(self, namespace: str, name: str,
+                                           status: TranscodeJobStatus) -> None:
+        """Sets the whole status: fields `status` leaves out are removed (a retry starts
+        over without the failed run's result and times)."""
+        ...
+
     async def job_exists(self, namespace: str, name: str) -> bool: ...
 
     async def get_job(self, namespace: str, name: str) -> Job | None: ...
@@ -202,6 +208,13 @@ class Kube:
     async def patch_transcode_job_status(self, namespace: str, name: str,
                                          status: TranscodeJobStatus) -> None:
         await self._patch_status(names.JOB_PLURAL, namespace, name, status.to_body())
+
+    async def replace_transcode_job_status(self, namespace: str, name: str,
+                                           status: TranscodeJobStatus) -> None:
+        cleared: dict[str, Any] = {field.alias or key: None
+                                   for key, field in TranscodeJobStatus.model_fields.items()}
+        await self._patch_status(names.JOB_PLURAL, namespace, name,
+                                 {**cleared, **status.to_body()})
 
     async def job_exists(self, namespace: str, name: str) -> bool:
         try:

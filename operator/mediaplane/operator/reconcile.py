@@ -80,6 +80,8 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
                                     "checking checksum, type and streams")
 
         planned = await ensure_variants(ctx, asset, probe_tj, tjs)
+        if asset.spec.retries:
+            tjs = await start_retries(ctx, asset, tjs)
         observed = assetstatus.Observed(
             asset=asset, source=source, probe_tj=probe_tj, planned=planned,
             variant_tjs={spec.name: tjs[names.child_name(name, spec.name)]
@@ -96,6 +98,36 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         return not uploaded and not asset.awaiting_finalize
 
 
+async def start_retries(ctx: Context, asset: MediaAsset,
+                        tjs: Mapping[str, TranscodeJob]) -> dict[str, TranscodeJob]:
+    """Runs again each failed variant whose retry was asked for (`spec.retries`): its
+    TranscodeJob's status starts over at the new retry, whose Job has a new deterministic
+    name (`<tj>-r<n>`), so the retry is one new Job however often this runs. The
+    TranscodeJobs, with the ones that restarted as they are now."""
+    current = dict(tjs)
+    for variant, requested in asset.spec.retries.items():
+        tj = current.get(names.child_name(asset.name, variant))
+        if tj is None or tj.spec.variant is None:
+            continue
+        if (tj.status.retry or 0) < requested and tj.phase is TranscodePhase.FAILED:
+            generation = tj.metadata.generation
+            message = f"retry {requested} of {variant} asked for"
+            status = TranscodeJobStatus(
+                phase=TranscodePhase.PENDING, retry=requested, attempts=0,
+                job_name=f"{tj.name}-r{requested}", message=message,
+                observed_generation=generation,
+                conditions=set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
+                                         ConditionStatus.UNKNOWN, "RetryRequested", message,
+                                         generation, now_rfc3339()))
+            await ctx.kube.replace_transcode_job_status(tj.namespace, tj.name, status)
+            tj = current[tj.name] = tj.model_copy(update={"status": status})
+            ctx.kube.post_event(asset, EventType.NORMAL, "VariantRetrying",
+                                f"variant {variant}: retry {requested} in job {tj.job_name}")
+        if (tj.status.retry or 0) == requested and tj.phase is TranscodePhase.PENDING:
+            await ensure_job(ctx, tj)  # idempotent: the Job's name is the retry's
+    return current
+
+
 async def resync_asset(ctx: Context, namespace: str, name: str) -> None:
     """Catches up on whatever a lost watch event would have told: every unfinished
     TranscodeJob of the asset gets its Job (made if missing, its outcome read if it ended),
@@ -109,7 +141,7 @@ async def resync_asset(ctx: Context, namespace: str, name: str) -> None:
         if tj.spec.task is TaskType.CAPTION:
             await captions.advance(ctx, tj)
             continue
-        job = await ctx.kube.get_job(namespace, tj.name)
+        job = await ctx.kube.get_job(namespace, tj.job_name)
         if job is None:
             await ensure_job(ctx, tj)
         else:
@@ -265,7 +297,7 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
     if tj.spec.task is TaskType.CAPTION:
         await captions.advance(ctx, tj)
         return
-    namespace, name = tj.namespace, tj.name
+    namespace, name = tj.namespace, tj.job_name
     if await ctx.kube.job_exists(namespace, name):
         return
     asset = await ctx.kube.get_asset(namespace, tj.spec.asset_ref.name)
@@ -293,9 +325,9 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
                                    ConditionStatus.UNKNOWN, "JobCreated",
                                    f"job {name} created", observed, now_rfc3339())
-        await ctx.kube.patch_transcode_job_status(namespace, name, TranscodeJobStatus(
-            phase=TranscodePhase.PENDING, job_name=name, conditions=conditions,
-            observed_generation=observed))
+        await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, TranscodeJobStatus(
+            phase=TranscodePhase.PENDING, job_name=name, retry=tj.status.retry,
+            conditions=conditions, observed_generation=observed))
 
 
 async def _with_retries(read: Callable[[], Awaitable[T]]) -> T:
@@ -332,6 +364,8 @@ async def sync_from_job(ctx: Context, job: Job) -> None:
     if tj.spec.task is TaskType.CAPTION:
         await captions.advance(ctx, tj)
         return
+    if job.metadata.name != tj.job_name:
+        return  # a Job of an earlier run of a retried variant: its outcome is history
     new = await job_outcome(ctx, tj, job)
     if new != tj.status:
         await ctx.kube.patch_transcode_job_status(namespace, tj_name, new)
@@ -355,8 +389,11 @@ async def sync_from_pod(ctx: Context, pod: Pod) -> None:
     if tj.spec.task is TaskType.CAPTION:  # a plan or chunk pod: one step, not the outcome
         await captions.advance(ctx, tj)
         return
+    if pod.metadata.labels.get(names.BATCH_JOB_NAME_LABEL, tj.job_name) != tj.job_name:
+        return  # a pod of an earlier run of a retried variant
     old = tj.status
-    base = TranscodeJobStatus(job_name=tj_name, attempts=old.attempts or 0,
+    base = TranscodeJobStatus(job_name=tj.job_name, attempts=old.attempts or 0,
+                              retry=old.retry,
                               start_time=old.start_time or terminated.started_at,
                               completion_time=terminated.finished_at or now_rfc3339())
     await ctx.kube.patch_transcode_job_status(
@@ -389,7 +426,8 @@ async def job_outcome(ctx: Context, tj: TranscodeJob, job: Job) -> TranscodeJobS
     old = tj.status
     generation = tj.metadata.generation
     new = TranscodeJobStatus(job_name=job.metadata.name, attempts=job.status.failed or 0,
-                             observed_generation=generation, start_time=job.status.start_time)
+                             retry=old.retry, observed_generation=generation,
+                             start_time=job.status.start_time)
     now = now_rfc3339()
 
     def condition(value: ConditionStatus, reason: str, message: str) -> None:
@@ -411,7 +449,7 @@ async def job_outcome(ctx: Context, tj: TranscodeJob, job: Job) -> TranscodeJobS
         last = messages[-1] if messages else ""
         reason = failed.reason or "JobFailed"
         new.phase, new.completion_time = TranscodePhase.FAILED, now
-        new.message = f"{failed.message or reason}; last error: {last[-800:]}".strip()
+        new.message = f"{reason}: {failed.message or reason}; last error: {last[-800:]}".strip()
         condition(ConditionStatus.FALSE, reason, new.message)
     elif (job.status.active or 0) > 0:
         new.phase = TranscodePhase.RUNNING
