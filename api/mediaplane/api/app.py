@@ -79,11 +79,13 @@ def create_app(settings: ApiSettings | None = None,
         finally:
             await context.close()
 
+    # No redirect of a path with a trailing slash: an encoded slash in a path parameter
+    # ("mda_%2F") would otherwise be answered 307 to another route, not 404.
     # FastAPI's own OpenTelemetry hooks are off: the API exports Prometheus metrics
     # (`/metrics`), and checking for a tracer provider cost a measurable share of each
     # request on the hot routes.
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan,
+                  lifespan=lifespan, redirect_slashes=False,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     for router in (ai.router, uploads.router, media.router, captions.router, speech.router,
                    streaming.router, player.router, health.router):

@@ -23,6 +23,9 @@ from mediaplane.core import names
 # A tenant is a namespace: the claim must be a DNS-1123 label (names.TENANT_PATTERN) before
 # it goes anywhere near a Kubernetes path or an object key.
 MAX_USER_LENGTH = 256
+# Identity providers' tokens are a few kilobytes; a larger one is refused unread (its
+# base64 and JSON would be decoded before any signature check otherwise).
+MAX_TOKEN_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class TokenVerifier:
         self._verified: VerifiedTokens[Principal] = VerifiedTokens()
 
     async def verify(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise ApiError("auth.unauthenticated", f"the bearer token is larger than "
+                           f"{MAX_TOKEN_BYTES} bytes")
         known = self._verified.get(token)
         if known is not None:
             return known
