@@ -108,9 +108,21 @@ def image_trailer(path: Path, family: Family) -> Finding | None:
     return None
 
 
+def webp_animated(path: Path) -> Finding | None:
+    """An animated WebP (VP8X with the animation flag, or an ANIM chunk): images are
+    stills, and GIF is the one animation format taken (with a frame limit)."""
+    head, _, _ = _head_tail(path)
+    flags = head[20] if head[12:16] == b"VP8X" and len(head) > 20 else 0
+    if flags & 0x02 or b"ANIM" in head[:64]:
+        return Finding("AnimatedImage", "an animated WebP; WebP images must be stills")
+    return None
+
+
 def inspect_bytes(path: Path, family: Family) -> Finding | None:
     """The first finding of every structural check that applies to `family`."""
     checks = [eicar(path), polyglot(path, family)]
+    if family is Family.WEBP:
+        checks.append(webp_animated(path))
     if family is Family.ISOBMFF:
         checks.append(isobmff_truncated(path))
     checks.append(image_trailer(path, family))

@@ -1,0 +1,38 @@
+"""The fault suite: its timing and its lines in the reliability summary, and the REST API
+fixtures it shares (the S3 outage checks the API's answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import (  # noqa: F401 (the API fixtures, shared)
+    api_url,
+    jwt_secret,
+    make_tenant,
+    make_user,
+    stream_key,
+    web_origin,
+)
+from tests.support.summary import SuiteTimer, terminal_summary
+
+TIMER = SuiteTimer("fault suite")
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _timed() -> Iterator[None]:
+    TIMER.start()
+    yield
+    TIMER.stop()
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    for item in items:
+        if "tests/faults/" in str(item.fspath):
+            item.add_marker(pytest.mark.faults)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminal_summary(terminalreporter)
