@@ -221,7 +221,8 @@ def test_api_server_down_and_stalled_gets_bounded_503s(
         assert cached.status_code == 200, "a read the cache can answer keeps working"
     eventually(lambda: httpx.get(f"{user.base_url}/readyz", timeout=5).status_code == 200,
                "the API ready again", timeout=60)
-    assert operator.process is not None and operator.process.alive()
+    assert operator.process is not None
+    assert operator.process.alive()
 
 
 def test_two_operator_replicas_only_one_acts(batch: Batch, operator: OperatorHandle,
