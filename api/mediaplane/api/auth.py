@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 
 from mediaplane.api.errors import ApiError
-from mediaplane.api.settings import ApiSettings
+from mediaplane.api.settings import ApiSettings, check_jwks_url
 from mediaplane.api.tokencache import VerifiedTokens
 from mediaplane.core import names
 
@@ -83,15 +83,24 @@ class TokenVerifier:
                            f"the token's {self.settings.tenant_claim!r} claim is not a tenant")
         return Principal(tenant=tenant, user=user), float(claims["exp"])
 
+    def _signing_key(self, client: jwt.PyJWKClient, token: str) -> Any:
+        try:
+            check_jwks_url(client.uri, allow_private=self.settings.jwt_jwks_allow_private,
+                           resolve=True)
+        except ValueError as error:
+            raise jwt.InvalidKeyError(str(error)) from None
+        return client.get_signing_key_from_jwt(token)
+
     async def _key_for(self, algorithm: str, header: dict[str, Any], token: str) -> Any:
         if algorithm.startswith("HS"):
             if self._secret is None:
                 raise jwt.InvalidKeyError("no shared secret configured")
             return self._secret
         if self._jwks_client is not None:
-            # The first fetch (and a refresh for an unknown kid) is network I/O.
+            # The first fetch (and a refresh for an unknown kid) is network I/O; the URL's
+            # host is resolved and checked again first (it may resolve elsewhere now).
             client = self._jwks_client
-            return (await asyncio.to_thread(client.get_signing_key_from_jwt, token)).key
+            return (await asyncio.to_thread(self._signing_key, client, token)).key
         if self._jwks_file is not None:
             kid = header.get("kid")
             for candidate in self._jwks_file.keys:

@@ -109,10 +109,15 @@ class ApiSettings(BaseSettings):
         return self
 
 
-def check_jwks_url(url: str, *, allow_private: bool) -> None:
-    """Refuses a JWKS URL that is not https, or whose host is or resolves to an address
-    that is not public (unless `allow_private`). Only a name lookup happens here: nothing is
-    sent to the host itself."""
+_LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".localdomain")
+
+
+def check_jwks_url(url: str, *, allow_private: bool, resolve: bool = False) -> None:
+    """Refuses a JWKS URL that is not https, or whose host is (an address literal or a
+    local name) or, with `resolve`, resolves to an address that is not public (unless
+    `allow_private`). Only a name lookup happens: nothing is sent to the host itself. At
+    start-up a name that does not resolve yet is let through (DNS may not be up); the
+    verifier resolves and checks again before each fetch of the keys."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not allow_private:
         raise ValueError("MEDIAPLANE_API_JWT_JWKS_URL must be an https URL (or a file path)")
@@ -124,9 +129,15 @@ def check_jwks_url(url: str, *, allow_private: bool) -> None:
     try:
         addresses = {ipaddress.ip_address(host)}
     except ValueError:
+        if host.lower() == "localhost" or host.lower().endswith(_LOCAL_NAMES):
+            raise ValueError(f"MEDIAPLANE_API_JWT_JWKS_URL: {host} is a non-public address; "
+                             "set MEDIAPLANE_API_JWT_JWKS_ALLOW_PRIVATE=true for an identity "
+                             "provider inside your network") from None
         try:
             found = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
         except OSError as error:
+            if not resolve:
+                return
             raise ValueError(f"MEDIAPLANE_API_JWT_JWKS_URL: cannot resolve {host}: {error}"
                              ) from None
         addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found}
