@@ -128,6 +128,10 @@ def _asset_unfinished(body: kopf.Body, **_: Any) -> bool:
     asset = MediaAsset.model_validate(body)
     if asset.status.is_true(AssetCondition.CAPTIONS_GENERATING):
         return True
+    if asset.phase is AssetPhase.READY and not asset.status.is_true(AssetCondition.COMPLETE):
+        # Playable early, the rest of the ladder still running: a TranscodeJob event lost
+        # while the API server restarted would otherwise leave it short of Complete.
+        return True
     return asset.phase in (AssetPhase.GENERATING, AssetPhase.PENDING,
                            AssetPhase.PROCESSING) and \
         not asset.awaiting_finalize
