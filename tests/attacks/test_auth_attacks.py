@@ -213,6 +213,22 @@ def test_stream_links_replayed_elsewhere_are_refused(
     refused("stream link replayed by another user (bearer)", httpx.get(
         link, headers={"Authorization": f"Bearer {bob.token}"}, timeout=30), 403,
         "stream.signature.invalid")
+    # One rendition's link opens that rendition only.
+    variants = {v["name"]: v for v in alice.get(asset_id)["variants"] if v.get("hls")}
+    assert len(variants) >= 2, variants
+    first, second = sorted(variants)[:2]
+    own = variants[first]["hls"]
+    assert httpx.get(own, timeout=30).status_code == 200
+    refused("a rendition's link replayed on another rendition",
+            httpx.get(own.replace(f"/hls/{first}/", f"/hls/{second}/"), timeout=30), 403,
+            "stream.signature.invalid")
+    refused("a rendition's link replayed on the whole ladder",
+            httpx.get(own.replace(f"/hls/{first}/", "/hls/all/"), timeout=30), 403,
+            "stream.signature.invalid")
+    refused("a rendition's link replayed on the DASH route of another rendition",
+            httpx.get(variants[first]["dash"].replace(f"/dash/{first}.mpd",
+                                                      f"/dash/{second}.mpd"), timeout=30),
+            403, "stream.signature.invalid")
     expired = jwt.encode({"exp": now() - 10}, stream_key, algorithm="HS256")
     refused("stream link with a token of another shape", httpx.get(
         link.replace(token, expired), timeout=30), 403)

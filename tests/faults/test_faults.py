@@ -17,7 +17,9 @@ import pytest
 from kubernetes import client as k8s
 
 from mediaplane.core import keys, names
+from mediaplane.core.names import TENANT_LABEL
 from mediaplane.devcluster.cluster import DevCluster
+from mediaplane.devcluster.tokens import mint_dev_token
 from tests.conftest import OperatorHandle
 from tests.support.api import ApiUser
 from tests.support.assets import Assets, condition
@@ -264,3 +266,91 @@ def test_two_operator_replicas_only_one_acts(batch: Batch, operator: OperatorHan
             replica.stop()
         if operator.process is None:
             operator.start()
+
+
+def test_a_hanging_worker_and_an_always_failing_one(
+        batch: Batch, operator: OperatorHandle, cluster: DevCluster,
+        make_tenant: Callable[..., str], make_user: UserFactory, api_url: str,
+        audio: Media) -> None:
+    """The storyboard's worker hangs (killed at activeDeadlineSeconds, retried once, then
+    failed with the reason) and the poster's always fails: each video ends Ready on its
+    other rungs, Complete with those two failed, an event naming each. Then each is retried
+    without a new upload (REST for one asset, kubectl for another) with a sound worker."""
+    import json
+    import sys
+
+    from mediaplane.devcluster.services import operator_env, worker_command
+
+    faulty = [sys.executable, str(Path(__file__).parents[1] / "support" / "faultyworker.py"),
+              "--hang", "storyboard", "--fail", "poster", "--", *worker_command()]
+    env = {**operator_env(cluster.env()), "MEDIAPLANE_WORKER_COMMAND": json.dumps(faulty),
+           "MEDIAPLANE_JOB_DEADLINE_SECONDS": "30", "MEDIAPLANE_JOB_BACKOFF_LIMIT": "1"}
+    operator.stop()
+    LEDGER.fault("storyboard workers hang, poster workers always fail")
+    faulty_operator = cluster.spawn("operator-faulty", [sys.executable, "-m",
+                                                        "mediaplane.operator", "--standalone"],
+                                    env)
+    try:
+        batch.start()
+        batch.settle()
+    finally:
+        faulty_operator.stop()
+        operator.start()
+    videos = [n for n, m in zip(batch.names, batch.media, strict=True) if m.kind == "video"]
+    for name in videos:
+        body = batch.assets.get(batch.tenant, name) or {}
+        status = body["status"]
+        assert status["phase"] == "ready", status
+        assert status["playable"], status
+        variants = {v["name"]: v for v in status["variants"]}
+        assert variants["poster"]["state"] == "failed"
+        assert "injected failure of poster" in variants["poster"]["message"]
+        assert variants["storyboard"]["state"] == "failed"
+        assert variants["storyboard"]["message"].startswith(("DeadlineExceeded",
+                                                             "BackoffLimitExceeded")), \
+            variants["storyboard"]["message"]
+        reasons = [m for r, m in batch.assets.events(batch.tenant, name) if r == "VariantFailed"]
+        assert any("poster" in m for m in reasons), reasons
+        assert any("storyboard" in m for m in reasons), reasons
+        pods = batch.assets.core.list_namespaced_pod(
+            batch.tenant, label_selector=f"job-name={names.child_name(name, 'storyboard')}")
+        assert len(pods.items) == 2, "the hung attempt was retried once"
+        assert all(p.status.reason == "DeadlineExceeded" or p.status.phase == "Failed"
+                   for p in pods.items)
+
+    # Retried without a new upload, the worker sound again: REST, then kubectl.
+    first, second = videos[0], videos[1]
+    batch.assets.core.patch_namespace(batch.tenant, {"metadata": {"labels": {
+        TENANT_LABEL: "true"}}})  # a tenant for the REST API too
+    token = mint_dev_token(cluster.env()["MEDIAPLANE_API_JWT_SECRET"], batch.tenant, "ops",
+                           3600)
+    tenant_user = ApiUser(api_url, batch.tenant, "ops", token)
+    retried = tenant_user.call(
+        "POST", f"/api/v1/media/{names.asset_id_from_name(first)}/variants/poster/retry",
+        expect=202)["data"]
+    assert retried["name"] == "poster"
+    tenant_user.call(
+        "POST", f"/api/v1/media/{names.asset_id_from_name(first)}/variants/poster/retry",
+        expect=202)
+    batch.assets.custom.patch_namespaced_custom_object(
+        names.GROUP, names.VERSION, batch.tenant, names.ASSET_PLURAL, second,
+        {"spec": {"retries": {"storyboard": 1}}})
+
+    def variant(name: str, which: str) -> dict[str, object] | None:
+        body = batch.assets.get(batch.tenant, name) or {}
+        found = {v["name"]: v for v in (body.get("status") or {}).get("variants", [])}
+        entry = found.get(which)
+        return entry if entry and entry["state"] == "succeeded" else None
+
+    poster = eventually(lambda: variant(first, "poster"), "the retried poster", timeout=180)
+    storyboard = eventually(lambda: variant(second, "storyboard"), "the retried storyboard",
+                            timeout=180)
+    assert poster["retries"] == 1
+    assert storyboard["retries"] == 1
+    jobs = {j.metadata.name for j in batch.assets.jobs(batch.tenant, first)}
+    assert names.child_name(first, "poster") + "-r1" in jobs
+    assert not [n for n in jobs if n.endswith("-r2")], "asked twice, run once"
+    batch.watch.__exit__()
+    assert batch.watch.duplicates() == {}
+    tenant_user.close()
+
