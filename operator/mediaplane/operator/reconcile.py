@@ -239,6 +239,11 @@ async def discard_speculative(ctx: Context, asset: MediaAsset,
             continue
         await ctx.kube.delete_transcode_job(tj.namespace, name)
         del kept[name]
+        if tj.phase.terminal and tj.spec.output_prefix:
+            # It finished before the probe decided, so its worker is gone and its files
+            # are all there: derivatives of a source that is refused (or re-planned) are
+            # not kept, even unpublished. (A running one is stopped before it uploads.)
+            await asyncio.to_thread(ctx.storage.delete_prefix, tj.spec.output_prefix)
         ctx.kube.post_event(asset, EventType.NORMAL, "SpeculationDiscarded",
                             f"stopped {variant.name}, started before the probe: "
                             "the probe's plan does not include it")
