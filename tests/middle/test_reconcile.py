@@ -291,6 +291,35 @@ async def test_quarantined_source_gets_no_variants() -> None:
     assert {"Quarantined", "SpeculationDiscarded"} <= set(pipeline.kube.reasons(pipeline.name))
 
 
+async def test_a_refused_source_keeps_nothing_its_early_rung_wrote_late() -> None:
+    """The early rung's pod outlives its deleted TranscodeJob long enough to upload: its
+    files stay while it may still write, and go once it has ended (its deletion event)."""
+    pipeline = Pipeline(verdict=Verdict.QUARANTINED)
+    pipeline.add_video()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    probe = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "probe"))
+    rung = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
+    await reconcile.ensure_job(pipeline.ctx, probe)
+    await reconcile.ensure_job(pipeline.ctx, rung)
+    straggler = pipeline.kube.run_pod(TENANT, rung.name, PodPhase.RUNNING)
+    pod = pipeline.kube.run_pod(TENANT, probe.name, PodPhase.SUCCEEDED,
+                                pipeline.result_of(probe))
+    await reconcile.sync_from_pod(pipeline.ctx, pod)
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.asset().phase is AssetPhase.QUARANTINED
+    assert (TENANT, rung.name) not in pipeline.kube.transcode_jobs_
+
+    pipeline.result_of(rung)  # the straggler uploads after the verdict
+    prefix = keys.variant_prefix(TENANT, ASSET_ID, "240p")
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.objects.under(prefix), "nothing deleted while its pod can still write"
+    del pipeline.kube.pods[(TENANT, straggler.metadata.name)]  # collected, then gone
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.objects.under(keys.asset_prefix(TENANT, ASSET_ID)) == [
+        pipeline.asset().spec.source.key], "the source alone is kept"
+    assert pipeline.asset().phase is AssetPhase.QUARANTINED
+
+
 async def test_an_upload_awaiting_finalize_costs_no_storage_call() -> None:
     pipeline = Pipeline()
     upload = MediaAsset.new(TENANT, ASSET_ID, kind=MediaKind.VIDEO, mime="video/mp4",

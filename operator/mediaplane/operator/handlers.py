@@ -180,10 +180,16 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A worker finished: its result is final before the Job controller says so."""
-    if event["type"] == "DELETED":
-        return
+    """A worker finished: its result is final before the Job controller says so. A
+    speculative pod gone: what it wrote may have to go too (`reconcile.refuse_speculative`)."""
     pod = Pod.model_validate(event["object"])
+    if event["type"] == "DELETED":
+        asset = pod.metadata.labels.get(names.LABEL_ASSET)
+        if pod.metadata.labels.get(names.LABEL_SPECULATIVE) == "true" and asset and \
+                pod.metadata.namespace:
+            _seen()
+            await reconcile.reconcile_asset(_ctx(memo), pod.metadata.namespace, asset)
+        return
     if not pod.succeeded:
         return
     _seen()

@@ -177,12 +177,12 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
     verdict = assetstatus.probe_verdict(probe_tj)
     if verdict is None:
         if probe_tj is not None and probe_tj.phase is TranscodePhase.FAILED:
-            await discard_speculative(ctx, asset, tjs, wanted=[])
+            await refuse_speculative(ctx, asset, tjs)
         else:
             await start_speculative(ctx, asset, probe_tj, tjs)
         return []
     if verdict.verdict is not Verdict.ACCEPTED or verdict.probe is None:
-        await discard_speculative(ctx, asset, tjs, wanted=[])
+        await refuse_speculative(ctx, asset, tjs)
         return []
     wanted = plan_variants(asset.spec.kind, ctx.ladder, verdict.probe)
     tjs = await discard_speculative(ctx, asset, tjs, wanted)
@@ -221,6 +221,31 @@ async def start_speculative(ctx: Context, asset: MediaAsset, probe_tj: Transcode
     if await ctx.kube.create_transcode_job(builders.transcode_job(asset, rung, speculative=True)):
         ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
                             f"started {rung.name} while the source is being probed")
+
+
+async def refuse_speculative(ctx: Context, asset: MediaAsset,
+                             tjs: Mapping[str, TranscodeJob]) -> None:
+    """A source the probe refused keeps nothing made from it: the speculative rung is
+    stopped and, once no pod of it is left, whatever it wrote is removed.
+
+    Its TranscodeJob goes first, but its pod dies a little later (garbage collection, then
+    the node): a worker that finished in that gap has uploaded its files. The deletion of
+    that pod brings the asset back here (`pod_event`), so the files go whenever it ends.
+    """
+    kept = await discard_speculative(ctx, asset, tjs, wanted=[])
+    if asset.spec.kind is not MediaKind.VIDEO or not ctx.settings.speculative_first_rung:
+        return
+    rung = speculative_rung(ctx.ladder)
+    if names.child_name(asset.name, rung.name) in kept:
+        return
+    pods = await ctx.kube.job_pods(asset.tenant, names.child_name(asset.name, rung.name))
+    if not all(pod.ended for pod in pods):
+        return
+    prefix = keys.variant_prefix(asset.tenant, asset.asset_id, rung.name)
+    if await asyncio.to_thread(ctx.storage.delete_prefix, prefix):
+        ctx.kube.post_event(asset, EventType.NORMAL, "SpeculationDiscarded",
+                            f"removed what {rung.name} wrote before the probe refused "
+                            "the source")
 
 
 async def discard_speculative(ctx: Context, asset: MediaAsset,
