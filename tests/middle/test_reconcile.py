@@ -375,6 +375,29 @@ async def test_the_lowest_rung_starts_with_the_probe_and_waits_to_be_published()
     assert pipeline.kube.count("Job") == 6, "the early rung is the rung: no second run"
 
 
+async def test_a_handler_run_again_on_an_old_body_makes_no_second_job() -> None:
+    """kopf retries a TranscodeJob's create handler that failed while the API server was
+    away with the body it had. If the early rung was discarded meanwhile and its Job
+    collected, or its name now belongs to another TranscodeJob, no Job comes of it (the
+    fault suite's API-server restart saw such a rung's Job made twice)."""
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
+    pipeline.add_video()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    stale = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
+    await pipeline.run()
+    assert (TENANT, stale.name) not in pipeline.kube.transcode_jobs_, "discarded"
+    await reconcile.ensure_job(pipeline.ctx, stale)
+    assert (TENANT, stale.job_name) not in pipeline.kube.jobs
+    assert pipeline.kube.duplicates() == []
+
+    # The same name made again as another object: the old body makes nothing either.
+    pipeline.kube.transcode_jobs_[(TENANT, stale.name)] = pipeline.kube._stamp(
+        stale.model_copy(update={"metadata": stale.metadata.model_copy(
+            update={"uid": None})}).to_body(), "TranscodeJob")
+    await reconcile.ensure_job(pipeline.ctx, stale)
+    assert (TENANT, stale.job_name) not in pipeline.kube.jobs
+
+
 async def test_a_source_smaller_than_the_lowest_rung_drops_the_early_start() -> None:
     pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
     pipeline.add_video()

@@ -211,7 +211,8 @@ class MemoryKube:
     async def patch_transcode_job_status(self, namespace: str, name: str,
                                          status: TranscodeJobStatus) -> None:
         self.failures.check("patch_transcode_job_status")
-        self._patch_status(self.transcode_jobs_, namespace, name, status.to_body())
+        if (namespace, name) in self.transcode_jobs_:  # gone already is fine
+            self._patch_status(self.transcode_jobs_, namespace, name, status.to_body())
 
     async def replace_transcode_job_status(self, namespace: str, name: str,
                                            status: TranscodeJobStatus) -> None:

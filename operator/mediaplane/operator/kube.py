@@ -67,7 +67,10 @@ class OperatorKube(Protocol):
                                  status: MediaAssetStatus) -> None: ...
 
     async def patch_transcode_job_status(self, namespace: str, name: str,
-                                         status: TranscodeJobStatus) -> None: ...
+                                         status: TranscodeJobStatus) -> None:
+        """Merge-patches its status; gone already is fine (a speculative rung discarded
+        while its Job's or pod's outcome was being recorded: nobody needs that outcome)."""
+        ...
 
     async def replace_transcode_job_status(self, namespace: str, name: str,
                                            status: TranscodeJobStatus) -> None:
@@ -207,7 +210,11 @@ class Kube:
 
     async def patch_transcode_job_status(self, namespace: str, name: str,
                                          status: TranscodeJobStatus) -> None:
-        await self._patch_status(names.JOB_PLURAL, namespace, name, status.to_body())
+        try:
+            await self._patch_status(names.JOB_PLURAL, namespace, name, status.to_body())
+        except ApiException as error:
+            if not _missing(error):
+                raise
 
     async def replace_transcode_job_status(self, namespace: str, name: str,
                                            status: TranscodeJobStatus) -> None:

@@ -346,6 +346,8 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
                                                      ctx.settings.max_variant_bytes)
         job = builders.worker_job(tj, builders.worker_task(tj, asset, input_url, output),
                                   ctx.settings)
+    if not await _still_wanted(ctx, tj):
+        return
     if ctx.settings.worker_service_account:
         # A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
         # Not cached: a tenant namespace can be deleted and made again under the same name.
@@ -358,6 +360,17 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, TranscodeJobStatus(
             phase=TranscodePhase.PENDING, job_name=name, retry=tj.status.retry,
             conditions=conditions, observed_generation=observed))
+
+
+async def _still_wanted(ctx: Context, tj: TranscodeJob) -> bool:
+    """The TranscodeJob `tj` as read now still exists, is the same object and is not being
+    deleted. A handler may run on an old body: kopf retries a create handler that failed
+    while the API server was away with the body it had, by which time the TranscodeJob
+    may have been discarded (a speculative rung the plan did not want) and its Job
+    collected; making that Job again would run the work twice."""
+    current = await ctx.kube.get_transcode_job(tj.namespace, tj.name)
+    return (current is not None and current.metadata.deletion_timestamp is None
+            and current.metadata.uid == tj.metadata.uid)
 
 
 async def _with_retries(read: Callable[[], Awaitable[T]]) -> T:
