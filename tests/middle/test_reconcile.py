@@ -384,10 +384,15 @@ async def test_a_handler_run_again_on_an_old_body_makes_no_second_job() -> None:
     pipeline.add_video()
     await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
     stale = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
+    probe = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "probe"))
     await pipeline.run()
     assert (TENANT, stale.name) not in pipeline.kube.transcode_jobs_, "discarded"
     await reconcile.ensure_job(pipeline.ctx, stale)
     assert (TENANT, stale.job_name) not in pipeline.kube.jobs
+    # The probe finished meanwhile and its Job was collected (its TTL): nothing again.
+    del pipeline.kube.jobs[(TENANT, probe.job_name)]
+    await reconcile.ensure_job(pipeline.ctx, probe)
+    assert (TENANT, probe.job_name) not in pipeline.kube.jobs
     assert pipeline.kube.duplicates() == []
 
     # The same name made again as another object: the old body makes nothing either.

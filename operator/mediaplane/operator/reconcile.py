@@ -363,14 +363,14 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
 
 
 async def _still_wanted(ctx: Context, tj: TranscodeJob) -> bool:
-    """The TranscodeJob `tj` as read now still exists, is the same object and is not being
-    deleted. A handler may run on an old body: kopf retries a create handler that failed
-    while the API server was away with the body it had, by which time the TranscodeJob
-    may have been discarded (a speculative rung the plan did not want) and its Job
-    collected; making that Job again would run the work twice."""
+    """The TranscodeJob `tj` as read now still exists, is the same object, is not being
+    deleted and has not ended. A handler may run on an old body: kopf retries a create
+    handler that failed while the API server was away with the body it had, by which time
+    the TranscodeJob may have been discarded (a speculative rung the plan did not want)
+    or finished, and its Job collected; making that Job again would run the work twice."""
     current = await ctx.kube.get_transcode_job(tj.namespace, tj.name)
     return (current is not None and current.metadata.deletion_timestamp is None
-            and current.metadata.uid == tj.metadata.uid)
+            and current.metadata.uid == tj.metadata.uid and not current.status.terminal)
 
 
 async def _with_retries(read: Callable[[], Awaitable[T]]) -> T:
