@@ -28,6 +28,14 @@ def _timed() -> Iterator[None]:
     TIMER.stop()
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _api_from_the_start(request: pytest.FixtureRequest) -> None:
+    """The REST API starts with the suite. Its port is picked when the cluster starts and
+    nothing holds it until the API binds it: minutes of busy batches later an outgoing
+    connection had taken it as its source port ("address already in use")."""
+    request.getfixturevalue("api_url")
+
+
 def pytest_collection_modifyitems(items: list[Any]) -> None:
     for item in items:
         if "tests/faults/" in str(item.fspath):

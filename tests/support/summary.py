@@ -9,6 +9,7 @@ Tests record outcomes as they assert them (`LEDGER.fault(...)`, `LEDGER.hostile(
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,5 +89,5 @@ def terminal_summary(terminalreporter: Any) -> None:
     unrefused = [n for n, ok in [*LEDGER.hostile.items(), *LEDGER.attacks.items()] if not ok]
     for name in unrefused:
         terminalreporter.write_line(f"NOT refused: {name}")
-    for fault in LEDGER.faults:
-        terminalreporter.write_line(f"  fault: {fault}")
+    for fault, times in Counter(LEDGER.faults).items():
+        terminalreporter.write_line(f"  fault: {fault}" + (f" (x{times})" if times > 1 else ""))
