@@ -120,7 +120,8 @@ class Pipeline:
             if (body.get("status") or {}).get("conditions") or \
                     (namespace, job_name) not in self.kube.jobs:
                 continue  # ended, or deleted meanwhile
-            tj = self.kube.transcode_job(namespace, job_name)
+            tj = self.kube.transcode_job(
+                namespace, body["metadata"]["labels"][names.LABEL_TRANSCODE_JOB])
             pod = self.kube.run_pod(namespace, job_name, PodPhase.SUCCEEDED, self.result_of(tj))
             await reconcile.sync_from_pod(self.ctx, pod)  # the pod event
             job = self.kube.set_job_status(namespace, job_name, {
@@ -290,6 +291,35 @@ async def test_quarantined_source_gets_no_variants() -> None:
     assert {"Quarantined", "SpeculationDiscarded"} <= set(pipeline.kube.reasons(pipeline.name))
 
 
+async def test_a_refused_source_keeps_nothing_its_early_rung_wrote_late() -> None:
+    """The early rung's pod outlives its deleted TranscodeJob long enough to upload: its
+    files stay while it may still write, and go once it has ended (its deletion event)."""
+    pipeline = Pipeline(verdict=Verdict.QUARANTINED)
+    pipeline.add_video()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    probe = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "probe"))
+    rung = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
+    await reconcile.ensure_job(pipeline.ctx, probe)
+    await reconcile.ensure_job(pipeline.ctx, rung)
+    straggler = pipeline.kube.run_pod(TENANT, rung.name, PodPhase.RUNNING)
+    pod = pipeline.kube.run_pod(TENANT, probe.name, PodPhase.SUCCEEDED,
+                                pipeline.result_of(probe))
+    await reconcile.sync_from_pod(pipeline.ctx, pod)
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.asset().phase is AssetPhase.QUARANTINED
+    assert (TENANT, rung.name) not in pipeline.kube.transcode_jobs_
+
+    pipeline.result_of(rung)  # the straggler uploads after the verdict
+    prefix = keys.variant_prefix(TENANT, ASSET_ID, "240p")
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.objects.under(prefix), "nothing deleted while its pod can still write"
+    del pipeline.kube.pods[(TENANT, straggler.metadata.name)]  # collected, then gone
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.objects.under(keys.asset_prefix(TENANT, ASSET_ID)) == [
+        pipeline.asset().spec.source.key], "the source alone is kept"
+    assert pipeline.asset().phase is AssetPhase.QUARANTINED
+
+
 async def test_an_upload_awaiting_finalize_costs_no_storage_call() -> None:
     pipeline = Pipeline()
     upload = MediaAsset.new(TENANT, ASSET_ID, kind=MediaKind.VIDEO, mime="video/mp4",
@@ -343,6 +373,34 @@ async def test_the_lowest_rung_starts_with_the_probe_and_waits_to_be_published()
     assert pipeline.kube.duplicates() == []
     assert pipeline.kube.deletions == []
     assert pipeline.kube.count("Job") == 6, "the early rung is the rung: no second run"
+
+
+async def test_a_handler_run_again_on_an_old_body_makes_no_second_job() -> None:
+    """kopf retries a TranscodeJob's create handler that failed while the API server was
+    away with the body it had. If the early rung was discarded meanwhile and its Job
+    collected, or its name now belongs to another TranscodeJob, no Job comes of it (the
+    fault suite's API-server restart saw such a rung's Job made twice)."""
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
+    pipeline.add_video()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    stale = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
+    probe = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "probe"))
+    await pipeline.run()
+    assert (TENANT, stale.name) not in pipeline.kube.transcode_jobs_, "discarded"
+    await reconcile.ensure_job(pipeline.ctx, stale)
+    assert (TENANT, stale.job_name) not in pipeline.kube.jobs
+    # The probe finished meanwhile and its Job was collected (its TTL): nothing again.
+    del pipeline.kube.jobs[(TENANT, probe.job_name)]
+    await reconcile.ensure_job(pipeline.ctx, probe)
+    assert (TENANT, probe.job_name) not in pipeline.kube.jobs
+    assert pipeline.kube.duplicates() == []
+
+    # The same name made again as another object: the old body makes nothing either.
+    pipeline.kube.transcode_jobs_[(TENANT, stale.name)] = pipeline.kube._stamp(
+        stale.model_copy(update={"metadata": stale.metadata.model_copy(
+            update={"uid": None})}).to_body(), "TranscodeJob")
+    await reconcile.ensure_job(pipeline.ctx, stale)
+    assert (TENANT, stale.job_name) not in pipeline.kube.jobs
 
 
 async def test_a_source_smaller_than_the_lowest_rung_drops_the_early_start() -> None:

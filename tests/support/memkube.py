@@ -9,6 +9,7 @@ preconditions, label-scoped lists, and failures injected on demand.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 from collections import Counter
@@ -225,7 +226,18 @@ class MemoryKube:
     async def patch_transcode_job_status(self, namespace: str, name: str,
                                          status: TranscodeJobStatus) -> None:
         self.failures.check("patch_transcode_job_status")
-        self._patch_status(self.transcode_jobs_, namespace, name, status.to_body())
+        if (namespace, name) in self.transcode_jobs_:  # gone already is fine
+            self._patch_status(self.transcode_jobs_, namespace, name, status.to_body())
+
+    async def replace_transcode_job_status(self, namespace: str, name: str,
+                                           status: TranscodeJobStatus) -> None:
+        self.failures.check("replace_transcode_job_status")
+        body = self.transcode_jobs_.get((namespace, name))
+        if body is None:
+            raise InjectedError(f"404: {namespace}/{name} not found")
+        body["status"] = status.to_body()
+        body["metadata"]["resourceVersion"] = str(next(self._versions))
+        self._landed()
 
     async def job_exists(self, namespace: str, name: str) -> bool:
         return (namespace, name) in self.jobs
@@ -343,6 +355,7 @@ class MemoryObjects:
         self.calls: Counter[str] = Counter()
         self.cors: list[dict[str, Any]] | None = None
         self.cors_refused = False  # the credentials may not set the bucket's CORS
+        self.down = False  # the storage server does not answer
 
     def presign_get(self, key: str, expires_seconds: int) -> str:
         return f"https://objects.test/{self.bucket}/{key}?expires={expires_seconds}&sig=x"
@@ -375,7 +388,12 @@ class MemoryObjects:
         self.put(fields["key"], data, fields["Content-Type"], meta)
         return f"etag-{len(data)}"
 
+    def _check_up(self) -> None:
+        if self.down:
+            raise UnavailableError("object storage: connection refused (injected)")
+
     def head(self, key: str) -> ObjectInfo | None:
+        self._check_up()
         self.calls["head"] += 1
         found = self.objects.get(key)
         if found is None:
@@ -385,10 +403,12 @@ class MemoryObjects:
                           metadata=dict(self.metadata.get(key, {})))
 
     def get_text(self, key: str) -> str:
+        self._check_up()
         self.calls["get_text"] += 1
         return self.objects[key][0].decode()
 
     def put_text(self, key: str, text: str, content_type: str) -> None:
+        self._check_up()
         self.calls["put_text"] += 1
         self.objects[key] = (text.encode(), content_type)
 
@@ -409,6 +429,9 @@ class MemoryObjects:
         if self.cors_refused:
             raise InjectedError("AccessDenied: s3:PutBucketCORS")
         self.cors = copy.deepcopy(rules)
+    def ping(self) -> None:
+        self._check_up()
+
     def list_folders(self, prefix: str) -> list[str]:
         return sorted({prefix + k[len(prefix):].split("/", 1)[0] + "/" for k in self.objects
                        if k.startswith(prefix) and "/" in k[len(prefix):]})
@@ -425,6 +448,7 @@ class MemoryAssets:
         self._versions = itertools.count(1)
         self.failures = Failures()
         self.down = False  # the API server does not answer
+        self.stalled = False  # the API server accepts requests and never answers them
         self.reads = 0
 
     def _check(self, call: str) -> None:
@@ -443,8 +467,13 @@ class MemoryAssets:
     def _copy(self, body: dict[str, Any]) -> MediaAsset:
         return MediaAsset.model_validate(copy.deepcopy(body))
 
+    async def _stall(self) -> None:
+        if self.stalled:
+            await asyncio.sleep(3600)
+
     async def get(self, namespace: str, name: str, *, fresh: bool = False
                   ) -> MediaAsset | None:
+        await self._stall()
         self._check("get")
         self.reads += 1
         body = self.items.get((namespace, name))
@@ -455,6 +484,7 @@ class MemoryAssets:
         return self._copy(body) if body else None
 
     async def create(self, asset: MediaAsset) -> MediaAsset:
+        await self._stall()
         self._check("create")
         key = (asset.tenant, asset.name)
         if key in self.items:

@@ -65,7 +65,8 @@ def test_worker_job_has_no_credentials_and_bounded_runtime() -> None:
     assert job["metadata"]["name"] == tj.name
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-2"
     assert job["spec"]["backoffLimit"] == 2
-    assert job["spec"]["activeDeadlineSeconds"] == 600 * 3
+    # Three attempts of 600 s with their starts, and the back-off before the two retries.
+    assert job["spec"]["activeDeadlineSeconds"] == (600 + 30) * 3 + 10 + 20
     assert job["spec"]["ttlSecondsAfterFinished"] > 0
     pod = job["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
@@ -96,7 +97,8 @@ def test_probe_task_carries_the_declared_facts() -> None:
 
 def test_presigned_urls_outlive_every_attempt() -> None:
     settings = OperatorSettings(job_deadline_seconds=100, job_backoff_limit=3)
-    assert builders.presign_seconds(settings) > builders.job_deadline_seconds(settings) == 400
+    assert builders.presign_seconds(settings) > builders.job_deadline_seconds(settings) \
+        == (100 + 30) * 4 + 10 + 20 + 40
 
 
 def test_a_chunked_rung_is_an_indexed_job_retried_per_chunk() -> None:
@@ -114,8 +116,8 @@ def test_a_chunked_rung_is_an_indexed_job_retried_per_chunk() -> None:
     assert spec["maxFailedIndexes"] == 0
     assert spec["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [2]
     # Three rounds of pods (8 + 8 + 4), each with its retries.
-    assert spec["activeDeadlineSeconds"] == 600 * 3 * 3
-    assert builders.variant_presign_seconds(tj, settings) == 600 * 3 * 3 + 600
+    assert spec["activeDeadlineSeconds"] == builders.job_deadline_seconds(settings) * 3
+    assert builders.variant_presign_seconds(tj, settings) == spec["activeDeadlineSeconds"] + 600
     single = builders.transcode_job(asset(), RUNG)
     single.metadata.uid = "uid-3"
     one = builders.variant_job(single, task, settings)["spec"]

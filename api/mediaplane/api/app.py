@@ -45,10 +45,13 @@ ContextFactory = Callable[[ApiSettings], Awaitable[ApiContext]]
 
 async def build_context(settings: ApiSettings) -> ApiContext:
     """The production context: the Kubernetes API (with a watch-fed cache) and S3."""
-    api = await kubeclient.connect()
+    api = await kubeclient.connect(request_seconds=settings.kube_timeout_seconds)
     informer = AssetInformer(api)
     informer.start()
-    storage = Storage(S3Settings())
+    storage = Storage(S3Settings().model_copy(update={
+        "connect_timeout_seconds": settings.s3_connect_timeout_seconds,
+        "read_timeout_seconds": settings.s3_read_timeout_seconds,
+        "max_attempts": settings.s3_attempts}))
     storage.client  # noqa: B018 (build the boto3 client now, not on the first request)
     context = ApiContext.with_settings(
         settings, assets=kube.AssetStore(api, informer),
@@ -76,11 +79,13 @@ def create_app(settings: ApiSettings | None = None,
         finally:
             await context.close()
 
+    # No redirect of a path with a trailing slash: an encoded slash in a path parameter
+    # ("mda_%2F") would otherwise be answered 307 to another route, not 404.
     # FastAPI's own OpenTelemetry hooks are off: the API exports Prometheus metrics
     # (`/metrics`), and checking for a tracer provider cost a measurable share of each
     # request on the hot routes.
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan,
+                  lifespan=lifespan, redirect_slashes=False,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     for router in (ai.router, uploads.router, media.router, captions.router, speech.router,
                    streaming.router, player.router, health.router):
@@ -90,7 +95,8 @@ def create_app(settings: ApiSettings | None = None,
     # The player page's own script and style, and the vendored players.
     app.mount(PLAYER_STATIC_PATH, StaticFiles(directory=PLAYER_STATIC_DIR), name="player-static")
     errorhandlers.install(app)
-    app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(errorhandlers.RequestGuard, max_body_bytes=settings.max_body_bytes,
+                       deadline_seconds=settings.request_deadline_seconds)
     # Outside the guard, so its answers (413, request ids) carry CORS headers too and a
     # browser lets the page read them; preflights are answered here, before any route.
     app.add_middleware(CorsByPath, api_origins=settings.cors_origins)

@@ -16,13 +16,16 @@ from typing import Any
 import jwt
 
 from mediaplane.api.errors import ApiError
-from mediaplane.api.settings import ApiSettings
+from mediaplane.api.settings import ApiSettings, check_jwks_url
 from mediaplane.api.tokencache import VerifiedTokens
 from mediaplane.core import names
 
 # A tenant is a namespace: the claim must be a DNS-1123 label (names.TENANT_PATTERN) before
 # it goes anywhere near a Kubernetes path or an object key.
 MAX_USER_LENGTH = 256
+# Identity providers' tokens are a few kilobytes; a larger one is refused unread (its
+# base64 and JSON would be decoded before any signature check otherwise).
+MAX_TOKEN_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class TokenVerifier:
         self._verified: VerifiedTokens[Principal] = VerifiedTokens()
 
     async def verify(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise ApiError("auth.unauthenticated", f"the bearer token is larger than "
+                           f"{MAX_TOKEN_BYTES} bytes")
         known = self._verified.get(token)
         if known is not None:
             return known
@@ -77,15 +83,24 @@ class TokenVerifier:
                            f"the token's {self.settings.tenant_claim!r} claim is not a tenant")
         return Principal(tenant=tenant, user=user), float(claims["exp"])
 
+    def _signing_key(self, client: jwt.PyJWKClient, token: str) -> Any:
+        try:
+            check_jwks_url(client.uri, allow_private=self.settings.jwt_jwks_allow_private,
+                           resolve=True)
+        except ValueError as error:
+            raise jwt.InvalidKeyError(str(error)) from None
+        return client.get_signing_key_from_jwt(token)
+
     async def _key_for(self, algorithm: str, header: dict[str, Any], token: str) -> Any:
         if algorithm.startswith("HS"):
             if self._secret is None:
                 raise jwt.InvalidKeyError("no shared secret configured")
             return self._secret
         if self._jwks_client is not None:
-            # The first fetch (and a refresh for an unknown kid) is network I/O.
+            # The first fetch (and a refresh for an unknown kid) is network I/O; the URL's
+            # host is resolved and checked again first (it may resolve elsewhere now).
             client = self._jwks_client
-            return (await asyncio.to_thread(client.get_signing_key_from_jwt, token)).key
+            return (await asyncio.to_thread(self._signing_key, client, token)).key
         if self._jwks_file is not None:
             kid = header.get("kid")
             for candidate in self._jwks_file.keys:

@@ -16,7 +16,19 @@ import webvtt
 from mediaplane.api.errors import ApiError
 
 MAX_CUES = 50_000
+MAX_CUE_CHARACTERS = 5_000  # a cue is a line or two on screen; more is not a caption
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
+# Captions are shown by players inside web pages: only WebVTT's own cue markup survives
+# (c, i, b, u, ruby, rt, v, lang and timestamps), every other tag is dropped, script and
+# style elements with their content, and a stray "<" or "&" is escaped.
+_DROPPED_ELEMENTS = re.compile(r"<(script|style|iframe|object|embed)\b.*?(</\1\s*>|$)",
+                               re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^<>]*>")
+_CUE_TAG = re.compile(
+    r"</?(c|i|b|u|ruby|rt)(\.[A-Za-z0-9_-]+)*>"
+    r"|<(v|lang)(\.[A-Za-z0-9_-]+)*( [^<>&\"']{1,100})?>|</(v|lang)>"
+    r"|<(\d{2,}:)?\d{2}:\d{2}\.\d{3}>")
+_ENTITY = re.compile(r"&(amp|lt|gt|lrm|rlm|nbsp);")
 
 
 def check_language(language: str) -> str:
@@ -44,6 +56,10 @@ def to_webvtt(content: str) -> tuple[str, str]:
         if cue.end_in_seconds < cue.start_in_seconds:
             raise ApiError("validation.caption",
                            f"cue at {cue.start} ends before it starts ({cue.end})")
+        if len(cue.text) > MAX_CUE_CHARACTERS:
+            raise ApiError("validation.caption", f"the cue at {cue.start} has "
+                           f"{len(cue.text)} characters, more than {MAX_CUE_CHARACTERS}")
+        cue.text = sanitise_cue(cue.text)
     document = webvtt.WebVTT(captions=captions)
     buffer = io.StringIO()
     document.write(buffer)
@@ -69,3 +85,29 @@ def _parse_srt(text: str) -> list[webvtt.Caption]:
 
 def _timestamp(time: pysrt.SubRipTime) -> str:
     return f"{time.hours:02d}:{time.minutes:02d}:{time.seconds:02d}.{time.milliseconds:03d}"
+
+
+def _escape(text: str) -> str:
+    out = []
+    for index, char in enumerate(text):
+        if char == "<":
+            out.append("&lt;")
+        elif char == "&" and not _ENTITY.match(text, index):
+            out.append("&amp;")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def sanitise_cue(text: str) -> str:
+    """The cue with only WebVTT's own markup left (see `_CUE_TAG`)."""
+    text = _DROPPED_ELEMENTS.sub("", text)
+    parts: list[str] = []
+    position = 0
+    for tag in _TAG.finditer(text):
+        parts.append(_escape(text[position:tag.start()]))
+        if _CUE_TAG.fullmatch(tag.group()):
+            parts.append(tag.group())
+        position = tag.end()
+    parts.append(_escape(text[position:]))
+    return "".join(parts)

@@ -3,11 +3,13 @@ the contract's envelope with a request id. Nothing a client sends produces a 500
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +29,8 @@ log = logging.getLogger("mediaplane.api")
 # (a urandom call per request showed in the profile of the hot path).
 _request_ids = (f"{secrets.token_hex(4)}{n:08x}" for n in itertools.count())
 REQUEST_ID_HEADER = "X-Request-ID"
+# What a 503 tells the client: a backing service is away, try again this much later.
+RETRY_AFTER_SECONDS = "2"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request.too_large",
                415: "request.unsupported_media_type", 401: "auth.unauthenticated",
@@ -49,10 +53,13 @@ def envelope(request: Request, code: str, status: int, message: str,
 
 async def on_api_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
+    headers = error.headers
     if error.status >= 500:
         log.warning("%s %s: %s (%s)", request.method, request.url.path, error.code,
                     error.message)
-    return envelope(request, error.code, error.status, error.message, error.headers,
+    if error.status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS, **headers}
+    return envelope(request, error.code, error.status, error.message, headers,
                     error.details)
 
 
@@ -60,7 +67,7 @@ async def on_domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     code = code_of(error)
     status = CODES[code].status
-    headers = {"Retry-After": "2"} if status == 503 else None
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
     if status >= 500:
         log.warning("%s %s: %s (%s)", request.method, request.url.path, code, error)
     return envelope(request, code, status, str(error) or CODES[code].summary, headers)
@@ -106,15 +113,21 @@ def install(app: FastAPI) -> None:
 
 
 class RequestGuard:
-    """Gives every request an id and refuses oversize bodies before they are read.
+    """Gives every request an id, refuses oversize bodies before they are read, and
+    bounds the time to an answer.
 
     A declared Content-Length over the limit is refused at once; a chunked body is
-    counted as it streams and cut off with the same 413 envelope.
+    counted as it streams and cut off with the same 413 envelope. A request with no answer
+    after `deadline_seconds` (a backing service stalled past every client timeout) is cut
+    off with 503 `unavailable` and Retry-After: the client hears something bounded, and
+    retries are safe because every write is idempotent (deterministic names).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int,
+                 deadline_seconds: float | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.deadline_seconds = deadline_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,10 +163,13 @@ class RequestGuard:
                                    f"the body is larger than {self.max_body_bytes} bytes")
             return message
 
+        responded = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responded = True
                 headers = list(message.get("headers") or [])
                 if not any(k.lower() == b"x-request-id" for k, _ in headers):
                     headers.append((b"x-request-id", rid.encode()))
@@ -161,7 +177,8 @@ class RequestGuard:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, send_with_id)
+            await self._answer(scope, receive, counting_receive, send_with_id,
+                               lambda: responded)
         finally:
             # The access log, one JSON line per request (at info: off at the dev cluster's
             # and the bench's warning level); the request id and asset id come bound.
@@ -169,3 +186,24 @@ class RequestGuard:
                 log.info("request", extra={
                     "method": scope.get("method"), "path": path, "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    async def _answer(self, scope: Scope, receive: Receive, counting_receive: Receive,
+                      send: Send, responded: Callable[[], bool]) -> None:
+        """The app's answer, or 503 once the deadline passes with nothing sent yet."""
+        if self.deadline_seconds is None:
+            await self.app(scope, counting_receive, send)
+            return
+        deadline = asyncio.timeout(self.deadline_seconds)
+        try:
+            async with deadline:
+                await self.app(scope, counting_receive, send)
+        except TimeoutError:
+            if not deadline.expired() or responded():
+                raise
+            log.warning("%s %s: no answer within %.1f s", scope.get("method"),
+                        scope.get("path"), self.deadline_seconds)
+            response = envelope(Request(scope), "unavailable", 503,
+                                f"no answer within {self.deadline_seconds:g} s: a backing "
+                                "service is slow or down; retry",
+                                {"Retry-After": RETRY_AFTER_SECONDS})
+            await response(scope, receive, send)

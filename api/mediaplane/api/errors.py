@@ -64,6 +64,8 @@ CODES: dict[str, ErrorCode] = _codes(
               "to text does not know it."),
     ErrorCode("media.no_audio", 422, "The asset has no audio stream to caption."),
     ErrorCode("media.failed", 409, "The asset's processing failed; it has nothing to serve."),
+    ErrorCode("variant.not_failed", 409, "Only a failed variant can be retried (this one is "
+              "pending, running or done)."),
     ErrorCode("upload.mismatch", 409, "The uploaded object differs from the declared one "
               "(size or ETag)."),
     ErrorCode("not_found", 404, "No such route."),

@@ -231,11 +231,19 @@ class TenantDirectory:
         self._cache: dict[str, tuple[float, Tenant | None]] = {}
 
     async def get(self, name: str) -> Tenant | None:
+        """A tenant read in the last `cache_seconds`, else read again; while the API server
+        does not answer, the last answer known (as the asset cache does): reads served from
+        the cache keep working through an outage, and nothing can change a namespace then."""
         cached = self._cache.get(name)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
-        tenant = await self._read(name)
+        try:
+            tenant = await self._read(name)
+        except UnavailableError:
+            if cached is not None:
+                return cached[1]
+            raise
         self._cache[name] = (now, tenant)
         return tenant
 

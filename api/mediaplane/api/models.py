@@ -133,6 +133,9 @@ class Variant(Wire):
     codecs: str | None = None
     duration_seconds: float | None = None
     size_bytes: int | None = None
+    retries: int = Field(default=0, description="retries of this variant so far (POST "
+                         "…/variants/{name}/retry); `state` is the latest one's")
+    error: str | None = Field(default=None, description="why the variant failed")
     hls: str | None = Field(default=None, description="signed HLS playlist of this rendition")
     dash: str | None = Field(default=None, description="signed DASH MPD of this rendition")
     url: str | None = Field(default=None, description="presigned URL of a single-file variant; "

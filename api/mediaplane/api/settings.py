@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +20,12 @@ class ApiSettings(BaseSettings):
     jwt_algorithms: str = Field(default="HS256", description="comma-separated allow-list")
     jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = Field(default=None, description="https URL or a file path")
+    # The JWKS URL is refused when its host is (or resolves to) a loopback, private,
+    # link-local or otherwise non-public address, before any connection: a misconfigured or
+    # tampered setting must not turn the API into a client of internal services (cloud
+    # metadata endpoints...). An identity provider inside the cluster (Dex, Keycloak on a
+    # Service address) needs this set, on purpose.
+    jwt_jwks_allow_private: bool = False
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     tenant_claim: str = "tenant"
@@ -48,6 +57,17 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024**2, ge=1024,
                                 description="largest request body (captions are the biggest)")
     tenant_cache_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
+
+    # Bounded answers when a backing service is down or stalled: each Kubernetes request
+    # ends within `kube_timeout_seconds`, each storage call connects within
+    # `s3_connect_timeout_seconds` and waits `s3_read_timeout_seconds` per read (in
+    # `s3_attempts` attempts), and a request that still has no answer after
+    # `request_deadline_seconds` gets 503 `unavailable` with Retry-After.
+    kube_timeout_seconds: float = Field(default=4.0, gt=0.0, le=60.0)
+    s3_connect_timeout_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+    s3_read_timeout_seconds: float = Field(default=3.0, gt=0.0, le=300.0)
+    s3_attempts: int = Field(default=2, ge=1, le=10)
+    request_deadline_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
     bench_floor: bool = Field(default=False,
                               description="serve /bench/floor (make bench's baseline route)")
 
@@ -80,8 +100,49 @@ class ApiSettings(BaseSettings):
         asymmetric = any(not a.startswith("HS") for a in self.algorithms)
         if asymmetric and not self.jwt_jwks_url:
             raise ValueError("MEDIAPLANE_API_JWT_JWKS_URL is required for RS*/ES* algorithms")
+        if self.jwt_jwks_url and "://" in self.jwt_jwks_url:
+            check_jwks_url(self.jwt_jwks_url, allow_private=self.jwt_jwks_allow_private)
         for origin in self.cors_origins:
             check_origin(origin)
         if len(self.stream_signing_key.get_secret_value()) < 32:
             raise ValueError("MEDIAPLANE_API_STREAM_SIGNING_KEY must be at least 32 characters")
         return self
+
+
+_LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".localdomain")
+
+
+def check_jwks_url(url: str, *, allow_private: bool, resolve: bool = False) -> None:
+    """Refuses a JWKS URL that is not https, or whose host is (an address literal or a
+    local name) or, with `resolve`, resolves to an address that is not public (unless
+    `allow_private`). Only a name lookup happens: nothing is sent to the host itself. At
+    start-up a name that does not resolve yet is let through (DNS may not be up); the
+    verifier resolves and checks again before each fetch of the keys."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not allow_private:
+        raise ValueError("MEDIAPLANE_API_JWT_JWKS_URL must be an https URL (or a file path)")
+    host = parts.hostname
+    if not host:
+        raise ValueError("MEDIAPLANE_API_JWT_JWKS_URL has no host")
+    if allow_private:
+        return
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        if host.lower() == "localhost" or host.lower().endswith(_LOCAL_NAMES):
+            raise ValueError(f"MEDIAPLANE_API_JWT_JWKS_URL: {host} is a non-public address; "
+                             "set MEDIAPLANE_API_JWT_JWKS_ALLOW_PRIVATE=true for an identity "
+                             "provider inside your network") from None
+        try:
+            found = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        except OSError as error:
+            if not resolve:
+                return
+            raise ValueError(f"MEDIAPLANE_API_JWT_JWKS_URL: cannot resolve {host}: {error}"
+                             ) from None
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found}
+    private = sorted(str(a) for a in addresses if not a.is_global)
+    if private:
+        raise ValueError(f"MEDIAPLANE_API_JWT_JWKS_URL: {host} is a non-public address "
+                         f"({', '.join(private)}); set MEDIAPLANE_API_JWT_JWKS_ALLOW_PRIVATE=true "
+                         "for an identity provider inside your network")

@@ -1,4 +1,6 @@
-"""Stream links: a short HS256 token bound to the user, the tenant, the asset and an expiry.
+"""Stream links: a short HS256 token bound to the user, the tenant, the asset, a scope and
+an expiry. The scope is `all` (the whole ladder, its captions, the storyboard, the player)
+or one rendition's name: the link of one rendition opens that rendition only.
 
 Players cannot send an Authorization header, so the link itself carries the grant. It is
 signed with a key of its own (never the login secret), names exactly one asset, and
@@ -19,6 +21,7 @@ from mediaplane.api.errors import ApiError
 from mediaplane.api.tokencache import VerifiedTokens
 
 ALGORITHM = "HS256"
+ALL_SCOPE = "all"
 TOKEN_TYPE = "mediaplane.stream"  # noqa: S105 (a claim value, not a secret)
 
 
@@ -28,6 +31,7 @@ class StreamGrant:
     user: str
     asset_id: str
     expires_at: int
+    scope: str = "all"
 
 
 # Grants issued within the same minute share an expiry (and so a token): an asset page
@@ -42,31 +46,38 @@ class StreamSigner:
         self._verified: VerifiedTokens[StreamGrant] = VerifiedTokens()
         self._issued: LRUCache[StreamGrant, str] = LRUCache(maxsize=20_000)
 
-    def sign(self, principal: Principal, asset_id: str, now: float | None = None) -> StreamGrant:
+    def sign(self, principal: Principal, asset_id: str, now: float | None = None,
+             scope: str = ALL_SCOPE) -> StreamGrant:
         issued = int(now if now is not None else time.time())
         issued -= issued % ISSUE_GRANULARITY
         return StreamGrant(tenant=principal.tenant, user=principal.user, asset_id=asset_id,
-                           expires_at=issued + self.ttl_seconds)
+                           expires_at=issued + self.ttl_seconds, scope=scope)
 
     def token(self, grant: StreamGrant) -> str:
         token = self._issued.get(grant)
         if token is None:
             claims = {"typ": TOKEN_TYPE, "sub": grant.user, "ten": grant.tenant,
-                      "ast": grant.asset_id, "exp": grant.expires_at}
+                      "ast": grant.asset_id, "scp": grant.scope, "exp": grant.expires_at}
             token = self._issued[grant] = jwt.encode(claims, self._key, algorithm=ALGORITHM)
         return token
 
-    def verify(self, token: str | None, asset_id: str) -> StreamGrant:
+    def verify(self, token: str | None, asset_id: str,
+               variant: str = ALL_SCOPE) -> StreamGrant:
+        """The grant of `token` for `asset_id`; `variant` is what the request opens (a
+        rendition's name, or `all` for anything else)."""
         if not token:
             raise ApiError("stream.signature.invalid", "the stream link has no token")
-        known = self._verified.get(token)
-        if known is not None:
-            if known.asset_id != asset_id:
+        grant = self._verified.get(token)
+        if grant is not None:
+            if grant.asset_id != asset_id:
                 raise ApiError("stream.signature.invalid",
                                "the stream link is for another asset")
-            return known
-        grant = self._decode(token, asset_id)
-        self._verified.put(token, grant, grant.expires_at)
+        else:
+            grant = self._decode(token, asset_id)
+            self._verified.put(token, grant, grant.expires_at)
+        if grant.scope not in (ALL_SCOPE, variant):
+            raise ApiError("stream.signature.invalid",
+                           f"the stream link is for rendition {grant.scope} only")
         return grant
 
     def _decode(self, token: str, asset_id: str) -> StreamGrant:
@@ -81,4 +92,5 @@ class StreamSigner:
         if claims["typ"] != TOKEN_TYPE or claims["ast"] != asset_id:
             raise ApiError("stream.signature.invalid", "the stream link is for another asset")
         return StreamGrant(tenant=str(claims["ten"]), user=str(claims["sub"]),
-                           asset_id=asset_id, expires_at=int(claims["exp"]))
+                           asset_id=asset_id, expires_at=int(claims["exp"]),
+                           scope=str(claims.get("scp", ALL_SCOPE)))

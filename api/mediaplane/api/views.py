@@ -36,8 +36,9 @@ class Presenter:
         self.principal = principal
         self.base = context.settings.public_url.rstrip("/")
 
-    def stream_token(self, asset: MediaAsset) -> tuple[str, datetime]:
-        grant = self.context.signer.sign(self.principal, asset.asset_id)
+    def stream_token(self, asset: MediaAsset, scope: str = ALL) -> tuple[str, datetime]:
+        """A stream token for the caller: the whole asset, or one rendition (`scope`)."""
+        grant = self.context.signer.sign(self.principal, asset.asset_id, scope=scope)
         return self.context.signer.token(grant), datetime.fromtimestamp(grant.expires_at, UTC)
 
     def asset(self, asset: MediaAsset) -> models.MediaAsset:
@@ -94,9 +95,12 @@ class Presenter:
             out.append(models.Variant(
                 name=v.name, type=v.type, state=v.state, width=v.width, height=v.height,
                 bandwidth=v.bandwidth, codecs=v.codecs, duration_seconds=v.duration_seconds,
-                size_bytes=v.bytes,
-                hls=with_token(links.hls(v.name), token) if streamable else None,
-                dash=with_token(links.dash(v.name), token) if streamable else None,
+                size_bytes=v.bytes, retries=v.retries or 0,
+                error=v.message if v.state is VariantState.FAILED else None,
+                hls=with_token(links.hls(v.name), self.stream_token(asset, v.name)[0])
+                if streamable else None,
+                dash=with_token(links.dash(v.name), self.stream_token(asset, v.name)[0])
+                if streamable else None,
                 url=url))
         return out
 

@@ -45,6 +45,15 @@ def _start_api(cluster: DevCluster) -> None:
 ON_READY: list[Callable[[DevCluster], None]] = [_start_operator, _start_api]
 
 DOWN_TIMEOUT = 90.0
+# A component that dies is started again, like a kubelet restarts a container; one that
+# dies this many times within the window is crash-looping, and the cluster stops.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 300.0
+RESTART_TIMEOUT = 120.0
+# Files in the state dir: `dev restart` leaves a request in REQUESTS_DIR and wakes the
+# supervisor (SIGUSR1); STOPPING says the supervisor is shutting the cluster down.
+REQUESTS_DIR = "restart-requests"
+STOPPING = "stopping"
 
 
 class _Shutdown(BaseException):
@@ -97,6 +106,18 @@ def _is_supervisor(pid: int) -> bool:
 # --- commands -------------------------------------------------------------------------------
 
 
+def _wait_stopped(state: Path) -> bool:
+    """A cluster that is shutting down is waited for, not reported as running; True when
+    the state dir is free (it stopped, or was never stopping)."""
+    if not (state / STOPPING).exists():
+        return not is_running(state)
+    print(f"the dev cluster in {state} is stopping; waiting for it", file=sys.stderr)
+    deadline = time.monotonic() + DOWN_TIMEOUT
+    while is_running(state) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not is_running(state)
+
+
 @dev.command("up")
 def up(
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background, return when "
@@ -112,7 +133,7 @@ def up(
 
 def cmd_up(state: Path, detach: bool, no_demo: bool) -> int:
     state.mkdir(parents=True, exist_ok=True)
-    if is_running(state):
+    if not _wait_stopped(state) and is_running(state):
         env = read_env(state)
         print(f"a dev cluster is already running in {state}", file=sys.stderr)
         if env is not None:
@@ -126,14 +147,68 @@ def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
     raise _Shutdown(signum)
 
 
+class _Restarts:
+    """Restarts of dead components and `dev restart` requests, for the supervisor loop."""
+
+    def __init__(self, cluster: DevCluster, state: Path) -> None:
+        self.cluster = cluster
+        self.requests = state / REQUESTS_DIR
+        self.history: dict[str, list[float]] = {}
+        self.woken = False
+
+    def wake(self, signum: int, frame: FrameType | None) -> None:
+        self.woken = True
+
+    def revive_dead(self) -> bool:
+        """Restarts each dead component; False when one is crash-looping."""
+        for proc in self.cluster.dead_processes():
+            now = time.monotonic()
+            recent = [t for t in self.history.get(proc.name, [])
+                      if now - t < RESTART_WINDOW_SECONDS]
+            print(f"{proc.name} exited with {proc.returncode}; log {proc.log_path}:\n"
+                  f"{proc.log_tail(20)}", file=sys.stderr)
+            if len(recent) >= MAX_RESTARTS:
+                print(f"{proc.name} died {len(recent) + 1} times in "
+                      f"{RESTART_WINDOW_SECONDS:.0f} s; stopping", file=sys.stderr)
+                return False
+            self.history[proc.name] = [*recent, now]
+            print(f"restarting {proc.name}", file=sys.stderr, flush=True)
+            try:
+                self.cluster.restart(proc.name)
+            except Exception as err:  # it will be found dead again and counted
+                print(f"restarting {proc.name} failed: {err}", file=sys.stderr)
+        return True
+
+    def serve_requests(self) -> None:
+        if not self.woken:
+            return
+        self.woken = False
+        for request in sorted(self.requests.glob("*.request")):
+            name = request.stem
+            try:
+                self.cluster.restart(name)
+                outcome = "restarted"
+            except Exception as err:  # reported to the `dev restart` that asked
+                outcome = f"failed: {err}"
+            print(f"dev restart {name}: {outcome}", file=sys.stderr, flush=True)
+            request.with_suffix(".done").write_text(outcome + "\n")
+            request.unlink(missing_ok=True)
+
+
 def _up_foreground(state: Path, demo: bool) -> int:
     from mediaplane.devcluster.cluster import DevCluster
 
     pid_path, ready_path = state / "pid", state / "ready"
     ready_path.unlink(missing_ok=True)
+    (state / STOPPING).unlink(missing_ok=True)
     pid_path.write_text(f"{os.getpid()}\n")
     previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
-    cluster = DevCluster(state)
+    from mediaplane.devcluster.cluster import DEFAULT_API_PORT
+
+    port = os.environ.get("MEDIAPLANE_DEV_API_PORT", "")
+    cluster = DevCluster(state, api_port=int(port) if port.isdigit() else DEFAULT_API_PORT)
+    restarts = _Restarts(cluster, state)
+    signal.signal(signal.SIGUSR1, restarts.wake)
     code = 0
     try:
         cluster.start()
@@ -151,15 +226,9 @@ def _up_foreground(state: Path, demo: bool) -> int:
                 print(f"demo failed: {err}", file=sys.stderr)
             print("still running; Ctrl-C stops everything", flush=True)
         while True:
-            time.sleep(1)
-            dead = cluster.dead_processes()
-            if dead:
-                for proc in dead:
-                    print(
-                        f"{proc.name} exited with {proc.returncode}; stopping. "
-                        f"Log {proc.log_path}:\n{proc.log_tail(20)}",
-                        file=sys.stderr,
-                    )
+            time.sleep(0.5)
+            restarts.serve_requests()
+            if not restarts.revive_dead():
                 code = 1
                 break
     except _Shutdown:
@@ -171,12 +240,14 @@ def _up_foreground(state: Path, demo: bool) -> int:
         # Stopping is bounded; a second Ctrl-C must not leave it half done.
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
-        cluster.stop()
+        (state / STOPPING).write_text(f"{os.getpid()}\n")
         ready_path.unlink(missing_ok=True)
+        cluster.stop()
         if _read_pid(state) == os.getpid():
             pid_path.unlink(missing_ok=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        (state / STOPPING).unlink(missing_ok=True)
     print("stopped", file=sys.stderr)
     return code
 
@@ -250,6 +321,41 @@ def cmd_down(state: Path) -> int:
     (state / "ready").unlink(missing_ok=True)
     print("stopped", file=sys.stderr)
     return 0
+
+
+@dev.command("restart")
+def restart(
+    component: Annotated[str, typer.Argument(help="etcd, kube-apiserver, "
+                                             "kube-controller-manager, nodeagent, seaweedfs, "
+                                             "operator or api")],
+    state_dir: StateDirOption = None,
+) -> None:
+    """Restart one component of the running environment (the others keep running)."""
+    raise typer.Exit(cmd_restart(_state_dir(state_dir), component))
+
+
+def cmd_restart(state: Path, component: str) -> int:
+    pid = _read_pid(state)
+    if pid is None or not _is_supervisor(pid) or not (state / "ready").exists():
+        print(f"no dev cluster started with `dev up` is running in {state}", file=sys.stderr)
+        return 1
+    requests = state / REQUESTS_DIR
+    requests.mkdir(exist_ok=True)
+    name = component
+    done = requests / f"{name}.done"
+    done.unlink(missing_ok=True)
+    (requests / f"{name}.request").write_text(f"{os.getpid()}\n")
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + RESTART_TIMEOUT
+    while not done.exists():
+        if time.monotonic() > deadline or not _is_supervisor(pid):
+            print(f"the supervisor did not restart {name} in time", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    outcome = done.read_text().strip()
+    done.unlink(missing_ok=True)
+    print(f"{name}: {outcome}", file=sys.stderr)
+    return 0 if outcome == "restarted" else 1
 
 
 @dev.command("env")

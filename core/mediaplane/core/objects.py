@@ -64,3 +64,7 @@ class ObjectStore(Protocol):
     def list_folders(self, prefix: str) -> list[str]:
         """The immediate sub-folders of `prefix` (keys up to the next '/')."""
         ...
+
+    def ping(self) -> None:
+        """Raises `core.errors.UnavailableError` unless the bucket answers."""
+        ...

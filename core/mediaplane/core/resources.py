@@ -270,6 +270,8 @@ class MediaAssetSpec(Resource):
     caption_review: dict[str, CaptionReview] = Field(default_factory=dict)
     auto_captions: AutoCaptions | None = None
     generation: GenerationSpec | None = None
+    # Retries of failed variants asked for, by variant name (only ever grows).
+    retries: dict[str, int] = Field(default_factory=dict)
 
 
 class Quarantine(Resource):
@@ -293,6 +295,7 @@ class VariantStatus(Resource):
     type: VariantType
     state: VariantState
     transcode_job: str | None = None
+    retries: int | None = Field(default=None, description="the retry this state is about")
     width: int | None = None
     height: int | None = None
     bandwidth: int | None = None
@@ -571,6 +574,8 @@ class TranscodeJobStatus(Resource):
     phase: TranscodePhase | None = None
     job_name: str | None = None
     attempts: int | None = None
+    retry: int | None = Field(default=None, description="the variant's retry this is about "
+                              "(its Job is <name>-r<retry>); None: the first run")
     start_time: str | None = None
     completion_time: str | None = None
     message: str | None = None
@@ -596,6 +601,13 @@ class TranscodeJob(KubeObject):
     @property
     def phase(self) -> TranscodePhase:
         return self.status.phase or TranscodePhase.PENDING
+
+    @property
+    def job_name(self) -> str:
+        """The batch Job doing this work now: the TranscodeJob's own name for the first run,
+        `<name>-r<n>` for the n-th retry of a failed variant (a new Job, a new name)."""
+        retry = self.status.retry or 0
+        return self.name if retry == 0 else f"{self.name}-r{retry}"
 
     @property
     def probe_verdict(self) -> WorkerResultStatus | None:

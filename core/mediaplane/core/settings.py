@@ -23,3 +23,10 @@ class S3Settings(BaseSettings):
     bucket: str = "mediaplane"
     region: str = "us-east-1"
     path_style: bool = True
+    # A storage server that stalls must not hold a caller for long: each attempt connects
+    # within `connect_timeout_seconds` and waits for each read at most `read_timeout_seconds`;
+    # botocore makes `max_attempts` attempts in all. The REST API uses tighter values of its
+    # own (its answers are bounded to a few seconds).
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=10)

@@ -7,8 +7,9 @@ boto3 is synchronous; callers on an event loop run the I/O methods in a thread
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
@@ -19,15 +20,40 @@ import boto3.session
 from botocore.auth import S3SigV4PostAuth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.client import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from cachetools import LRUCache
 
+from mediaplane.core.errors import UnavailableError
 from mediaplane.core.objects import FormUpload, ObjectInfo
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.tasks import PresignedPost
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+# Answers of a store that is there but cannot serve right now (S3's own codes, and the
+# statuses any S3-compatible server uses for it).
+_BUSY_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+                         "503", "500", "502", "504"})
+
+
+@contextlib.contextmanager
+def unavailable_as_domain_error() -> Iterator[None]:
+    """A storage server that refuses connections, stalls past the timeouts, drops the
+    connection or says it is busy becomes `UnavailableError`: callers retry it later (the
+    API answers 503 `unavailable`), and never mistake it for an answer about an object."""
+    try:
+        yield
+    except (BotoConnectionError, HTTPClientError) as error:
+        raise UnavailableError(f"object storage: {error}") from error
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _BUSY_CODES or status >= 500:
+            raise UnavailableError(f"object storage: {code or status}") from error
+        raise
 
 
 class PostPolicySigner:
@@ -121,10 +147,13 @@ class Storage:
                                               region_name=settings.region)
 
     def _client(self, endpoint: str | None) -> S3Client:
+        settings = self.settings
         config = Config(
             signature_version="s3v4",
-            s3={"addressing_style": "path" if self.settings.path_style else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": "path" if settings.path_style else "auto"},
+            retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+            connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=settings.read_timeout_seconds,
             max_pool_connections=32,
         )
         return self._session.client("s3", endpoint_url=endpoint, config=config)
@@ -205,7 +234,8 @@ class Storage:
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            with unavailable_as_domain_error():
+                head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -216,29 +246,39 @@ class Storage:
                           metadata={k.lower(): v for k, v in head.get("Metadata", {}).items()})
 
     def get_text(self, key: str) -> str:
-        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+        with unavailable_as_domain_error():
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
 
     def put_text(self, key: str, text: str, content_type: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode(),
-                               ContentType=content_type, CacheControl="no-cache")
+        with unavailable_as_domain_error():
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode(),
+                                   ContentType=content_type, CacheControl="no-cache")
+
+    def ping(self) -> None:
+        """Raises UnavailableError unless the bucket answers (readiness)."""
+        with unavailable_as_domain_error():
+            self.client.head_bucket(Bucket=self.bucket)
 
     def configure_cors(self, rules: list[dict[str, Any]]) -> None:
         """Replaces the bucket's CORS rules (`core.bucketcors`); needs s3:PutBucketCORS."""
-        self.client.put_bucket_cors(Bucket=self.bucket,
-                                    CORSConfiguration={"CORSRules": cast("Any", rules)})
+        with unavailable_as_domain_error():
+            self.client.put_bucket_cors(Bucket=self.bucket,
+                                        CORSConfiguration={"CORSRules": cast("Any", rules)})
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        with unavailable_as_domain_error():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
 
     def list_folders(self, prefix: str) -> list[str]:
         folders: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
-            folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        with unavailable_as_domain_error():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
         return folders
 
     def delete_prefix(self, prefix: str) -> int:
@@ -248,7 +288,8 @@ class Storage:
         keys = self.list_keys(prefix)
         for start in range(0, len(keys), 1000):
             batch = keys[start:start + 1000]
-            self.client.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            with unavailable_as_domain_error():
+                self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
         return len(keys)

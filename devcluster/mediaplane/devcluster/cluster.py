@@ -26,7 +26,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -257,6 +257,65 @@ class DevCluster:
 
     def dead_processes(self) -> list[ManagedProcess]:
         return [p for p in self.processes.values() if not p.alive()]
+
+    # --- one component at a time (supervisor, fault tests) ---------------------------------
+
+    def restart(self, name: str, *, wait: bool = True) -> ManagedProcess:
+        """Stops one component (SIGTERM, then SIGKILL) and starts it again with the same
+        command, environment and log; with `wait`, returns once it serves again. The
+        others keep running: this is how the supervisor revives a component that died and
+        how the fault tests restart the API server, etcd, S3 or the node agent mid-batch."""
+        old = self.process(name)
+        if name == "seaweedfs" and self._ports is not None:
+            old.stop()
+            seaweed.remove_stray_sockets(self._ports.seaweed)
+        new = old.restarted()
+        if name in self._procs:
+            self._procs[name] = new
+        else:
+            self._extra[self._extra.index(old)] = new
+        if wait:
+            self.wait_serving(name)
+        return new
+
+    def pause(self, name: str) -> None:
+        """Freezes one component (SIGSTOP): its clients connect and get no answer."""
+        self.process(name).pause()
+
+    def resume(self, name: str) -> None:
+        self.process(name).resume()
+
+    def process(self, name: str) -> ManagedProcess:
+        found = self.processes.get(name)
+        if found is None:
+            raise KeyError(f"no component {name!r}; components: {', '.join(self.processes)}")
+        return found
+
+    def wait_serving(self, name: str, timeout: float = APISERVER_READY_TIMEOUT) -> None:
+        """Waits until the component answers what its clients ask of it."""
+        proc = self.process(name)
+        ports: Ports = self._require(self._ports)
+        check: Callable[[], bool]
+        if name == "etcd":
+            url = f"http://{LOOPBACK}:{ports.etcd_client}/health"
+            check = lambda: _get(url).status_code == 200  # noqa: E731
+        elif name == "kube-apiserver":
+            def check() -> bool:
+                with self._api_client() as api:
+                    return api.get("/readyz").status_code == 200
+        elif name == "seaweedfs":
+            s3 = seaweed.client(self.s3_endpoint, self._require(self._s3), timeout=5.0)
+            check = lambda: seaweed.ensure_bucket(s3, self.bucket)  # noqa: E731
+        elif name == "nodeagent":
+            def check() -> bool:
+                with self._api_client() as api:
+                    return _node_ready(api.get(f"/api/v1/nodes/{NODE_NAME}"))
+        elif name == "api":
+            check = lambda: _get(f"{self.api_url}/healthz").status_code == 200  # noqa: E731
+        else:
+            check = proc.alive
+        wait_until(check, what=f"{name} serving again", timeout=timeout, watch=[proc],
+                   interval=0.25)
 
     def start(self) -> None:
         try:

@@ -86,6 +86,8 @@ class ManagedProcess:
     log_path: Path
     popen: subprocess.Popen[bytes]
     stop_timeout: float = 10.0
+    # What it was started with (None: the starter's environment), so it can be started again.
+    env: dict[str, str] | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -106,6 +108,23 @@ class ManagedProcess:
         """Ask the whole group to stop (SIGTERM); `stop()` finishes the job."""
         if not self._stopped and self.alive():
             kill_group(self.pid, signal.SIGTERM)
+            kill_group(self.pid, signal.SIGCONT)  # a paused process acts on it only then
+
+    def pause(self) -> None:
+        """Freeze the whole group (SIGSTOP): its sockets still accept connections, nothing
+        answers them, which is what a stalled server looks like to its clients."""
+        if not self._stopped and self.alive():
+            kill_group(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if not self._stopped:
+            kill_group(self.pid, signal.SIGCONT)
+
+    def restarted(self) -> ManagedProcess:
+        """Stops this process and starts the same command again (same log, appended)."""
+        self.stop()
+        return spawn(self.name, self.argv, self.env, log_path=self.log_path,
+                     stop_timeout=self.stop_timeout)
 
     def stop(self, timeout: float | None = None) -> None:
         """SIGTERM the group, SIGKILL it after `timeout`; safe to call any number of times.
@@ -117,6 +136,7 @@ class ManagedProcess:
             return
         grace = self.stop_timeout if timeout is None else timeout
         if self.alive():
+            kill_group(self.pid, signal.SIGCONT)  # a paused process cannot act on SIGTERM
             kill_group(self.pid, signal.SIGTERM)
             try:
                 self.popen.wait(timeout=grace)
@@ -164,7 +184,8 @@ def spawn(
             preexec_fn=pdeathsig_preexec(),
         )
     return ManagedProcess(
-        name=name, argv=args, log_path=log_path, popen=popen, stop_timeout=stop_timeout
+        name=name, argv=args, log_path=log_path, popen=popen, stop_timeout=stop_timeout,
+        env=None if env is None else dict(env),
     )
 
 

@@ -72,7 +72,8 @@ def variant_entry(spec: VariantSpec, tj: TranscodeJob | None, tenant: str,
                   asset_id: str) -> VariantStatus:
     state = VariantState.of(tj.status.phase if tj is not None else None)
     entry = VariantStatus(name=spec.name, type=spec.type, state=state,
-                          transcode_job=tj.name if tj is not None else None)
+                          transcode_job=tj.name if tj is not None else None,
+                          retries=tj.status.retry if tj is not None else None)
     if tj is None:
         return entry
     if state is VariantState.FAILED and tj.status.message:

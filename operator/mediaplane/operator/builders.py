@@ -95,8 +95,20 @@ def index_rounds(completions: int, parallelism: int) -> int:
     return -(-completions // max(1, parallelism))
 
 
+# The Job controller waits this long before a pod's first retry, doubling each time, at
+# most RETRY_DELAY_CAP; a pod's start (scheduling, the image) is allowed POD_START_SECONDS.
+RETRY_DELAY_SECONDS, RETRY_DELAY_CAP, POD_START_SECONDS = 10, 360, 30
+
+
 def job_deadline_seconds(settings: OperatorSettings) -> int:
-    return settings.job_deadline_seconds * (settings.job_backoff_limit + 1)
+    """The whole Job's deadline: every attempt's own, the controller's back-off before
+    each retry and each pod's start. Without the last two a worker that hangs until its
+    deadline was never retried: the Job's deadline ran out first (the fault suite, on a
+    busy machine)."""
+    attempts = settings.job_backoff_limit + 1
+    delays = sum(min(RETRY_DELAY_SECONDS << n, RETRY_DELAY_CAP)
+                 for n in range(settings.job_backoff_limit))
+    return (settings.job_deadline_seconds + POD_START_SECONDS) * attempts + delays
 
 
 def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -> Manifest:
@@ -148,7 +160,7 @@ def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": tj.name,
+            "name": tj.job_name,
             "namespace": tj.namespace,
             "labels": labels,
             "ownerReferences": [owner_reference(tj).to_body()],

@@ -54,7 +54,8 @@ class Context:
     @classmethod
     async def create(cls) -> Context:
         settings = OperatorSettings()
-        return cls(kube=Kube(await connect()), storage=Storage(S3Settings()),
+        return cls(kube=Kube(await connect(request_seconds=settings.kube_timeout_seconds)),
+                   storage=Storage(S3Settings()),
                    settings=settings, ladder=settings.load_ladder(),
                    catalog=CatalogFile(settings.ai_catalog_file))
 

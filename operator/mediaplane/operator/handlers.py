@@ -147,6 +147,10 @@ def _asset_unfinished(body: kopf.Body, **_: Any) -> bool:
     asset = MediaAsset.model_validate(body)
     if asset.status.is_true(AssetCondition.CAPTIONS_GENERATING):
         return True
+    if asset.phase is AssetPhase.READY and not asset.status.is_true(AssetCondition.COMPLETE):
+        # Playable early, the rest of the ladder still running: a TranscodeJob event lost
+        # while the API server restarted would otherwise leave it short of Complete.
+        return True
     return asset.phase in (AssetPhase.GENERATING, AssetPhase.PENDING,
                            AssetPhase.PROCESSING) and \
         not asset.awaiting_finalize
@@ -243,10 +247,16 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A worker finished: its result is final before the Job controller says so."""
-    if event["type"] == "DELETED":
-        return
+    """A worker finished: its result is final before the Job controller says so. A
+    speculative pod gone: what it wrote may have to go too (`reconcile.refuse_speculative`)."""
     pod = Pod.model_validate(event["object"])
+    if event["type"] == "DELETED":
+        asset = pod.metadata.labels.get(names.LABEL_ASSET)
+        if pod.metadata.labels.get(names.LABEL_SPECULATIVE) == "true" and asset and \
+                pod.metadata.namespace:
+            _seen()
+            await reconcile.reconcile_asset(_ctx(memo), pod.metadata.namespace, asset)
+        return
     if not pod.succeeded:
         return
     _seen()

@@ -74,7 +74,16 @@ class OperatorKube(Protocol):
                                  status: MediaAssetStatus) -> None: ...
 
     async def patch_transcode_job_status(self, namespace: str, name: str,
-                                         status: TranscodeJobStatus) -> None: ...
+                                         status: TranscodeJobStatus) -> None:
+        """Merge-patches its status; gone already is fine (a speculative rung discarded
+        while its Job's or pod's outcome was being recorded: nobody needs that outcome)."""
+        ...
+
+    async def replace_transcode_job_status(self, namespace: str, name: str,
+                                           status: TranscodeJobStatus) -> None:
+        """Sets the whole status: fields `status` leaves out are removed (a retry starts
+        over without the failed run's result and times)."""
+        ...
 
     async def job_exists(self, namespace: str, name: str) -> bool: ...
 
@@ -223,7 +232,18 @@ class Kube:
 
     async def patch_transcode_job_status(self, namespace: str, name: str,
                                          status: TranscodeJobStatus) -> None:
-        await self._patch_status(names.JOB_PLURAL, namespace, name, status.to_body())
+        try:
+            await self._patch_status(names.JOB_PLURAL, namespace, name, status.to_body())
+        except ApiException as error:
+            if not _missing(error):
+                raise
+
+    async def replace_transcode_job_status(self, namespace: str, name: str,
+                                           status: TranscodeJobStatus) -> None:
+        cleared: dict[str, Any] = {field.alias or key: None
+                                   for key, field in TranscodeJobStatus.model_fields.items()}
+        await self._patch_status(names.JOB_PLURAL, namespace, name,
+                                 {**cleared, **status.to_body()})
 
     async def job_exists(self, namespace: str, name: str) -> bool:
         try:

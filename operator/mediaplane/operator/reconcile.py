@@ -89,6 +89,8 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
                                     "checking checksum, type and streams")
 
         planned = await ensure_variants(ctx, asset, probe_tj, tjs)
+        if asset.spec.retries:
+            tjs = await start_retries(ctx, asset, tjs)
         observed = assetstatus.Observed(
             asset=asset, source=source, probe_tj=probe_tj, planned=planned,
             variant_tjs={spec.name: tjs[names.child_name(name, spec.name)]
@@ -111,6 +113,36 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         return not uploaded and not asset.awaiting_finalize
 
 
+async def start_retries(ctx: Context, asset: MediaAsset,
+                        tjs: Mapping[str, TranscodeJob]) -> dict[str, TranscodeJob]:
+    """Runs again each failed variant whose retry was asked for (`spec.retries`): its
+    TranscodeJob's status starts over at the new retry, whose Job has a new deterministic
+    name (`<tj>-r<n>`), so the retry is one new Job however often this runs. The
+    TranscodeJobs, with the ones that restarted as they are now."""
+    current = dict(tjs)
+    for variant, requested in asset.spec.retries.items():
+        tj = current.get(names.child_name(asset.name, variant))
+        if tj is None or tj.spec.variant is None:
+            continue
+        if (tj.status.retry or 0) < requested and tj.phase is TranscodePhase.FAILED:
+            generation = tj.metadata.generation
+            message = f"retry {requested} of {variant} asked for"
+            status = TranscodeJobStatus(
+                phase=TranscodePhase.PENDING, retry=requested, attempts=0,
+                job_name=f"{tj.name}-r{requested}", message=message,
+                observed_generation=generation,
+                conditions=set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
+                                         ConditionStatus.UNKNOWN, "RetryRequested", message,
+                                         generation, now_rfc3339()))
+            await ctx.kube.replace_transcode_job_status(tj.namespace, tj.name, status)
+            tj = current[tj.name] = tj.model_copy(update={"status": status})
+            ctx.kube.post_event(asset, EventType.NORMAL, "VariantRetrying",
+                                f"variant {variant}: retry {requested} in job {tj.job_name}")
+        if (tj.status.retry or 0) == requested and tj.phase is TranscodePhase.PENDING:
+            await ensure_job(ctx, tj)  # idempotent: the Job's name is the retry's
+    return current
+
+
 async def resync_asset(ctx: Context, namespace: str, name: str) -> None:
     """Catches up on whatever a lost watch event would have told: every unfinished
     TranscodeJob of the asset gets its Job (made if missing, its outcome read if it ended),
@@ -124,7 +156,7 @@ async def resync_asset(ctx: Context, namespace: str, name: str) -> None:
         if tj.spec.task is TaskType.CAPTION:
             await captions.advance(ctx, tj)
             continue
-        job = await ctx.kube.get_job(namespace, tj.name)
+        job = await ctx.kube.get_job(namespace, tj.job_name)
         if job is None:
             await ensure_job(ctx, tj)
         else:
@@ -160,12 +192,12 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
     verdict = assetstatus.probe_verdict(probe_tj)
     if verdict is None:
         if probe_tj is not None and probe_tj.phase is TranscodePhase.FAILED:
-            await discard_speculative(ctx, asset, tjs, wanted=[])
+            await refuse_speculative(ctx, asset, tjs)
         else:
             await start_speculative(ctx, asset, probe_tj, tjs)
         return []
     if verdict.verdict is not Verdict.ACCEPTED or verdict.probe is None:
-        await discard_speculative(ctx, asset, tjs, wanted=[])
+        await refuse_speculative(ctx, asset, tjs)
         return []
     wanted = plan_variants(asset.spec.kind, ctx.ladder, verdict.probe)
     tjs = await discard_speculative(ctx, asset, tjs, wanted)
@@ -206,6 +238,31 @@ async def start_speculative(ctx: Context, asset: MediaAsset, probe_tj: Transcode
                             f"started {rung.name} while the source is being probed")
 
 
+async def refuse_speculative(ctx: Context, asset: MediaAsset,
+                             tjs: Mapping[str, TranscodeJob]) -> None:
+    """A source the probe refused keeps nothing made from it: the speculative rung is
+    stopped and, once no pod of it is left, whatever it wrote is removed.
+
+    Its TranscodeJob goes first, but its pod dies a little later (garbage collection, then
+    the node): a worker that finished in that gap has uploaded its files. The deletion of
+    that pod brings the asset back here (`pod_event`), so the files go whenever it ends.
+    """
+    kept = await discard_speculative(ctx, asset, tjs, wanted=[])
+    if asset.spec.kind is not MediaKind.VIDEO or not ctx.settings.speculative_first_rung:
+        return
+    rung = speculative_rung(ctx.ladder)
+    if names.child_name(asset.name, rung.name) in kept:
+        return
+    pods = await ctx.kube.job_pods(asset.tenant, names.child_name(asset.name, rung.name))
+    if not all(pod.ended for pod in pods):
+        return
+    prefix = keys.variant_prefix(asset.tenant, asset.asset_id, rung.name)
+    if await asyncio.to_thread(ctx.storage.delete_prefix, prefix):
+        ctx.kube.post_event(asset, EventType.NORMAL, "SpeculationDiscarded",
+                            f"removed what {rung.name} wrote before the probe refused "
+                            "the source")
+
+
 async def discard_speculative(ctx: Context, asset: MediaAsset,
                               tjs: Mapping[str, TranscodeJob],
                               wanted: Sequence[VariantSpec]) -> dict[str, TranscodeJob]:
@@ -222,6 +279,11 @@ async def discard_speculative(ctx: Context, asset: MediaAsset,
             continue
         await ctx.kube.delete_transcode_job(tj.namespace, name)
         del kept[name]
+        if tj.phase.terminal and tj.spec.output_prefix:
+            # It finished before the probe decided, so its worker is gone and its files
+            # are all there: derivatives of a source that is refused (or re-planned) are
+            # not kept, even unpublished. (A running one is stopped before it uploads.)
+            await asyncio.to_thread(ctx.storage.delete_prefix, tj.spec.output_prefix)
         ctx.kube.post_event(asset, EventType.NORMAL, "SpeculationDiscarded",
                             f"stopped {variant.name}, started before the probe: "
                             "the probe's plan does not include it")
@@ -280,7 +342,7 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
     if tj.spec.task is TaskType.CAPTION:
         await captions.advance(ctx, tj)
         return
-    namespace, name = tj.namespace, tj.name
+    namespace, name = tj.namespace, tj.job_name
     if await ctx.kube.get_job(namespace, name) is not None:
         # Ours, or an earlier TranscodeJob's of the same name that the garbage collector is
         # removing: its deletion event brings us back here (`job_gone`).
@@ -301,6 +363,8 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
                                                      ctx.settings.max_variant_bytes)
         job = builders.variant_job(tj, builders.worker_task(tj, asset, input_url, output),
                                    ctx.settings)
+    if not await _still_wanted(ctx, tj):
+        return
     if ctx.settings.worker_service_account:
         # A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
         # Not cached: a tenant namespace can be deleted and made again under the same name.
@@ -310,9 +374,20 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
                                    ConditionStatus.UNKNOWN, "JobCreated",
                                    f"job {name} created", observed, now_rfc3339())
-        await ctx.kube.patch_transcode_job_status(namespace, name, TranscodeJobStatus(
-            phase=TranscodePhase.PENDING, job_name=name, conditions=conditions,
-            observed_generation=observed))
+        await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, TranscodeJobStatus(
+            phase=TranscodePhase.PENDING, job_name=name, retry=tj.status.retry,
+            conditions=conditions, observed_generation=observed))
+
+
+async def _still_wanted(ctx: Context, tj: TranscodeJob) -> bool:
+    """The TranscodeJob `tj` as read now still exists, is the same object, is not being
+    deleted and has not ended. A handler may run on an old body: kopf retries a create
+    handler that failed while the API server was away with the body it had, by which time
+    the TranscodeJob may have been discarded (a speculative rung the plan did not want)
+    or finished, and its Job collected; making that Job again would run the work twice."""
+    current = await ctx.kube.get_transcode_job(tj.namespace, tj.name)
+    return (current is not None and current.metadata.deletion_timestamp is None
+            and current.metadata.uid == tj.metadata.uid and not current.status.terminal)
 
 
 async def _with_retries(read: Callable[[], Awaitable[T]]) -> T:
@@ -349,6 +424,8 @@ async def sync_from_job(ctx: Context, job: Job) -> None:
     if tj.spec.task is TaskType.CAPTION:
         await captions.advance(ctx, tj)
         return
+    if job.metadata.name != tj.job_name:
+        return  # a Job of an earlier run of a retried variant: its outcome is history
     new = await job_outcome(ctx, tj, job)
     if new != tj.status:
         await ctx.kube.patch_transcode_job_status(namespace, tj_name, new)
@@ -383,11 +460,14 @@ async def sync_from_pod(ctx: Context, pod: Pod) -> None:
     if tj.spec.task is TaskType.CAPTION:  # a plan or chunk pod: one step, not the outcome
         await captions.advance(ctx, tj)
         return
+    if pod.metadata.labels.get(names.BATCH_JOB_NAME_LABEL, tj.job_name) != tj.job_name:
+        return  # a pod of an earlier run of a retried variant
     if chunks.is_chunked(tj):  # one chunk of a rendition: the last one completes it
         await _chunk_done(ctx, tj, terminated.started_at)
         return
     old = tj.status
-    base = TranscodeJobStatus(job_name=tj_name, attempts=old.attempts or 0,
+    base = TranscodeJobStatus(job_name=tj.job_name, attempts=old.attempts or 0,
+                              retry=old.retry,
                               start_time=old.start_time or terminated.started_at,
                               completion_time=terminated.finished_at or now_rfc3339())
     await ctx.kube.patch_transcode_job_status(
@@ -401,20 +481,20 @@ async def _chunk_done(ctx: Context, tj: TranscodeJob, started: str | None) -> No
         if current is None or current.status.terminal:
             return
         variant = current.spec.variant
-        pods = [p for p in await ctx.kube.job_pods(tj.namespace, tj.name)
+        pods = [p for p in await ctx.kube.job_pods(tj.namespace, current.job_name)
                 if p.made_for(current.metadata.uid)]
         done = chunks.chunks_done(current, pods)
         old = current.status
         if variant is None or len(done) < (variant.chunks or 1):
             new = old.model_copy(update={
-                "phase": TranscodePhase.RUNNING, "job_name": tj.name,
+                "phase": TranscodePhase.RUNNING, "job_name": current.job_name,
                 "start_time": old.start_time or started,
                 "message": chunks.progress_message(current, len(done))})
             if new != old:
                 await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, new)
             return
-        base = TranscodeJobStatus(job_name=tj.name, attempts=old.attempts or 0,
-                                  start_time=old.start_time or started,
+        base = TranscodeJobStatus(job_name=current.job_name, attempts=old.attempts or 0,
+                                  retry=old.retry, start_time=old.start_time or started,
                                   completion_time=now_rfc3339())
         new = await _joined(ctx, current, base)
         await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, new)
@@ -464,7 +544,8 @@ async def job_outcome(ctx: Context, tj: TranscodeJob, job: Job) -> TranscodeJobS
     old = tj.status
     generation = tj.metadata.generation
     new = TranscodeJobStatus(job_name=job.metadata.name, attempts=job.status.failed or 0,
-                             observed_generation=generation, start_time=job.status.start_time)
+                             retry=old.retry, observed_generation=generation,
+                             start_time=job.status.start_time)
     now = now_rfc3339()
 
     def condition(value: ConditionStatus, reason: str, message: str) -> None:
@@ -489,7 +570,7 @@ async def job_outcome(ctx: Context, tj: TranscodeJob, job: Job) -> TranscodeJobS
         last = messages[-1] if messages else ""
         reason = failed.reason or "JobFailed"
         new.phase, new.completion_time = TranscodePhase.FAILED, now
-        new.message = f"{failed.message or reason}; last error: {last[-800:]}".strip()
+        new.message = f"{reason}: {failed.message or reason}; last error: {last[-800:]}".strip()
         condition(ConditionStatus.FALSE, reason, new.message)
     elif (job.status.active or 0) > 0:
         new.phase = TranscodePhase.RUNNING

@@ -16,6 +16,9 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_", extra="ignore", frozen=True)
 
     ladder_file: Path | None = Field(default=None, description="YAML or JSON Ladder")
+    # Each call to the API server ends within this (a stalled server fails the handler,
+    # which kopf retries with back-off, instead of holding it forever).
+    kube_timeout_seconds: float = Field(default=30.0, gt=0)
     worker_image: str = "mediaplane/worker:0.1.0"
     worker_command: tuple[str, ...] = ("mediaplane-worker",)
     worker_service_account: str | None = None

@@ -68,6 +68,11 @@ class Pod(Workload):
         return None
 
     @property
+    def ended(self) -> bool:
+        """Its worker will not run again (it may still be in the API until collected)."""
+        return self.status.phase is not None and self.status.phase.terminal
+
+    @property
     def succeeded(self) -> bool:
         terminated = self.terminated
         return (self.status.phase is PodPhase.SUCCEEDED and terminated is not None

@@ -285,6 +285,14 @@ def storyboard_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list
     return _still_output(source["v:0"], out_dir / STORYBOARD_SPRITE, vf, "jpeg")
 
 
+def count_packets_command(path: Path | str) -> list[str]:
+    """An animated image's frames, counted by its demuxer (nothing is decoded)."""
+    return [FFPROBE, "-hide_banner", "-loglevel", "error", "-protocol_whitelist",
+            PROBE_PROTOCOLS, "-format_whitelist", demuxer_allowlist(MediaKind.IMAGE),
+            "-count_packets", "-select_streams", "v:0", "-show_entries",
+            "stream=nb_read_packets", "-of", "json", str(path)]
+
+
 def still_probe_command(path: Path | str, image_format: str) -> list[str]:
     """Dimensions of a still we wrote; the demuxer is forced, nothing is guessed."""
     demuxer = "jpeg_pipe" if image_format == "jpeg" else "webp_pipe"

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mediaplane.core.tasks import MediaKind, ProbeOutcome, ProbeResult, Verdict
-from mediaplane.worker import commands, process
+from mediaplane.worker import commands, hostile, process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, InfraError
 from mediaplane.worker.sniff import (
     DEMUXED_AS,
@@ -34,6 +34,15 @@ PROBE_TIMEOUT = 60.0
 SOURCE_NAME = "source"  # no extension: ffprobe must pick the demuxer from the bytes alone
 MAX_SIDE = 16384
 _IMAGE_CODECS = frozenset({"png", "mjpeg", "webp", "gif", "bmp", "tiff"})
+# More streams than any real upload has (a video, a few audio languages, subtitles); each
+# one is work for every probe and transcode that opens the file.
+MAX_STREAMS = 16
+# Frames of an animated image (GIF): only the first is used, the rest are refused work.
+MAX_IMAGE_FRAMES = 1000
+# A file whose declared duration needs fewer bytes per second than any real codec uses
+# (Opus speech at 6 kbit/s is 750 B/s) decodes to far more than it weighs: a bomb.
+MIN_BYTES_PER_SECOND = 100
+BOMB_MIN_SECONDS = 60.0
 
 
 def quarantine(reason: str, message: str) -> ProbeOutcome:
@@ -75,7 +84,7 @@ def _display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
 
 
 def interpret(kind: MediaKind, family: Family, report: dict[str, Any],
-              detected_mime: str) -> ProbeOutcome:
+              detected_mime: str, size_bytes: int | None = None) -> ProbeOutcome:
     """Pure judgement of an ffprobe JSON report; unit tests feed it real ffprobe output."""
     fmt = report.get("format") or {}
     format_name = str(fmt.get("format_name", ""))
@@ -83,6 +92,9 @@ def interpret(kind: MediaKind, family: Family, report: dict[str, Any],
         return quarantine("TypeMismatch", f"content sniffed as {family} but ffprobe read it "
                           f"as {format_name or 'nothing'}")
     streams: list[dict[str, Any]] = report.get("streams") or []
+    if len(streams) > MAX_STREAMS:
+        return quarantine("TooManyStreams", f"{len(streams)} streams; at most {MAX_STREAMS} "
+                          "are accepted")
     videos = [s for s in streams if s.get("codec_type") == "video"
               and not (s.get("disposition") or {}).get("attached_pic")]
     audios = [s for s in streams if s.get("codec_type") == "audio"]
@@ -92,6 +104,10 @@ def interpret(kind: MediaKind, family: Family, report: dict[str, Any],
                               "ffprobe does not know")
     duration = _float(fmt.get("duration"))
     frames = [f for f in report.get("frames") or [] if f.get("media_type") == "video"]
+    if (kind is not MediaKind.IMAGE and duration is not None and size_bytes is not None
+            and duration > BOMB_MIN_SECONDS and size_bytes / duration < MIN_BYTES_PER_SECOND):
+        return quarantine("DecompressionBomb", f"{duration:.0f} s of media in {size_bytes} "
+                          f"bytes (under {MIN_BYTES_PER_SECOND} bytes per second)")
 
     if kind is MediaKind.VIDEO:
         if not videos:
@@ -169,8 +185,27 @@ def inspect(path: Path, expected: Expected, family: Family, workdir: Path) -> Pr
         return quarantine("Unreadable", "ffprobe's report is not readable")
     with path.open("rb") as handle:
         head = handle.read(HEAD_BYTES)
+    if family is Family.GIF:
+        frames = count_frames(path, workdir)
+        if frames is None or frames > MAX_IMAGE_FRAMES:
+            return quarantine("TooManyFrames", f"an animation of {frames or 'too many'} "
+                              f"frames; at most {MAX_IMAGE_FRAMES} are accepted")
     return interpret(expected.kind, family, report,
-                     canonical_mime(expected.kind, family, head))
+                     canonical_mime(expected.kind, family, head), path.stat().st_size)
+
+
+def count_frames(path: Path, workdir: Path) -> int | None:
+    """An animation's frames, counted by demuxing (no decoding); None when ffprobe cannot
+    count them in time."""
+    done = process.run(commands.count_packets_command(path), timeout=PROBE_TIMEOUT,
+                       workdir=str(workdir))
+    if not done.ok:
+        return None
+    try:
+        streams = json.loads(done.stdout).get("streams") or [{}]
+        return int(streams[0].get("nb_read_packets", 0))
+    except (ValueError, TypeError):
+        return None
 
 
 def run_probe(task: WorkerTask, scratch: Path) -> ProbeOutcome:
@@ -194,4 +229,7 @@ def run_probe(task: WorkerTask, scratch: Path) -> ProbeOutcome:
     verdict = check_declared(expected, family)
     if verdict is not None or family is None:
         return verdict or quarantine("TypeMismatch", "unrecognised content")
+    finding = hostile.inspect_bytes(source, family)
+    if finding is not None:
+        return quarantine(finding.reason, finding.message)
     return inspect(source, expected, family, scratch)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from mediaplane.api import models
 from mediaplane.api.deps import AssetId, Context, CurrentPrincipal, CurrentTenant
-from mediaplane.api.errors import not_found
+from mediaplane.api.errors import ApiError, not_found
 from mediaplane.api.kube import AssetFilter
 from mediaplane.api.openapi import errors
 from mediaplane.api.pagination import (
@@ -19,7 +19,8 @@ from mediaplane.api.pagination import (
 )
 from mediaplane.api.views import Presenter
 from mediaplane.core import names
-from mediaplane.core.states import AssetPhase
+from mediaplane.core.errors import ConflictError
+from mediaplane.core.states import AssetPhase, VariantState
 from mediaplane.core.tasks import MediaKind
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
@@ -79,3 +80,51 @@ async def list_variants(asset_id: AssetId, context: Context, principal: CurrentP
     if asset is None:
         raise not_found(asset_id)
     return models.Envelope(data=Presenter(context, principal).variants(asset))
+
+
+VariantName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+                                  description="a variant's name, e.g. 360p or poster")]
+RETRY_CONFLICTS = 5
+
+
+@router.post("/{asset_id}/variants/{variant}/retry", status_code=202,
+             response_model=models.Envelope[models.Variant],
+             summary="Run a failed variant again, without a new upload",
+             responses=errors("media.not_found", "validation.variant", "variant.not_failed",
+                              "media.deleting", "media.conflict"))
+async def retry_variant(asset_id: AssetId, variant: VariantName, context: Context,
+                        principal: CurrentPrincipal, tenant: CurrentTenant
+                        ) -> models.Envelope[models.Variant]:
+    """Asks the operator for one more run of a failed variant (`spec.retries`, as `kubectl
+    patch` would); 202 with the variant as it is now. Repeating the request while that
+    retry is asked for or running asks for nothing more (202 again)."""
+    name = names.name_from_asset_id(asset_id)
+    for _ in range(RETRY_CONFLICTS):
+        asset = await context.assets.get(tenant.name, name, fresh=True)
+        if asset is None:
+            raise not_found(asset_id)
+        if asset.deleting:
+            raise ApiError("media.deleting", f"asset {asset_id} is being deleted")
+        found = asset.status.variant(variant)
+        if found is None:
+            raise ApiError("validation.variant", f"asset {asset_id} has no variant {variant!r}")
+        done = found.retries or 0
+        asked = asset.spec.retries.get(variant, 0)
+        in_flight = asked > done or (done > 0 and found.state in (VariantState.PENDING,
+                                                                    VariantState.RUNNING))
+        if not in_flight:
+            if found.state is not VariantState.FAILED:
+                raise ApiError("variant.not_failed",
+                               f"variant {variant} is {found.state}, not failed")
+            try:
+                patched = await context.assets.patch(
+                    tenant.name, name, {"spec": {"retries": {variant: done + 1}}},
+                    resource_version=asset.metadata.resource_version)
+            except ConflictError:
+                continue  # the asset changed meanwhile: decide again on what it is now
+            if patched is None:
+                raise not_found(asset_id)
+            asset = patched
+        presented = Presenter(context, principal).variants(asset)
+        return models.Envelope(data=next(v for v in presented if v.name == variant))
+    raise ApiError("media.conflict", "the asset kept changing; retry")

@@ -42,8 +42,9 @@ RETRY = {"Retry-After": "2"}
 
 
 async def authorised_asset(context: ApiContext, asset_id: str, token: str | None,
-                            principal: Principal | None) -> tuple[StreamGrant, MediaAsset]:
-    grant = context.signer.verify(token, asset_id)
+                            principal: Principal | None, variant: str = streaming.ALL
+                            ) -> tuple[StreamGrant, MediaAsset]:
+    grant = context.signer.verify(token, asset_id, variant)
     if principal is not None and (principal.user, principal.tenant) != (grant.user,
                                                                           grant.tenant):
         raise ApiError("stream.signature.invalid", "the stream link is for another user")
@@ -105,7 +106,7 @@ def _respond(body: str, media_type: str, token: str) -> Response:
             responses={200: {"content": {HLS_TYPE: {}}}, **STREAM_ERRORS})
 async def hls(asset_id: AssetId, variant: VariantName, context: Context,
               principal: OptionalPrincipal, token: Token = None) -> Response:
-    grant, asset = await authorised_asset(context, asset_id, token, principal)
+    grant, asset = await authorised_asset(context, asset_id, token, principal, variant)
     presign = presigner(context, asset.prefix)
     key = ("hls", grant.tenant, asset_id, asset.metadata.resource_version or "", variant)
     if variant == streaming.ALL:
@@ -141,7 +142,7 @@ async def hls(asset_id: AssetId, variant: VariantName, context: Context,
             responses={200: {"content": {DASH_TYPE: {}}}, **STREAM_ERRORS})
 async def dash(asset_id: AssetId, variant: VariantName, context: Context,
                principal: OptionalPrincipal, token: Token = None) -> Response:
-    grant, asset = await authorised_asset(context, asset_id, token, principal)
+    grant, asset = await authorised_asset(context, asset_id, token, principal, variant)
     prefix = asset.prefix
     presign = presigner(context, prefix)
     tracks: list[CaptionTrack] = []
