@@ -48,10 +48,15 @@ chart-crds: ## Copy crds/ into charts/mediaplane (CRDs to crds/, the policy to f
 	done
 
 .PHONY: images
-images: ## Build the operator, API and worker images with docker (TAG=0.1.0)
-	@for target in operator api worker; do \
-	  docker build -f images/Dockerfile --target $$target -t mediaplane/$$target:$(TAG) . || exit 1; \
-	done
+images: ## Build the operator, API and worker images (docker, or BuildKit here without one) and print their sizes (TAG=0.1.0)
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  for target in operator api worker; do \
+	    docker build -f images/Dockerfile --target $$target -t mediaplane/$$target:$(TAG) . || exit 1; \
+	  done; \
+	  docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' --filter 'reference=mediaplane/*:$(TAG)'; \
+	else \
+	  $(BIN)/python -m mediaplane.devcluster.realnode.images --tag $(TAG); \
+	fi
 
 .PHONY: kind-up
 kind-up: ## Docker users: a kind cluster with the images, S3 (SeaweedFS) and the chart installed
