@@ -76,6 +76,12 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--no-demo", action="store_true",
         help="do not run the embedded demo (the examples, applied and transcoded) once ready",
     )
+    up.add_argument(
+        "--node", choices=("process", "containers"), default="process",
+        help="process (default): the node agent runs pods' commands as local processes; "
+        "containers: a real node (kubelet, containerd, runc) runs the images, built here "
+        "with BuildKit (needs root)",
+    )
     put = add("put", "upload a file to the dev bucket (a source for a MediaAsset)", cmd_put)
     put.add_argument("file", type=Path)
     put.add_argument("key", help="object key, e.g. tenants/demo/assets/<asset id>/source")
@@ -133,21 +139,22 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(exports(env))
         return 0 if args.detach else 1
     demo = not (args.no_demo or args.detach)
-    return _up_detached(state) if args.detach else _up_foreground(state, demo)
+    node = str(getattr(args, "node", "process"))
+    return _up_detached(state, node) if args.detach else _up_foreground(state, demo, node)
 
 
 def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
     raise _Shutdown(signum)
 
 
-def _up_foreground(state: Path, demo: bool) -> int:
+def _up_foreground(state: Path, demo: bool, node: str = "process") -> int:
     from mediaplane.devcluster.cluster import DevCluster
 
     pid_path, ready_path = state / "pid", state / "ready"
     ready_path.unlink(missing_ok=True)
     pid_path.write_text(f"{os.getpid()}\n")
     previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
-    cluster = DevCluster(state)
+    cluster = DevCluster(state, node=node)
     code = 0
     try:
         cluster.start()
@@ -195,14 +202,14 @@ def _up_foreground(state: Path, demo: bool) -> int:
     return code
 
 
-def _up_detached(state: Path) -> int:
+def _up_detached(state: Path, node: str = "process") -> int:
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "supervisor.log"
     ready_path = state / "ready"
     ready_path.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "mediaplane.cli.main", "dev", "up", "--no-demo",
-            "--state-dir", str(state)]
+            "--state-dir", str(state), "--node", node]
     with log_path.open("ab") as out:
         child = subprocess.Popen(
             argv,
@@ -279,6 +286,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not pod:
         print("expected NAMESPACE/POD", file=sys.stderr)
         return 2
+    env = read_env(state)
+    if env is not None and env.get("MEDIAPLANE_DEV_NODE") == "containers":
+        # A real node keeps container logs itself: ask for them the usual way.
+        argv = ["kubectl", "logs", "-n", namespace, pod]
+        argv += ["-c", args.container] if args.container else []
+        return subprocess.run(argv, env={**os.environ, **env}, check=False).returncode
     pod_dir = state / "pods" / namespace / pod
     if not pod_dir.is_dir():
         print(f"no pod {namespace}/{pod} has run on the dev node ({pod_dir})", file=sys.stderr)
