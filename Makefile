@@ -29,6 +29,11 @@ test: setup ## Run every test: lint, unit, and the real control plane / S3 / ffm
 unit: setup ## Run the fast tests: no server started (no control plane, no S3), under 30 s
 	$(BIN)/pytest -m "not cluster and not storage and not packaging" $(PYTEST_ARGS)
 
+.PHONY: test-real-node
+test-real-node: ## A real node here (kubelet, containerd, runc; needs root): images built with BuildKit, the chart installed and exercised
+	MEDIAPLANE_REAL_NODE=1 scripts/setup.sh
+	$(BIN)/pytest -m realnode tests/realnode $(PYTEST_ARGS)
+
 .PHONY: image-deps
 image-deps: setup ## Install each image's distribution alone from wheels; print what it holds
 	$(BIN)/pytest -s -q tests/packaging $(PYTEST_ARGS)

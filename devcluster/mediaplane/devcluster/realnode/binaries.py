@@ -241,3 +241,19 @@ def sbin_path() -> str:
         if extra not in parts:
             parts.append(extra)
     return os.pathsep.join(parts)
+
+
+def main() -> int:
+    """`python -m mediaplane.devcluster.realnode.binaries`: build what is missing, say what
+    this machine lacks."""
+    bins = ensure_node_binaries()
+    for name, path in vars(bins).items():
+        print(f"{name:<15} {path}")
+    problems = check_host()
+    for problem in problems:
+        print(f"not ready for a real node: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -144,13 +144,13 @@ def build_node_images(buildkit: BuildKit, registry_host: str, *,
 
 
 def _weed_version(weed: Path) -> str:
+    """4.48 of `version 8000GB 4.48 pypi linux amd64` (8000GB is the build's volume limit)."""
+    import re
     import subprocess
 
     done = subprocess.run([str(weed), "version"], capture_output=True, text=True, check=False)
-    for word in done.stdout.split():
-        if word[:1].isdigit():
-            return word.split("-")[0]
-    return "latest"
+    found = re.search(r"\b\d+\.\d+(?:\.\d+)?\b", done.stdout)
+    return found.group(0) if found else "latest"
 
 
 def _stable_context(name: str, files: dict[str, Path]) -> Path:
