@@ -23,7 +23,7 @@ dev: setup ## Bring the whole system up locally and transcode the embedded demo 
 .PHONY: test
 test: setup ## Run every test: lint, unit, and the real control plane / S3 / ffmpeg end to end
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not realnode" $(PYTEST_ARGS)
 
 .PHONY: unit
 unit: setup ## Run the fast tests: no server started (no control plane, no S3), under 30 s
