@@ -48,6 +48,7 @@ def test_down_leaves_nothing_running_mounted_or_configured(real_node: RealNode) 
     assert all(not (h / components.CGROUP_ROOT.strip("/")).exists()
                for h in cgroups.hierarchies())
     assert network.HostRecord.load() is None
+    assert not network.LOCK_PATH.exists()
     for name, value in before.sysctls.items():
         assert network.read_sysctl(name) == value, name
     logs = Path("/var/log/containers")

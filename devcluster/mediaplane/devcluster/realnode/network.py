@@ -185,10 +185,16 @@ class HostLock:
         self._fh = fh
 
     def release(self) -> None:
+        """Unlocks and removes the lock file (and /run/mediaplane when nothing else is
+        there): a stopped node leaves nothing behind. Acquiring never waits, so no other
+        process can be queued on the removed file."""
         if self._fh is not None:
+            LOCK_PATH.unlink(missing_ok=True)
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+            with contextlib.suppress(OSError):
+                RUN_DIR.rmdir()
 
 
 @contextlib.contextmanager
