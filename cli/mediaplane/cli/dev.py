@@ -8,6 +8,7 @@ background, so `dev down` is just "SIGTERM the supervisor and wait".
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import shlex
 import signal
@@ -62,6 +63,15 @@ class _Shutdown(BaseException):
 
 dev = typer.Typer(help="The local dev environment: control plane, node agent, S3, operator "
                   "and API as local processes.", no_args_is_help=True)
+
+
+class NodeKind(enum.StrEnum):
+    """What runs the pods: the node agent (local processes) or a real node (containers)."""
+
+    PROCESS = "process"
+    CONTAINERS = "containers"
+
+
 StateDirOption = Annotated[Path | None, typer.Option(
     "--state-dir", help="Default: $MEDIAPLANE_DEV_DIR or "
     "${XDG_STATE_HOME:-~/.local/state}/mediaplane/dev.")]
@@ -125,13 +135,17 @@ def up(
     no_demo: Annotated[bool, typer.Option(
         "--no-demo", help="Do not run the embedded demo (the examples, applied and "
         "transcoded) once ready.")] = False,
+    node: Annotated[NodeKind, typer.Option(
+        "--node", help="process: the node agent runs pods' commands as local processes; "
+        "containers: a real node (kubelet, containerd, runc) runs the images, built here "
+        "with BuildKit (needs root).")] = NodeKind.PROCESS,
     state_dir: StateDirOption = None,
 ) -> None:
     """Start the environment; stays in the foreground unless --detach."""
-    raise typer.Exit(cmd_up(_state_dir(state_dir), detach, no_demo))
+    raise typer.Exit(cmd_up(_state_dir(state_dir), detach, no_demo, node.value))
 
 
-def cmd_up(state: Path, detach: bool, no_demo: bool) -> int:
+def cmd_up(state: Path, detach: bool, no_demo: bool, node: str = "process") -> int:
     state.mkdir(parents=True, exist_ok=True)
     if not _wait_stopped(state) and is_running(state):
         env = read_env(state)
@@ -140,7 +154,7 @@ def cmd_up(state: Path, detach: bool, no_demo: bool) -> int:
             print(exports(env))
         return 0 if detach else 1
     demo = not (no_demo or detach)
-    return _up_detached(state) if detach else _up_foreground(state, demo)
+    return _up_detached(state, node) if detach else _up_foreground(state, demo, node)
 
 
 def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -195,7 +209,7 @@ class _Restarts:
             request.unlink(missing_ok=True)
 
 
-def _up_foreground(state: Path, demo: bool) -> int:
+def _up_foreground(state: Path, demo: bool, node: str = "process") -> int:
     from mediaplane.devcluster.cluster import DevCluster
 
     pid_path, ready_path = state / "pid", state / "ready"
@@ -206,7 +220,8 @@ def _up_foreground(state: Path, demo: bool) -> int:
     from mediaplane.devcluster.cluster import DEFAULT_API_PORT
 
     port = os.environ.get("MEDIAPLANE_DEV_API_PORT", "")
-    cluster = DevCluster(state, api_port=int(port) if port.isdigit() else DEFAULT_API_PORT)
+    cluster = DevCluster(state, api_port=int(port) if port.isdigit() else DEFAULT_API_PORT,
+                         node=node)
     restarts = _Restarts(cluster, state)
     signal.signal(signal.SIGUSR1, restarts.wake)
     code = 0
@@ -252,14 +267,14 @@ def _up_foreground(state: Path, demo: bool) -> int:
     return code
 
 
-def _up_detached(state: Path) -> int:
+def _up_detached(state: Path, node: str = "process") -> int:
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "supervisor.log"
     ready_path = state / "ready"
     ready_path.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "mediaplane.cli", "dev", "up", "--no-demo",
-            "--state-dir", str(state)]
+            "--state-dir", str(state), "--node", node]
     with log_path.open("ab") as out:
         child = subprocess.Popen(
             argv,
@@ -392,6 +407,12 @@ def cmd_logs(state: Path, pod_ref: str, container: str | None) -> int:
     if not pod:
         print("expected NAMESPACE/POD", file=sys.stderr)
         return 2
+    env = read_env(state)
+    if env is not None and env.get("MEDIAPLANE_DEV_NODE") == "containers":
+        # A real node keeps container logs itself: ask for them the usual way.
+        argv = ["kubectl", "logs", "-n", namespace, pod]
+        argv += ["-c", container] if container else []
+        return subprocess.run(argv, env={**os.environ, **env}, check=False).returncode
     pod_dir = state / "pods" / namespace / pod
     if not pod_dir.is_dir():
         print(f"no pod {namespace}/{pod} has run on the dev node ({pod_dir})", file=sys.stderr)

@@ -144,30 +144,39 @@ def _load_ca(pki: Pki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     return cert, key
 
 
-def _make_serving(pki: Pki) -> None:
+def _issue(pki: Pki, cert_path: Path, key_path: Path, subject: x509.Name, *,
+           usages: list[x509.ObjectIdentifier], dns: tuple[str, ...] = (),
+           ips: tuple[str, ...] = ()) -> None:
+    """A leaf key and certificate signed by the dev CA, written to the two paths."""
     ca_cert, ca_key = _load_ca(pki)
     key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in SERVING_DNS]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
-    cert = (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(_name("kube-apiserver"))
+        .subject_name(subject)
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now())
         .not_valid_after(_now() + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
     )
-    _write_private(pki.serving_key, _pem_key(key))
-    pki.serving_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if dns or ips:
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    _write_private(key_path, _pem_key(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _make_serving(pki: Pki) -> None:
+    _issue(pki, pki.serving_cert, pki.serving_key, _name("kube-apiserver"),
+           usages=[ExtendedKeyUsageOID.SERVER_AUTH], dns=SERVING_DNS, ips=SERVING_IPS)
 
 
 def _make_sa_keys(pki: Pki) -> None:
@@ -200,3 +209,52 @@ def ensure_pki(directory: Path) -> Pki:
     if not (pki.admin_token_path.exists() and pki.token_file.exists()):
         _make_token(pki)
     return pki
+
+
+# --- a real node's certificates and identities (`mediaplane dev up --node=containers`) -----
+
+
+def _leaf_matches(path: Path, dns: tuple[str, ...], ips: tuple[str, ...]) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return not dns and not ips and path.exists()
+    have_dns = set(sans.get_values_for_type(x509.DNSName))
+    have_ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return have_dns == set(dns) and have_ips == set(ips)
+
+
+def ensure_leaf(pki: Pki, name: str, common_name: str, *, organizations: tuple[str, ...] = (),
+                dns: tuple[str, ...] = (), ips: tuple[str, ...] = (),
+                server: bool = False, client: bool = False) -> tuple[Path, Path]:
+    """`<name>.crt` and `<name>.key` signed by the dev CA, made again when the names it
+    must carry changed (a serving cert for a new address)."""
+    cert_path, key_path = pki.dir / f"{name}.crt", pki.dir / f"{name}.key"
+    if key_path.exists() and _leaf_matches(cert_path, dns, ips):
+        return cert_path, key_path
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+        + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    _issue(pki, cert_path, key_path, subject, usages=usages, dns=dns, ips=ips)
+    return cert_path, key_path
+
+
+def ensure_token(pki: Pki, user: str, groups: tuple[str, ...] = ()) -> str:
+    """A static bearer token for `user` (kept in `<user>.token`, listed in the API server's
+    token file, which it reads at start)."""
+    safe = user.replace(":", "-")
+    path = pki.dir / f"{safe}.token"
+    if path.exists():
+        token = path.read_text().strip()
+    else:
+        token = secrets.token_urlsafe(32)
+        _write_private(path, token.encode() + b"\n")
+    lines = pki.token_file.read_text().splitlines() if pki.token_file.exists() else []
+    line = f'{token},{user},{user},"{",".join(groups)}"' if groups else f"{token},{user},{user}"
+    if line not in lines:
+        kept = [existing for existing in lines if existing.split(",")[1:2] != [user]]
+        _write_private(pki.token_file, ("\n".join([*kept, line]) + "\n").encode())
+    return token

@@ -12,6 +12,10 @@ State persists in the state dir between starts (etcd data, S3 data, keys, ports 
 still free): a stopped cluster comes back with its objects, and pods that were running
 are failed by the node agent (NodeRestart) for their Jobs to retry. Delete the dir for
 a blank cluster. One cluster per state dir at a time (a lock file enforces it).
+
+`DevCluster(dir, node="containers")` runs a real node instead of the node agent: the
+kubelet, containerd and runc run the pods' images (`realnode.node`); the API server and
+S3 then listen on the host's end of the node link instead of 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -43,7 +47,12 @@ from mediaplane.devcluster.ports import LOOPBACK, free_ports
 from mediaplane.devcluster.processes import ManagedProcess, spawn, stop_all, wait_until
 from mediaplane.devcluster.seaweed import S3Credentials, SeaweedPorts
 
+if TYPE_CHECKING:
+    from mediaplane.devcluster.realnode.node import ContainerNode
+
 log = logging.getLogger(__name__)
+
+NODE_MODES = ("process", "containers")
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLERS = (
@@ -141,7 +150,10 @@ class DevCluster:
         install_crds: bool = True,
         bucket: str = seaweed.BUCKET,
         api_port: int = DEFAULT_API_PORT,
+        node: str = "process",
     ) -> None:
+        if node not in NODE_MODES:
+            raise ValueError(f"node must be one of {NODE_MODES}, not {node!r}")
         self.state_dir = Path(state_dir).resolve()
         self.crds_dir = (crds_dir or crds.default_crds_dir()) if install_crds else None
         self.bucket = bucket
@@ -155,6 +167,16 @@ class DevCluster:
         self._pki: Pki | None = None
         self._s3: S3Credentials | None = None
         self._bins: Binaries | None = None
+        self.node_mode = node
+        self.node: ContainerNode | None = None
+        # Where the API server and S3 listen: pods of a real node cannot reach 127.0.0.1.
+        self.host = LOOPBACK
+        if node == "containers":
+            from mediaplane.devcluster.realnode import network
+            from mediaplane.devcluster.realnode.node import ContainerNode
+
+            self.node = ContainerNode(self)
+            self.host = network.HOST_IP
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -180,15 +202,34 @@ class DevCluster:
 
     @property
     def server(self) -> str:
-        return f"https://{LOOPBACK}:{self._require(self._ports).apiserver}"
+        return f"https://{self.host}:{self._require(self._ports).apiserver}"
 
     @property
     def s3_endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self._require(self._ports).seaweed.s3}"
+        return f"http://{self.host}:{self._require(self._ports).seaweed.s3}"
+
+    @property
+    def pki(self) -> Pki:
+        pki: Pki = self._require(self._pki)
+        return pki
+
+    @property
+    def binaries(self) -> Binaries:
+        bins: Binaries = self._require(self._bins)
+        return bins
+
+    @property
+    def node_name(self) -> str:
+        if self.node is not None:
+            from mediaplane.devcluster.realnode.components import NODE_NAME as REAL_NODE
+
+            return REAL_NODE
+        return NODE_NAME
 
     @property
     def processes(self) -> dict[str, ManagedProcess]:
-        return {**self._procs, **{p.name: p for p in self._extra}}
+        node = self.node.processes if self.node is not None else {}
+        return {**self._procs, **node, **{p.name: p for p in self._extra}}
 
     @staticmethod
     def _require(value: Any) -> Any:
@@ -222,6 +263,7 @@ class DevCluster:
             "AWS_ACCESS_KEY_ID": creds.access_key,
             "AWS_SECRET_ACCESS_KEY": creds.secret_key,
             "MEDIAPLANE_DEV_DIR": str(self.state_dir),
+            "MEDIAPLANE_DEV_NODE": self.node_mode,
             # The REST API (started by `dev up` and the tests) and its dev-only secrets.
             "MEDIAPLANE_API": self.api_url,
             "MEDIAPLANE_API_PUBLIC_URL": self.api_url,
@@ -332,6 +374,11 @@ class DevCluster:
         # first and waited for last. kube-apiserver stops in about a second while etcd is
         # up, but lingers for many once etcd is gone: hence the order. The node agent does
         # not report pods on its way out, so it needs no API server.
+        if self.node is not None:
+            # Pods are deleted through the API server before the node goes, so it stays up
+            # until then; the controllers stop first, so nothing comes back.
+            kcm = [self._procs[n] for n in ("kube-controller-manager",) if n in self._procs]
+            self.node.stop(controllers=kcm)
         started = time.monotonic()
         for name in ("nodeagent", "kube-controller-manager", "seaweedfs"):
             if name in self._procs:
@@ -365,6 +412,8 @@ class DevCluster:
         self._acquire_lock()
         self.env_path.unlink(missing_ok=True)
         self._bins = ensure_binaries(log=log.info)
+        if self.node is not None:
+            self.node.prepare()
         self._step("binaries", t0)
         self._pki = ensure_pki(self.state_dir / "pki")
         self._ports = self._choose_ports()
@@ -379,17 +428,17 @@ class DevCluster:
         self._step("certs", t0)
 
         etcd = self._run("etcd", self._etcd_argv())
-        weed = self._run(
-            "seaweedfs",
-            seaweed.server_argv(
-                seaweed.weed_binary(),
-                self.state_dir / "seaweedfs",
-                self._ports.seaweed,
-                s3_config,
-                self.state_dir / "sockets",
-            ),
-            stop_timeout=5.0,
+        weed_argv = seaweed.server_argv(
+            seaweed.weed_binary(),
+            self.state_dir / "seaweedfs",
+            self._ports.seaweed,
+            s3_config,
+            self.state_dir / "sockets",
         )
+        if self.host != LOOPBACK:
+            weed_argv = [a.replace(f"={LOOPBACK}", f"={self.host}") if a.startswith("-ip")
+                         else a for a in weed_argv]
+        weed = self._run("seaweedfs", weed_argv, stop_timeout=5.0)
         etcd_url = f"http://{LOOPBACK}:{self._ports.etcd_client}/health"
         wait_until(
             lambda: _get(etcd_url).status_code == 200,
@@ -410,9 +459,11 @@ class DevCluster:
             self._step("kube-apiserver", t0)
 
             kcm = self._run("kube-controller-manager", self._controller_manager_argv())
-            agent = self._run(
-                "nodeagent", self._nodeagent_argv(), env=self._nodeagent_env(), stop_timeout=15.0
-            )
+            if self.node is None:
+                agent = self._run(
+                    "nodeagent", self._nodeagent_argv(), env=self._nodeagent_env(),
+                    stop_timeout=15.0
+                )
             crds.apply(self._bins.kubectl, self.kubeconfig_path, self.crds_dir)
             self._step("crds", t0)
 
@@ -428,13 +479,17 @@ class DevCluster:
                 watch=[apiserver, kcm],
             )
             self._step("kube-controller-manager", t0)
-            wait_until(
-                lambda: _node_ready(api.get(f"/api/v1/nodes/{NODE_NAME}")),
-                what=f"node {NODE_NAME} Ready",
-                timeout=READY_TIMEOUT,
-                watch=[apiserver, agent],
-            )
-            self._step("nodeagent", t0)
+            if self.node is not None:
+                self.node.start(api)
+                self._step("node", t0)
+            else:
+                wait_until(
+                    lambda: _node_ready(api.get(f"/api/v1/nodes/{NODE_NAME}")),
+                    what=f"node {NODE_NAME} Ready",
+                    timeout=READY_TIMEOUT,
+                    watch=[apiserver, agent],
+                )
+                self._step("nodeagent", t0)
 
         s3 = seaweed.client(self.s3_endpoint, self._s3, timeout=5.0)
         wait_until(
@@ -508,7 +563,7 @@ class DevCluster:
         ports: Ports = self._require(self._ports)
         pki: Pki = self._require(self._pki)
         bins: Binaries = self._require(self._bins)
-        return [
+        argv = [
             str(bins.kube_apiserver),
             f"--etcd-servers=http://{LOOPBACK}:{ports.etcd_client}",
             f"--bind-address={LOOPBACK}",
@@ -528,6 +583,11 @@ class DevCluster:
             "--endpoint-reconciler-type=none",
             "--profiling=false",
         ]
+        if self.node is not None:
+            from mediaplane.devcluster.realnode.node import override_flags
+
+            argv = override_flags(argv, self.node.apiserver_overrides(pki))
+        return argv
 
     def _controller_manager_argv(self) -> list[str]:
         ports: Ports = self._require(self._ports)
@@ -543,12 +603,15 @@ class DevCluster:
             f"--tls-cert-file={pki.serving_cert}",
             f"--tls-private-key-file={pki.serving_key}",
             "--leader-elect=false",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(self._controllers())}",
             f"--service-account-private-key-file={pki.sa_key}",
             f"--root-ca-file={pki.ca_cert}",
             "--use-service-account-credentials=false",
             "--profiling=false",
         ]
+
+    def _controllers(self) -> list[str]:
+        return self.node.controllers(CONTROLLERS) if self.node is not None else list(CONTROLLERS)
 
     def _nodeagent_argv(self) -> list[str]:
         return [

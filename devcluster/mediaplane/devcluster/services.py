@@ -2,7 +2,8 @@
 
 They run as local processes with the cluster's environment. The worker command is the
 absolute path of this virtualenv's `mediaplane-worker`, because the node agent runs pods'
-commands on the host with nothing of its own environment but PATH.
+commands on the host with nothing of its own environment but PATH; on a real node
+(`--node=containers`) the Jobs run the worker image instead.
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ def operator_env(cluster_env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def container_worker_env(cluster: DevCluster) -> dict[str, str]:
+    """On a real node the Jobs run the worker image (built here, pinned by digest) and its
+    own command; the S3 endpoint the pods are handed is the host's end of the node link."""
+    if cluster.node is None:
+        return {}
+    worker = cluster.node.build_images()["worker"]
+    return {"MEDIAPLANE_WORKER_IMAGE": worker.pinned,
+            "MEDIAPLANE_WORKER_COMMAND": json.dumps(["mediaplane-worker"])}
+
+
 def start_operator(cluster: DevCluster,
                    extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
     """Starts the operator standalone (one replica), tied to the cluster's life. Its
@@ -69,7 +80,7 @@ def start_operator(cluster: DevCluster,
     (MEDIAPLANE_METRICS_PORT); the port is in the process's log and its env."""
     from mediaplane.devcluster.ports import free_port
 
-    env = operator_env(cluster.env())
+    env = operator_env({**cluster.env(), **container_worker_env(cluster)})
     env.update(extra_env or {})
     env.setdefault("MEDIAPLANE_METRICS_PORT", str(free_port()))
     return cluster.spawn(
