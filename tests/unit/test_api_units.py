@@ -195,3 +195,12 @@ def test_settings_refuse_weak_or_missing_keys() -> None:
         ApiSettings(jwt_secret=SecretStr("s"), stream_signing_key=SecretStr("short"))
     with pytest.raises(ValueError, match="JWKS"):
         ApiSettings(jwt_algorithms="RS256", stream_signing_key=SecretStr(KEY))
+
+
+def test_caption_markup_keeps_webvtt_tags_and_drops_the_rest() -> None:
+    cue = "Deux <i>mots</i><script>x()</script>\n"
+    for source in (f"1\n00:00:01,000 --> 00:00:02,500\n{cue}",
+                   f"WEBVTT\n\n00:00:01.000 --> 00:00:02.500\n{cue}"):
+        vtt, _ = to_webvtt(source)
+        assert "Deux <i>mots</i>\n" in vtt
+        assert "script" not in vtt

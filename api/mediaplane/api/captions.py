@@ -56,10 +56,11 @@ def to_webvtt(content: str) -> tuple[str, str]:
         if cue.end_in_seconds < cue.start_in_seconds:
             raise ApiError("validation.caption",
                            f"cue at {cue.start} ends before it starts ({cue.end})")
-        if len(cue.text) > MAX_CUE_CHARACTERS:
+        # `raw_text`: webvtt-py's `text` is the cue with its markup already stripped.
+        if len(cue.raw_text) > MAX_CUE_CHARACTERS:
             raise ApiError("validation.caption", f"the cue at {cue.start} has "
-                           f"{len(cue.text)} characters, more than {MAX_CUE_CHARACTERS}")
-        cue.text = sanitise_cue(cue.text)
+                           f"{len(cue.raw_text)} characters, more than {MAX_CUE_CHARACTERS}")
+        cue.text = sanitise_cue(cue.raw_text)
     document = webvtt.WebVTT(captions=captions)
     buffer = io.StringIO()
     document.write(buffer)

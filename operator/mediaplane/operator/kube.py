@@ -15,7 +15,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-import kopf
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -403,17 +402,12 @@ class Kube:
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
                    message: str) -> None:
-        body = target.to_body()
-        try:
-            kopf.event(cast("kopf.Body", body), type=type_.value, reason=reason,
-                       message=message[:MAX_EVENT_MESSAGE])
-        except LookupError:
-            # Outside kopf's handlers (the webhook workers) its event queue is not ours to
-            # use: the Event is created directly, in the background all the same.
-            task = asyncio.get_running_loop().create_task(
-                self._create_event(body, type_, reason, message[:MAX_EVENT_MESSAGE]))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        # Created by us rather than kopf's event queue: its poster logs a traceback for an
+        # Event that cannot be created (a namespace being deleted), which is routine here.
+        task = asyncio.get_running_loop().create_task(self._create_event(
+            target.to_body(), type_, reason, message[:MAX_EVENT_MESSAGE]))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _create_event(self, body: dict[str, Any], type_: EventType, reason: str,
                             message: str) -> None:
@@ -429,4 +423,7 @@ class Kube:
         try:
             await self._core.create_namespaced_event(meta["namespace"], cast("Any", event))
         except ApiException as error:
-            log.warning("could not post event %s about %s: %s", reason, meta["name"], error)
+            # 403 for a namespace being deleted, 404 for one gone: the object goes with it.
+            level = logging.DEBUG if error.status in (403, 404) else logging.WARNING
+            log.log(level, "could not post event %s about %s: %s %s", reason, meta["name"],
+                    error.status, error.reason)
