@@ -239,9 +239,6 @@ class MemoryKube:
         body["metadata"]["resourceVersion"] = str(next(self._versions))
         self._landed()
 
-    async def job_exists(self, namespace: str, name: str) -> bool:
-        return (namespace, name) in self.jobs
-
     async def get_job(self, namespace: str, name: str) -> Job | None:
         body = self.jobs.get((namespace, name))
         return Job.model_validate(copy.deepcopy(body)) if body else None

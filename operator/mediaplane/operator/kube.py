@@ -84,8 +84,6 @@ class OperatorKube(Protocol):
         over without the failed run's result and times)."""
         ...
 
-    async def job_exists(self, namespace: str, name: str) -> bool: ...
-
     async def get_job(self, namespace: str, name: str) -> Job | None: ...
 
     async def create_job(self, job: Manifest) -> bool:
@@ -243,15 +241,6 @@ class Kube:
                                    for key, field in TranscodeJobStatus.model_fields.items()}
         await self._patch_status(names.JOB_PLURAL, namespace, name,
                                  {**cleared, **status.to_body()})
-
-    async def job_exists(self, namespace: str, name: str) -> bool:
-        try:
-            await self._batch.read_namespaced_job(name, namespace)
-        except ApiException as error:
-            if _missing(error):
-                return False
-            raise
-        return True
 
     async def get_job(self, namespace: str, name: str) -> Job | None:
         try:
