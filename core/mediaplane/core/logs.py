@@ -47,6 +47,17 @@ def _asset_from_kopf(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
+# kopf passes these as `extra` on its per-object lines: its whole settings object (2.5 KB
+# of repr on every "Handler ... succeeded") and a flag for its own event poster.
+KOPF_INTERNALS = ("settings", "k8s_skip")
+
+
+def _drop_kopf_internals(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    for key in KOPF_INTERNALS:
+        event.pop(key, None)
+    return event
+
+
 def configure(service: str, level: str | int = "INFO") -> None:
     """Routes every logger of the process to JSON lines on stderr."""
     shared: list[Processor] = [
@@ -54,6 +65,7 @@ def configure(service: str, level: str | int = "INFO") -> None:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
+        _drop_kopf_internals,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _service(service),
         _asset_from_kopf,
