@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from kubernetes_asyncio.config import new_client_from_config
 
 from mediaplane.core.ladder import Ladder
 from mediaplane.core.settings import S3Settings
@@ -15,6 +14,7 @@ from mediaplane.core.storage import Storage
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.operator.context import Context
 from mediaplane.operator.kube import Kube
+from mediaplane.operator.rest import KubeRest
 from mediaplane.operator.settings import OperatorSettings
 from mediaplane.operator.sweeper import sweep_abandoned_uploads
 from tests.support.api import ApiUser, post_form
@@ -24,10 +24,11 @@ from tests.support.media import Media
 
 @pytest.fixture
 def s3_env(cluster: DevCluster) -> Iterator[None]:
-    """The operator's storage settings come from the environment, as in its process."""
+    """The operator's storage settings and kubeconfig come from the environment, as in its
+    process."""
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in cluster.env().items()
-                       if k.startswith(("MEDIAPLANE_S3_", "AWS_"))})
+                       if k.startswith(("MEDIAPLANE_S3_", "AWS_")) or k == "KUBECONFIG"})
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -42,9 +43,8 @@ async def test_a_stored_upload_never_finalized_is_swept(
     abandoned = f"tenants/{alice.tenant}/assets/{grant['assetId']}/"
     assert assets.keys_under(abandoned)
 
-    api = await new_client_from_config(config_file=cluster.env()["KUBECONFIG"])
-    ctx = Context(kube=Kube(api), storage=Storage(S3Settings()), ladder=Ladder(),
-                  settings=OperatorSettings(upload_grace_seconds=0))
+    ctx = Context(kube=Kube(await KubeRest.connect(30)), storage=Storage(S3Settings()),
+                  ladder=Ladder(), settings=OperatorSettings(upload_grace_seconds=0))
     try:
         removed = await sweep_abandoned_uploads(ctx)
     finally:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mediaplane.core.ai import CatalogFile
-from mediaplane.core.kubeclient import connect
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
 from mediaplane.operator.kube import Kube, OperatorKube
+from mediaplane.operator.rest import KubeRest
 from mediaplane.operator.settings import OperatorSettings
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Context:
     @classmethod
     async def create(cls) -> Context:
         settings = OperatorSettings()
-        return cls(kube=Kube(await connect(request_seconds=settings.kube_timeout_seconds)),
+        return cls(kube=Kube(await KubeRest.connect(settings.kube_timeout_seconds)),
                    storage=Storage(S3Settings()),
                    settings=settings, ladder=settings.load_ladder(),
                    catalog=CatalogFile(settings.ai_catalog_file))

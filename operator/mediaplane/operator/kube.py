@@ -1,7 +1,7 @@
 """Every call the operator makes to the Kubernetes API, behind one interface.
 
-`OperatorKube` is what the reconciles need; `Kube` implements it on kubernetes_asyncio (and
-kopf's event poster), and the fast tests implement it in memory. Create-if-missing is the
+`OperatorKube` is what the reconciles need; `Kube` implements it on the API server (plain
+JSON requests, `rest.KubeRest`), and the fast tests implement it in memory. Create-if-missing is the
 idempotence primitive: children have deterministic names, so AlreadyExists means an earlier
 life of the operator (or a concurrent event) made it. A missing object is None; any other
 error propagates, for the handler to retry with back-off.
@@ -13,10 +13,7 @@ import asyncio
 import base64
 import logging
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
-
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
+from typing import Any, Protocol
 
 from mediaplane.core import names
 from mediaplane.core.resources import (
@@ -30,6 +27,7 @@ from mediaplane.core.resources import (
 from mediaplane.core.states import EventType, PodPhase
 from mediaplane.core.tasks import GeneratedObject
 from mediaplane.operator.builders import Manifest
+from mediaplane.operator.rest import MERGE_PATCH, KubeApiError, KubeRest, path
 from mediaplane.operator.workloads import Job, Pod
 
 MAX_EVENT_MESSAGE = 1024
@@ -148,245 +146,206 @@ class OperatorKube(Protocol):
         ...
 
 
-def _missing(error: ApiException) -> bool:
-    return error.status == 404
-
-
-def _exists(error: ApiException) -> bool:
-    return error.status == 409
+ASSETS = (names.GROUP, names.VERSION, names.ASSET_PLURAL)
+TRANSCODE_JOBS = (names.GROUP, names.VERSION, names.JOB_PLURAL)
+WEBHOOKS = (names.GROUP, names.VERSION, names.WEBHOOK_PLURAL)
+JOBS = ("batch", "v1", "jobs")
+PODS = ("", "v1", "pods")
+SECRETS = ("", "v1", "secrets")
 
 
 class Kube:
     """`OperatorKube` on the API server."""
 
-    def __init__(self, api: client.ApiClient) -> None:
-        self.api = api
-        self._custom = client.CustomObjectsApi(api)
-        self._batch = client.BatchV1Api(api)
-        self._core = client.CoreV1Api(api)
+    def __init__(self, rest: KubeRest) -> None:
+        self.rest = rest
         self._background: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
-        await self.api.close()
+        await self.rest.close()
 
-    async def get_asset(self, namespace: str, name: str) -> MediaAsset | None:
+    async def _get(self, kind: tuple[str, str, str], namespace: str,
+                   name: str) -> dict[str, Any] | None:
         try:
-            body = await self._custom.get_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name)
-        except ApiException as error:
-            if _missing(error):
+            return await self.rest.request("GET", path(*kind, namespace, name))
+        except KubeApiError as error:
+            if error.missing:
                 return None
             raise
-        return MediaAsset.model_validate(body)
 
-    async def transcode_jobs(self, namespace: str, asset: str) -> dict[str, TranscodeJob]:
-        listing = await self._custom.list_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.JOB_PLURAL,
-            label_selector=f"{names.LABEL_ASSET}={asset}")
-        jobs = [TranscodeJob.model_validate(item) for item in listing["items"]]
-        return {tj.name: tj for tj in jobs}
+    async def _list(self, kind: tuple[str, str, str], namespace: str | None,
+                    **params: str) -> list[dict[str, Any]]:
+        listing = await self.rest.request("GET", path(*kind, namespace), params=params)
+        items: list[dict[str, Any]] = listing.get("items") or []
+        return items
 
-    async def get_transcode_job(self, namespace: str, name: str) -> TranscodeJob | None:
+    async def _create(self, kind: tuple[str, str, str], namespace: str,
+                      body: Any) -> bool:
         try:
-            body = await self._custom.get_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, name)
-        except ApiException as error:
-            if _missing(error):
-                return None
-            raise
-        return TranscodeJob.model_validate(body)
-
-    async def create_transcode_job(self, tj: TranscodeJob) -> bool:
-        try:
-            await self._custom.create_namespaced_custom_object(
-                names.GROUP, names.VERSION, tj.namespace, names.JOB_PLURAL, tj.to_body())
-        except ApiException as error:
-            if _exists(error):
+            await self.rest.request("POST", path(*kind, namespace), body=body)
+        except KubeApiError as error:
+            if error.exists:
                 return False
             raise
         return True
 
+    async def get_asset(self, namespace: str, name: str) -> MediaAsset | None:
+        body = await self._get(ASSETS, namespace, name)
+        return None if body is None else MediaAsset.model_validate(body)
+
+    async def transcode_jobs(self, namespace: str, asset: str) -> dict[str, TranscodeJob]:
+        items = await self._list(TRANSCODE_JOBS, namespace,
+                                 labelSelector=f"{names.LABEL_ASSET}={asset}")
+        jobs = [TranscodeJob.model_validate(item) for item in items]
+        return {tj.name: tj for tj in jobs}
+
+    async def get_transcode_job(self, namespace: str, name: str) -> TranscodeJob | None:
+        body = await self._get(TRANSCODE_JOBS, namespace, name)
+        return None if body is None else TranscodeJob.model_validate(body)
+
+    async def create_transcode_job(self, tj: TranscodeJob) -> bool:
+        return await self._create(TRANSCODE_JOBS, tj.namespace, tj.to_body())
+
     async def delete_transcode_job(self, namespace: str, name: str) -> None:
         try:
-            await self._custom.delete_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.JOB_PLURAL, name,
-                propagation_policy="Background")
-        except ApiException as error:
-            if not _missing(error):
+            await self.rest.request("DELETE", path(*TRANSCODE_JOBS, namespace, name),
+                                    body={"propagationPolicy": "Background"})
+        except KubeApiError as error:
+            if not error.missing:
                 raise
 
-    async def _patch_status(self, plural: str, namespace: str, name: str,
+    async def _patch_status(self, kind: tuple[str, str, str], namespace: str, name: str,
                             status: dict[str, Any]) -> None:
         """Merge-patches the status subresource; lists (conditions) are replaced whole."""
-        # The generated stubs omit _content_type; without it a dict body is not a merge patch.
-        await cast("Any", self._custom).patch_namespaced_custom_object_status(
-            names.GROUP, names.VERSION, namespace, plural, name, {"status": status},
-            _content_type="application/merge-patch+json")
+        await self.rest.request("PATCH", path(*kind, namespace, name, "status"),
+                                body={"status": status}, content_type=MERGE_PATCH)
 
     async def patch_asset_status(self, namespace: str, name: str,
                                  status: MediaAssetStatus) -> None:
-        await self._patch_status(names.ASSET_PLURAL, namespace, name, status.to_body())
+        await self._patch_status(ASSETS, namespace, name, status.to_body())
 
     async def patch_transcode_job_status(self, namespace: str, name: str,
                                          status: TranscodeJobStatus) -> None:
         try:
-            await self._patch_status(names.JOB_PLURAL, namespace, name, status.to_body())
-        except ApiException as error:
-            if not _missing(error):
+            await self._patch_status(TRANSCODE_JOBS, namespace, name, status.to_body())
+        except KubeApiError as error:
+            if not error.missing:
                 raise
 
     async def replace_transcode_job_status(self, namespace: str, name: str,
                                            status: TranscodeJobStatus) -> None:
         cleared: dict[str, Any] = {field.alias or key: None
                                    for key, field in TranscodeJobStatus.model_fields.items()}
-        await self._patch_status(names.JOB_PLURAL, namespace, name,
+        await self._patch_status(TRANSCODE_JOBS, namespace, name,
                                  {**cleared, **status.to_body()})
 
     async def get_job(self, namespace: str, name: str) -> Job | None:
-        try:
-            job = await self._batch.read_namespaced_job(name, namespace)
-        except ApiException as error:
-            if _missing(error):
-                return None
-            raise
-        return Job.model_validate(self.api.sanitize_for_serialization(job))
+        body = await self._get(JOBS, namespace, name)
+        return None if body is None else Job.model_validate(body)
 
     async def create_job(self, job: Manifest) -> bool:
-        try:
-            await self._batch.create_namespaced_job(job["metadata"]["namespace"],
-                                                    cast("Any", job))
-        except ApiException as error:
-            if _exists(error):
-                return False
-            raise
-        return True
+        return await self._create(JOBS, job["metadata"]["namespace"], job)
 
     async def delete_jobs(self, namespace: str, asset: str) -> None:
-        await self._batch.delete_collection_namespaced_job(
-            namespace, label_selector=f"{names.LABEL_ASSET}={asset}",
-            propagation_policy="Background")
+        await self.rest.request("DELETE", path(*JOBS, namespace),
+                                params={"labelSelector": f"{names.LABEL_ASSET}={asset}"},
+                                body={"propagationPolicy": "Background"})
 
     async def live_pods(self, namespace: str, asset: str) -> list[str]:
-        pods = await self._core.list_namespaced_pod(
-            namespace, label_selector=f"{names.LABEL_ASSET}={asset}")
-        return [p.metadata.name for p in pods.items
+        pods = [Pod.model_validate(item) for item in await self._list(
+            PODS, namespace, labelSelector=f"{names.LABEL_ASSET}={asset}")]
+        return [p.metadata.name for p in pods
                 if not PodPhase(p.status.phase or "Unknown").terminal]
 
     async def job_pods(self, namespace: str, job: str) -> list[Pod]:
-        listing = await self._core.list_namespaced_pod(
-            namespace, label_selector=f"{names.BATCH_JOB_NAME_LABEL}={job}")
-        pods = [Pod.model_validate(self.api.sanitize_for_serialization(p))
-                for p in listing.items]
+        pods = [Pod.model_validate(item) for item in await self._list(
+            PODS, namespace, labelSelector=f"{names.BATCH_JOB_NAME_LABEL}={job}")]
         return sorted(pods, key=lambda p: p.metadata.creation_timestamp or "")
 
     async def ensure_service_account(self, namespace: str, name: str) -> bool:
         """Creates the workers' ServiceAccount (no token, no bindings) unless it exists."""
-        body = {"metadata": {"name": name, "namespace": namespace,
+        body = {"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": namespace,
                              "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY,
                                         "app.kubernetes.io/component": "worker"}},
                 "automountServiceAccountToken": False}
-        try:
-            await self._core.create_namespaced_service_account(namespace, cast("Any", body))
-        except ApiException as error:
-            if _exists(error):
-                return False
-            raise
-        return True
+        return await self._create(("", "v1", "serviceaccounts"), namespace, body)
 
     async def namespace_annotations(self, namespace: str) -> dict[str, str]:
         try:
-            found = await self._core.read_namespace(namespace)
-        except ApiException as error:
-            if _missing(error):
+            found = await self.rest.request("GET", path("", "v1", "namespaces", None,
+                                                        namespace))
+        except KubeApiError as error:
+            if error.missing:
                 return {}
             raise
-        return dict(found.metadata.annotations or {})
+        return dict((found.get("metadata") or {}).get("annotations") or {})
 
     async def record_generated(self, namespace: str, name: str,
                                generated: GeneratedObject) -> None:
         patch = {"spec": {"sha256": generated.sha256, "sizeBytes": generated.size_bytes,
                           "source": {"etag": generated.etag}}}
-        await cast("Any", self._custom).patch_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, name, patch,
-            _content_type="application/merge-patch+json")
+        await self.rest.request("PATCH", path(*ASSETS, namespace, name), body=patch,
+                                content_type=MERGE_PATCH)
 
     async def mirror_secret(self, source_namespace: str, name: str,
                             target_namespace: str) -> bool:
-        try:
-            source = await self._core.read_namespaced_secret(name, source_namespace)
-        except ApiException as error:
-            if _missing(error):
-                return False
-            raise
-        data = dict(source.data or {})
-        body = {"metadata": {"name": name, "namespace": target_namespace,
+        source = await self._get(SECRETS, source_namespace, name)
+        if source is None:
+            return False
+        data = dict(source.get("data") or {})
+        body = {"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": target_namespace,
                              "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY,
                                         "app.kubernetes.io/component": "ai-provider"}},
                 "type": "Opaque", "data": data}
-        try:
-            current = await self._core.read_namespaced_secret(name, target_namespace)
-        except ApiException as error:
-            if not _missing(error):
-                raise
-            current = None
+        current = await self._get(SECRETS, target_namespace, name)
         if current is None:
-            try:
-                await self._core.create_namespaced_secret(target_namespace, cast("Any", body))
-            except ApiException as error:
-                if not _exists(error):
-                    raise
+            await self._create(SECRETS, target_namespace, body)
             return True
-        if dict(current.data or {}) != data:
-            await self._core.replace_namespaced_secret(name, target_namespace,
-                                                       cast("Any", body))
+        if dict(current.get("data") or {}) != data:
+            await self.rest.request("PUT", path(*SECRETS, target_namespace, name), body=body)
         return True
 
     async def tenants(self) -> list[str]:
-        listing = await self._core.list_namespace(label_selector=f"{names.TENANT_LABEL}=true")
-        return [ns.metadata.name for ns in listing.items]
+        items = await self._list(("", "v1", "namespaces"), None,
+                                 labelSelector=f"{names.TENANT_LABEL}=true")
+        return [item["metadata"]["name"] for item in items]
 
     async def asset_names(self, namespace: str) -> set[str]:
         found: set[str] = set()
         token = ""
         while True:
-            page = await self._custom.list_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.ASSET_PLURAL, limit=500,
-                _continue=token)
-            found.update(item["metadata"]["name"] for item in page["items"])
-            token = page["metadata"].get("continue") or ""
+            params = {"limit": "500", **({"continue": token} if token else {})}
+            page = await self.rest.request("GET", path(*ASSETS, namespace), params=params)
+            found.update(item["metadata"]["name"] for item in page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return found
 
     async def webhook_endpoints(self, namespace: str) -> list[WebhookEndpoint]:
-        listing = await self._custom.list_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.WEBHOOK_PLURAL)
-        return [WebhookEndpoint.model_validate(item) for item in listing["items"]]
+        return [WebhookEndpoint.model_validate(item)
+                for item in await self._list(WEBHOOKS, namespace)]
 
     async def get_webhook_endpoint(self, namespace: str,
                                    name: str) -> WebhookEndpoint | None:
-        try:
-            body = await self._custom.get_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.WEBHOOK_PLURAL, name)
-        except ApiException as error:
-            if _missing(error):
-                return None
-            raise
-        return WebhookEndpoint.model_validate(body)
+        body = await self._get(WEBHOOKS, namespace, name)
+        return None if body is None else WebhookEndpoint.model_validate(body)
 
     async def patch_webhook_endpoint_status(self, namespace: str, name: str,
                                             status: WebhookEndpointStatus) -> None:
-        await self._patch_status(names.WEBHOOK_PLURAL, namespace, name, status.to_body())
+        await self._patch_status(WEBHOOKS, namespace, name, status.to_body())
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
+            secret = await self._get(SECRETS, namespace, name)
+        except KubeApiError as error:
             # 403: a name the installation does not let the operator read (the chart's
             # webhooks.signingSecretNames): for the endpoint, as good as missing.
-            if _missing(error) or error.status == 403:
+            if error.status == 403:
                 return None
             raise
-        encoded = (secret.data or {}).get(key)
+        encoded = ((secret or {}).get("data") or {}).get(key)
         return base64.b64decode(encoded).decode() if encoded else None
 
     def post_event(self, target: EventTarget, type_: EventType, reason: str,
@@ -402,7 +361,8 @@ class Kube:
                             message: str) -> None:
         meta = body["metadata"]
         now = datetime.now(UTC).isoformat()
-        event = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        event = {"apiVersion": "v1", "kind": "Event",
+                 "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
                  "involvedObject": {"apiVersion": body["apiVersion"], "kind": body["kind"],
                                     "name": meta["name"], "namespace": meta["namespace"],
                                     "uid": meta.get("uid")},
@@ -410,8 +370,9 @@ class Kube:
                  "firstTimestamp": now, "lastTimestamp": now,
                  "source": {"component": "mediaplane-operator"}}
         try:
-            await self._core.create_namespaced_event(meta["namespace"], cast("Any", event))
-        except ApiException as error:
+            await self.rest.request("POST", path("", "v1", "events", meta["namespace"]),
+                                    body=event)
+        except KubeApiError as error:
             # 403 for a namespace being deleted, 404 for one gone: the object goes with it.
             level = logging.DEBUG if error.status in (403, 404) else logging.WARNING
             log.log(level, "could not post event %s about %s: %s %s", reason, meta["name"],
