@@ -2,7 +2,8 @@
 
 Not a test. A loader creates finished MediaAssets straight through the API server (the
 spec, then the status a complete transcode leaves: probe, conditions, a full ladder of
-variants, manifests), with the operator stopped, so nothing is transcoded. Then:
+variants, manifests; and the annotations kopf leaves on an object it has handled), with the
+operator stopped, so nothing is transcoded. Then:
 
 - the operator (installed as its image installs it) starts over them (a resync): time
   until it is quiet, TranscodeJobs and Jobs
@@ -24,8 +25,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
+import kopf
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.config import new_client_from_config
 
@@ -82,6 +85,19 @@ def finished_status(tenant: str, asset_id: str, captions: int = 0) -> MediaAsset
                       "approved": True, "transcodeJob": "x" * 40} for i in range(captions)]})
 
 
+def handled(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with the annotations kopf writes on an object it has handled (what it
+    compares a later spec with): an asset the operator finished carries them, and an
+    operator meeting thousands of objects without them writes them all once."""
+    storage = kopf.AnnotationsDiffBaseStorage(prefix=names.GROUP,
+                                              key="last-handled-configuration")
+    patch, raw = kopf.Patch(), kopf.Body(cast("kopf.RawBody", body))
+    storage.store(body=raw, patch=patch, essence=storage.build(body=raw))
+    annotations = {**body["metadata"].get("annotations", {}),
+                   **patch["metadata"]["annotations"]}
+    return {**body, "metadata": {**body["metadata"], "annotations": annotations}}
+
+
 async def load(kubeconfig: str, tenants: list[str], per_tenant: int,
                concurrency: int = 16) -> int:
     api = await new_client_from_config(config_file=kubeconfig)
@@ -100,7 +116,7 @@ async def load(kubeconfig: str, tenants: list[str], per_tenant: int,
                                    filename=f"clip-{index}.mp4",
                                    finalizers=[names.FINALIZER])
             await custom.create_namespaced_custom_object(
-                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, asset.to_body())
+                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, handled(asset.to_body()))
             await custom.patch_namespaced_custom_object_status(
                 names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, asset.name,
                 {"status": finished_status(tenant, asset_id).to_body()},
