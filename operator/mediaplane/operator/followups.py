@@ -12,6 +12,11 @@ The asset watch feeds it (`Followups.seen`, from the event handler kopf calls fo
 event, the initial listing included). An asset is visited once it has been unchanged for
 `idle` seconds, then again every `idle` seconds while it stays unsettled: the same rhythm
 as the timers had (interval and idle both 30 s).
+
+Under kopf's peering a replica on standby gets no events, so it follows nothing. One that
+was active and is then paused keeps visiting the assets it knew until they settle: the
+reconciles are idempotent (deterministic names, create-if-missing), so this costs reads,
+not conflicts, as with the upload sweeper that every replica runs.
 """
 
 from __future__ import annotations
