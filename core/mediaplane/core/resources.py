@@ -150,6 +150,26 @@ def set_condition(conditions: Sequence[Condition], type_: str, status: Condition
     return result
 
 
+class ConditionWriter:
+    """The conditions one reconcile rewrites: every `set` carries that reconcile's
+    generation and clock, and a message is cut to `max_message` characters."""
+
+    def __init__(self, conditions: Sequence[Condition], generation: int | None, now: str,
+                 max_message: int | None = None) -> None:
+        self.items: list[Condition] = list(conditions)
+        self.generation, self.now, self.max_message = generation, now, max_message
+
+    def set(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
+        self.items = set_condition(self.items, type_, status, reason,
+                                   message[:self.max_message], self.generation, self.now)
+
+    def find(self, type_: str) -> Condition | None:
+        return find_condition(self.items, type_)
+
+    def is_true(self, type_: str) -> bool:
+        return is_true(self.items, type_)
+
+
 def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
 

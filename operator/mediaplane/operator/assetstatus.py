@@ -12,16 +12,13 @@ from dataclasses import dataclass, field
 
 from mediaplane.core import keys
 from mediaplane.core.resources import (
-    Condition,
+    ConditionWriter,
     MediaAsset,
     MediaAssetStatus,
     Quarantine,
     TranscodeJob,
     VariantStatus,
     WorkerResultStatus,
-    find_condition,
-    is_true,
-    set_condition,
 )
 from mediaplane.core.states import (
     AssetCondition,
@@ -35,7 +32,7 @@ from mediaplane.core.tasks import MediaKind, VariantSpec, VariantType, Verdict
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 MAX_MESSAGE = 1024
-_SetCondition = Callable[[AssetCondition, ConditionStatus, str, str], None]
+_SetCondition = Callable[[str, ConditionStatus, str, str], None]
 
 
 @dataclass(frozen=True)
@@ -105,11 +102,8 @@ def compute(observed: Observed, now: str) -> tuple[MediaAssetStatus, list[Event]
     asset = observed.asset
     old = asset.status
     generation = asset.metadata.generation
-    conditions: list[Condition] = list(old.conditions)
-
-    def cond(type_: AssetCondition, value: ConditionStatus, reason: str, message: str) -> None:
-        nonlocal conditions
-        conditions = set_condition(conditions, type_, value, reason, message, generation, now)
+    conditions = ConditionWriter(old.conditions, generation, now)
+    cond = conditions.set
 
     # Keep what earlier reconciles learnt that this one did not look at again.
     status = MediaAssetStatus(observed_generation=generation, probe=old.probe,
@@ -122,9 +116,9 @@ def compute(observed: Observed, now: str) -> tuple[MediaAssetStatus, list[Event]
     if observed.source is not None:
         cond(AssetCondition.UPLOADED, TRUE if uploaded else FALSE, observed.source.reason,
              observed.source.message)
-    elif find_condition(conditions, AssetCondition.UPLOADED) is None:
+    elif conditions.find(AssetCondition.UPLOADED) is None:
         cond(AssetCondition.UPLOADED, UNKNOWN, "Checking", "checking the source object")
-    uploaded = uploaded or is_true(conditions, AssetCondition.UPLOADED)
+    uploaded = uploaded or conditions.is_true(AssetCondition.UPLOADED)
 
     verdict = probe_verdict(observed.probe_tj)
     variants = [variant_entry(v, observed.variant_tjs.get(v.name), asset.tenant,
@@ -166,7 +160,7 @@ def compute(observed: Observed, now: str) -> tuple[MediaAssetStatus, list[Event]
         cond(AssetCondition.QUARANTINED, FALSE, "Clean", "the source passed the ingest checks")
         phase, playable = _transcoding(asset.spec.kind, variants, status, cond)
 
-    status.phase, status.playable, status.conditions = phase, playable, conditions
+    status.phase, status.playable, status.conditions = phase, playable, conditions.items
     return status, _events(old, status)
 
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from mediaplane.core import keys
 from mediaplane.core.resources import (
     CaptionJobStatus,
+    ConditionWriter,
     GeneratedCaption,
     MediaAsset,
     MediaAssetStatus,
     TranscodeJob,
     TranscriptTrack,
-    set_condition,
 )
 from mediaplane.core.speech import LanguageError, normalise_tag, whisper_language
 from mediaplane.core.states import (
@@ -199,9 +199,8 @@ def apply(asset: MediaAsset, wanted: Sequence[Wanted], tjs: Mapping[str, Transco
 
 def _conditions(status: MediaAssetStatus, jobs: Sequence[CaptionJobStatus],
                 generation: int | None, now: str) -> None:
-    def cond(type_: AssetCondition, value: ConditionStatus, reason: str, message: str) -> None:
-        status.conditions = set_condition(status.conditions, type_, value, reason,
-                                          message[:MAX_MESSAGE], generation, now)
+    conditions = ConditionWriter(status.conditions, generation, now, MAX_MESSAGE)
+    cond = conditions.set
 
     def languages(predicate: Callable[[CaptionJobStatus], bool]) -> str:
         return ", ".join(j.language for j in jobs if predicate(j))
@@ -228,6 +227,7 @@ def _conditions(status: MediaAssetStatus, jobs: Sequence[CaptionJobStatus],
              f"ready: {done or 'none yet'}; generating: {busy}")
     else:
         cond(AssetCondition.CAPTIONS_READY, FALSE, "NotRequested", "no captions requested")
+    status.conditions = conditions.items
 
 
 def _events(old: MediaAssetStatus, new: MediaAssetStatus) -> list[Event]:

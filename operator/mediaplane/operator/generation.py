@@ -21,7 +21,7 @@ from mediaplane.core import names
 from mediaplane.core.ai import AiCatalog
 from mediaplane.core.resources import (
     AssetRef,
-    Condition,
+    ConditionWriter,
     GenerationStatus,
     MediaAsset,
     MediaAssetStatus,
@@ -158,11 +158,8 @@ def compute(asset: MediaAsset, tj: TranscodeJob | None,
     """The status of an asset still being generated, and the events its change deserves."""
     old = asset.status
     generation = asset.metadata.generation
-    conditions: list[Condition] = list(old.conditions)
-
-    def cond(type_: AssetCondition, value: ConditionStatus, reason: str, message: str) -> None:
-        nonlocal conditions
-        conditions = set_condition(conditions, type_, value, reason, message, generation, now)
+    conditions = ConditionWriter(old.conditions, generation, now)
+    cond = conditions.set
 
     state = VariantState.of(tj.status.phase if tj is not None else None)
     gen = GenerationStatus(state=state, transcode_job=tj.name if tj is not None else None)
@@ -193,7 +190,7 @@ def compute(asset: MediaAsset, tj: TranscodeJob | None,
         cond(AssetCondition.READY, ConditionStatus.FALSE, "Generating",
              "the source object is being generated")
     status = MediaAssetStatus(observed_generation=generation, phase=phase, playable=False,
-                              conditions=conditions, generation=gen)
+                              conditions=conditions.items, generation=gen)
     return status, events
 
 
