@@ -248,16 +248,22 @@ class ProbeResult(_Model):
     has_audio: bool = False
 
 
-class VariantOutput(_Model):
-    """Enough to list the rendition in an HLS master and a DASH MPD."""
+class StoredOutput(_Model):
+    """What a worker stored and what a master playlist says of it: shared by a whole
+    variant and by one chunk of a segment-parallel rung."""
 
-    name: str
     files: int
     bytes: int
     bandwidth: int | None = None
     width: int | None = None
     height: int | None = None
     codecs: str | None = None
+
+
+class VariantOutput(StoredOutput):
+    """Enough to list the rendition in an HLS master and a DASH MPD."""
+
+    name: str
     duration_seconds: float | None = None
     playlist: str | None = Field(default=None, description="HLS media playlist, relative")
     mpd: str | None = Field(default=None, description="DASH MPD of this rendition, relative")
@@ -265,19 +271,13 @@ class VariantOutput(_Model):
                              "storyboard's WebVTT (its sprite is named inside)")
 
 
-class RenditionChunk(_Model):
+class RenditionChunk(StoredOutput):
     """What one chunk pod of a segment-parallel rung stored, beside its segments, as
     `chunks/<index>.json` under the variant's prefix: the operator joins these."""
 
     index: int = Field(ge=0)
     playlist: str = Field(description="the chunk's HLS media playlist, segments renumbered")
     mpd: str = Field(description="the chunk's MPD, its SegmentTemplate's startNumber set")
-    files: int
-    bytes: int
-    bandwidth: int | None = None
-    width: int | None = None
-    height: int | None = None
-    codecs: str | None = None
 
     @staticmethod
     def file_name(index: int) -> str:
