@@ -30,7 +30,8 @@ FORBIDDEN = {
     # The operator's requests go through kopf's aiohttp: kopf imports either Kubernetes
     # client whole whenever it is installed (about 60 MB of memory).
     "operator": ("kubernetes", "kubernetes_asyncio", "fastapi", "uvicorn", "mediaplane.api",
-                 "mediaplane.worker", "mediaplane.cli", "mediaplane.devcluster", *SPEECH, *MODERATION),
+                 "mediaplane.worker", "mediaplane.cli", "mediaplane.devcluster", *SPEECH,
+                 *MODERATION),
     "api": ("kopf", "mediaplane.operator", "mediaplane.worker", "mediaplane.cli",
             "mediaplane.devcluster", *SPEECH),
 }
