@@ -65,6 +65,72 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medi
 WATCH_SECONDS = 5  # each watch request's length: a stopped watcher ends within this
 
 
+# --- CPU by process ------------------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ProcCpu:
+    name: str  # what the process is, from its command line
+    parent: int
+    own: float  # CPU seconds (user + system) of the process itself
+    children: float  # of its children it has waited for (exited pods, their ffmpeg)
+
+
+def _what(cmdline: str, comm: str) -> str:
+    for marker, name in (("kube-apiserver", "kube-apiserver"), ("etcd", "etcd"),
+                         ("weed", "seaweedfs (S3)"), ("controller-manager", "controller-manager"),
+                         ("mediaplane.operator", "operator"), ("nodeagent", "node agent"),
+                         ("mediaplane-worker", "worker (Python)"), ("ffmpeg", "ffmpeg"),
+                         ("ffprobe", "ffprobe"), ("bench.pipeline", "bench (its watches)")):
+        if marker in cmdline:
+            return name
+    return comm
+
+
+def cpu_snapshot() -> dict[int, ProcCpu]:
+    """CPU times of this process and its descendants (the dev cluster: control plane,
+    operator, node agent, and the pods the node agent runs)."""
+    procs: dict[int, tuple[str, int, float, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        procs[int(entry.name)] = (_what(cmdline, comm), int(fields[1]),
+                                  (int(fields[11]) + int(fields[12])) / TICKS,
+                                  (int(fields[13]) + int(fields[14])) / TICKS)
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        found = {pid for pid, p in procs.items() if p[1] in mine and pid not in mine}
+        mine |= found
+        grew = bool(found)
+    return {pid: ProcCpu(*procs[pid]) for pid in mine if pid in procs}
+
+
+def cpu_between(before: dict[int, ProcCpu], after: dict[int, ProcCpu]) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, by kind of process. A pod that ended in
+    between is counted through the node agent, which waited for it ("pods that ended")."""
+    spent: dict[str, float] = {}
+    for pid, now in after.items():
+        then = before.get(pid)
+        own = now.own - (then.own if then else 0.0)
+        children = now.children - (then.children if then else 0.0)
+        spent[now.name] = spent.get(now.name, 0.0) + own
+        if children > 0.005:
+            key = ("pods that ended (workers, ffmpeg)" if now.name == "node agent"
+                   else f"children of {now.name}")
+            spent[key] = spent.get(key, 0.0) + children
+    return {k: v for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.005}
+
+
 # --- what the watches see ----------------------------------------------------------------
 
 
@@ -86,6 +152,8 @@ class Timeline:
     playable: float | None = None
     complete: float | None = None
     status: dict[str, Any] = field(default_factory=dict)
+    cpu_at_creation: dict[int, ProcCpu] = field(default_factory=dict)
+    cpu_to_playable: dict[str, float] = field(default_factory=dict)  # by kind of process
 
     def first_video_pod(self) -> float | None:
         times = [p.running for p in self.pods.values()
@@ -186,6 +254,8 @@ class Watches:
             status = timeline.status = asset.get("status") or {}
             if status.get("playable") and timeline.playable is None:
                 timeline.playable = now - timeline.created
+                timeline.cpu_to_playable = cpu_between(timeline.cpu_at_creation,
+                                                       cpu_snapshot())
             if timeline.complete is None and any(
                     c["type"] == "Complete" and c["status"] == "True"
                     for c in status.get("conditions", [])):
@@ -203,6 +273,7 @@ def run_asset(watches: Watches, storage: Storage, tenant: str, clip: Media, *,
                               Body=clip.data, ContentType=clip.mime)
     body = manifest(tenant, asset_id, clip)
     timeline = watches.expect(names.name_from_asset_id(asset_id))
+    timeline.cpu_at_creation = cpu_snapshot()
     with watches.changed:  # the watches ignore the asset until it has a creation time
         timeline.created_wall, timeline.created = time.time(), time.monotonic()
     watches.custom.create_namespaced_custom_object(names.GROUP, names.VERSION, tenant,
@@ -426,6 +497,13 @@ def report(result: ClipResult, channels: int) -> None:
     print("where the time to playable went (the run with the median playable):")
     for line in result.breakdown:
         print("  " + line)
+    middle = sorted(runs, key=lambda t: t.playable or math.inf)[len(runs) // 2]
+    total = sum(middle.cpu_to_playable.values())
+    print(f"  CPU seconds from creation to playable, by process: {total:.2f} in "
+          f"{middle.playable or math.nan:.2f} s of wall time "
+          f"({total / (middle.playable or math.nan):.2f} cores busy)")
+    for name, seconds in middle.cpu_to_playable.items():
+        print(f"    {seconds:6.2f}  {name}")
 
 
 def main() -> None:
