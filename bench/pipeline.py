@@ -390,13 +390,16 @@ def _at(value: float | None, width: int = 8) -> str:
 
 
 def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str) -> list[str]:
-    """Where the time to playable went, per pod of the first wave: running, the worker's
-    first line, ffmpeg's start and end (from its own line), the upload's end, succeeded."""
+    """Where the time to playable went, per pod it waits for (the probe, the lowest rung,
+    the audio): running, the worker's first line, ffmpeg's start and end (from its own
+    line), the upload's end, succeeded."""
     text = [f"{'pod (task variant)':<20} {'running':>8} {'1st log':>8} {'ffmpeg':>8} "
             f"{'->':>6} {'uploaded':>8} {'succeeded':>9}"]
     for pod, seen in sorted(timeline.pods.items(), key=lambda p: p[1].running or math.inf):
-        if seen.running is None or (timeline.playable and seen.running > timeline.playable):
-            continue  # the rest of the ladder: it starts once the asset is playable
+        task = seen.labels.get(names.LABEL_TASK, "?")
+        variant = seen.labels.get(names.LABEL_TRANSCODE_JOB, "").rsplit("-", 1)[-1]
+        if seen.running is None or (task not in ("probe", "audio") and variant != lowest):
+            continue  # the rest of the ladder, which starts once these are done
         lines = worker_lines(cluster, tenant, pod)
         first = _since(timeline, lines[0]["timestamp"]) if lines else None
         ffmpeg = next((ln for ln in lines if ln["event"].startswith("ffmpeg wrote")), None)
@@ -404,8 +407,6 @@ def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str)
         end = _since(timeline, ffmpeg["timestamp"]) if ffmpeg else None
         took = float(ffmpeg["event"].split(" in ")[-1].split()[0]) if ffmpeg else None
         uploaded = _since(timeline, upload["timestamp"]) if upload else None
-        task = seen.labels.get(names.LABEL_TASK, "?")
-        variant = seen.labels.get(names.LABEL_TRANSCODE_JOB, "").rsplit("-", 1)[-1]
         label = task if task == variant else f"{task} {variant}"
         label += " *" if variant == lowest else ""
         text.append(f"{label:<20} {_at(seen.running)} {_at(first)} "
