@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
@@ -228,9 +229,14 @@ class Watches:
                         version = event["object"]["metadata"]["resourceVersion"]
                         self._asset(event["object"], now)
             except ApiException as exc:
-                if exc.status != 410:  # 410: the version is too old; list again
-                    raise
-                version = None
+                if exc.status == 410:  # the version is too old: list again
+                    version = None
+                    continue
+                print(f"watch of {what}: {exc.status} {exc.reason}; watching again", flush=True)
+                time.sleep(0.5)
+            except (OSError, urllib3.exceptions.HTTPError) as exc:  # a dropped connection
+                print(f"watch of {what}: {exc}; watching again", flush=True)
+                time.sleep(0.5)
 
     def _pod(self, pod: k8s.V1Pod, now: float) -> None:
         labels = pod.metadata.labels or {}
