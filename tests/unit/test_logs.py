@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -131,3 +132,39 @@ def test_kopf_lines_keep_the_object_and_drop_kopfs_own_settings() -> None:
     assert line["k8s_ref"]["kind"] == "MediaAsset"
     assert "settings" not in line
     assert "k8s_skip" not in line
+
+
+def test_the_workers_lines_are_the_services_lines_without_structlog() -> None:
+    """The worker writes its lines with the standard library alone (its start-up is on the
+    path to playable); a reader of the logs sees the same fields either way."""
+    code = """
+        import logging, sys
+        from mediaplane.core import logs
+        logs.{configure}("worker")
+        logs.bind(asset_id="{asset}", task="video", variant=None)
+        logging.getLogger("mediaplane.worker.transcode").info("ffmpeg wrote %s", "240p")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("mediaplane.worker").exception("unexpected failure")
+        print(sorted(m for m in ("structlog", "rich") if m in sys.modules))
+        """
+    lines = {}
+    for configure in ("configure", "configure_plain"):
+        done = run_python(code.format(configure=configure, asset=ASSET))
+        assert done.returncode == 0, done.stderr
+        lines[configure] = (json_lines(done.stderr), done.stdout.strip())
+    (structured, _), (plain, loaded) = lines["configure"], lines["configure_plain"]
+    assert loaded == "[]"
+    assert len(plain) == len(structured) == 2
+    for ours, theirs in zip(plain, structured, strict=True):
+        # The same fields and values; only the time differs, written the same way.
+        assert {k: v for k, v in ours.items() if k != "timestamp"} == {
+            k: v for k, v in theirs.items() if k != "timestamp"}
+        for stamp in (ours["timestamp"], theirs["timestamp"]):  # isoformat drops .000000
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", stamp)
+    assert plain[0] == {"event": "ffmpeg wrote 240p", "level": "info",
+                        "logger": "mediaplane.worker.transcode", "service": "worker",
+                        "asset_id": ASSET, "task": "video", "timestamp": plain[0]["timestamp"]}
+    assert plain[1]["level"] == "error"
+    assert "ValueError: boom" in plain[1]["exception"]

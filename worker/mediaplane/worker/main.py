@@ -136,7 +136,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    logs.configure("worker", logging.INFO)
+    # httpx imports its command-line tool (click, pygments, rich: 100 ms) whenever those are
+    # installed. The worker image has none of them, a developer's virtualenv has them all:
+    # without this, workers run from it (the dev cluster's) would start like no real one.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    logs.configure_plain("worker", logging.INFO)
     # httpx logs every request with its URL: a presigned GET carries its signature.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -2,6 +2,10 @@
 
 ffmpeg reads the presigned URL itself (ranged reads, no full copy on the scratch volume).
 Success is judged from what ffmpeg wrote, not from its exit code alone.
+
+A pod's start-up is on the path to playable, so ffmpeg starts as soon as the task is read:
+what publishing needs (`upload`, and httpx with it) is imported while ffmpeg encodes, the
+storyboard's WebVTT library only for a storyboard.
 """
 
 from __future__ import annotations
@@ -23,11 +27,9 @@ from mediaplane.core.tasks import (
 )
 from mediaplane.worker import commands, process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
-from mediaplane.worker.storyboard import storyboard
-from mediaplane.worker.upload import upload_all
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
@@ -40,6 +42,21 @@ STILL_TIMEOUT = 300.0
 INPUT_ERRORS = ("Stream ends prematurely", "Input/output error", "Server returned",
                 "Connection reset", "Connection refused", "Connection timed out",
                 "Operation timed out")
+
+
+def _load_upload() -> None:
+    """Readies the uploader, httpx and its TLS context (passed to `process.run` as work to
+    do while ffmpeg runs)."""
+    from mediaplane.worker.upload import tls_context
+
+    tls_context()
+
+
+def upload_all(post: PresignedPost, out_dir: Path, names: Sequence[str], *,
+               audio_only: bool = False) -> int:
+    from mediaplane.worker.upload import upload_all as upload
+
+    return upload(post, out_dir, names, audio_only=audio_only)
 
 
 def _failed(what: str, done: process.Completed | None = None) -> InfraError:
@@ -70,7 +87,7 @@ def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
         raise _invalid(str(exc)) from exc
     started = time.monotonic()
     done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
-                       watch=INPUT_ERRORS)
+                       watch=INPUT_ERRORS, meanwhile=_load_upload)
     if not done.ok:
         raise _failed("ffmpeg failed", done)
     log.info("ffmpeg wrote %s%s in %.2f s", spec.name, f" {chunk}" if chunk else "",
@@ -150,9 +167,10 @@ def _encode_still(task: WorkerTask, spec: VariantSpec, out_dir: Path) -> process
     if spec.type is VariantType.IMAGE:
         argv = commands.image_command(task.input_url, spec, out_dir)
         return process.run(argv, timeout=STILL_TIMEOUT, workdir=str(out_dir.parent),
-                           watch=INPUT_ERRORS)
+                           watch=INPUT_ERRORS, meanwhile=_load_upload)
     done = process.run(commands.poster_command(task.input_url, spec, out_dir),
-                       timeout=STILL_TIMEOUT, workdir=str(out_dir.parent), watch=INPUT_ERRORS)
+                       timeout=STILL_TIMEOUT, workdir=str(out_dir.parent), watch=INPUT_ERRORS,
+                       meanwhile=_load_upload)
     if done.ok and not (out_dir / commands.POSTER_NAME).is_file() and spec.poster_at_seconds:
         # Seeking past the last frame yields no picture: fall back to the first frame.
         log.info("no frame at %.3f s, taking the first one", spec.poster_at_seconds)
@@ -204,6 +222,8 @@ def run_variant(task: WorkerTask, scratch: Path,
     if spec.type in (VariantType.VIDEO, VariantType.AUDIO):
         return VariantOutcome(output=rendition(task, spec, post, out_dir))
     if spec.type is VariantType.STORYBOARD:
+        from mediaplane.worker.storyboard import storyboard
+
         try:
             return VariantOutcome(output=storyboard(task, spec, post, out_dir, INPUT_ERRORS))
         except ValueError as exc:

@@ -13,9 +13,12 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from mediaplane.core.resources import VariantStatus, streamable
 from mediaplane.core.tasks import VariantType
+
+if TYPE_CHECKING:
+    from mediaplane.core.resources import VariantStatus
 
 AUDIO_GROUP = "audio"
 SUBTITLE_GROUP = "subs"
@@ -158,6 +161,10 @@ def master_playlist(variants: Sequence[VariantStatus], uri: Callable[[VariantSta
     `uri` says where each rendition's media playlist is: a relative path in the stored
     master, a signed façade link in the served one.
     """
+    # Imported here: workers parse and write media playlists and never need the resources'
+    # models, whose import is a sizeable part of a worker pod's start-up.
+    from mediaplane.core.resources import streamable
+
     renditions = streamable(variants)
     video = [v for v in renditions if v.type is VariantType.VIDEO]
     audio = [v for v in renditions if v.type is VariantType.AUDIO]
