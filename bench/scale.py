@@ -24,6 +24,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +38,7 @@ from mediaplane.core import keys, names
 from mediaplane.core.resources import MediaAsset, MediaAssetStatus
 from mediaplane.core.tasks import MediaKind
 from mediaplane.devcluster.cluster import DevCluster
+from mediaplane.devcluster.ports import free_port
 from mediaplane.devcluster.processes import ManagedProcess
 from mediaplane.devcluster.services import operator_env, start_api
 from mediaplane.devcluster.tokens import mint_dev_token
@@ -85,17 +87,17 @@ def finished_status(tenant: str, asset_id: str, captions: int = 0) -> MediaAsset
                       "approved": True, "transcodeJob": "x" * 40} for i in range(captions)]})
 
 
-def handled(body: dict[str, Any]) -> dict[str, Any]:
-    """`body` with the annotations kopf writes on an object it has handled (what it
-    compares a later spec with): an asset the operator finished carries them, and an
-    operator meeting thousands of objects without them writes them all once."""
+def handled(body: dict[str, Any]) -> dict[str, str]:
+    """The annotations kopf writes on an object it has handled (the spec it compares a
+    later one with), made from the object as stored (with the schema's defaults: from the
+    manifest as sent, kopf would see a spec change). An asset the operator finished carries
+    them; an operator meeting thousands of objects without them writes them all once."""
     storage = kopf.AnnotationsDiffBaseStorage(prefix=names.GROUP,
                                               key="last-handled-configuration")
     patch, raw = kopf.Patch(), kopf.Body(cast("kopf.RawBody", body))
     storage.store(body=raw, patch=patch, essence=storage.build(body=raw))
-    annotations = {**body["metadata"].get("annotations", {}),
-                   **patch["metadata"]["annotations"]}
-    return {**body, "metadata": {**body["metadata"], "annotations": annotations}}
+    annotations: dict[str, str] = patch["metadata"]["annotations"]
+    return annotations
 
 
 async def load(kubeconfig: str, tenants: list[str], per_tenant: int,
@@ -115,8 +117,12 @@ async def load(kubeconfig: str, tenants: list[str], per_tenant: int,
                                    sha256=f"{index:064x}", size_bytes=12_345_678,
                                    filename=f"clip-{index}.mp4",
                                    finalizers=[names.FINALIZER])
-            await custom.create_namespaced_custom_object(
-                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, handled(asset.to_body()))
+            created = await custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, asset.to_body())
+            await custom.patch_namespaced_custom_object(
+                names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, asset.name,
+                {"metadata": {"annotations": handled(created)}},
+                _content_type="application/merge-patch+json")  # type: ignore[call-arg]
             await custom.patch_namespaced_custom_object_status(
                 names.GROUP, names.VERSION, tenant, names.ASSET_PLURAL, asset.name,
                 {"status": finished_status(tenant, asset_id).to_body()},
@@ -150,10 +156,26 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def assets_seen(metrics_port: int) -> int:
+    """MediaAssets the operator has seen, all phases, from its own /metrics."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("mediaplane_operator_assets{")))
+
+
 def until_quiet(process: ManagedProcess, started: float, quiet_share: float = 0.05,
-                window: float = 3.0, timeout: float = 600.0) -> float:
+                window: float = 3.0, timeout: float = 600.0,
+                ready: Callable[[], bool] = lambda: True) -> float:
     """Seconds from `started` until the process used under `quiet_share` of a core for a
-    whole window (its resync is over)."""
+    whole window (its resync is over) after `ready()` first held: without that, a quiet
+    moment before the operator lists anything would count as the end of its resync."""
+    while not ready():
+        if time.monotonic() - started > timeout:
+            raise RuntimeError("the operator never saw every asset")
+        time.sleep(0.2)
     pid = process.popen.pid
     last_time, last_cpu = time.monotonic(), cpu_seconds(pid)
     quiet_since: float | None = None
@@ -171,19 +193,22 @@ def until_quiet(process: ManagedProcess, started: float, quiet_share: float = 0.
     raise RuntimeError("the operator never became quiet")
 
 
-def start_image_operator(cluster: DevCluster, python: Path) -> ManagedProcess:
+def start_image_operator(cluster: DevCluster, python: Path,
+                         metrics_port: int) -> ManagedProcess:
     """The operator as its image runs it: its own distribution alone in a virtualenv (the
-    dev one also holds the sync Kubernetes client, which kopf would import)."""
+    dev one also holds the Kubernetes clients, which kopf would import)."""
+    env = {**operator_env(cluster.env()), "MEDIAPLANE_METRICS_PORT": str(metrics_port)}
     return cluster.spawn("operator", [str(python), "-m", "mediaplane.operator", "--standalone"],
-                         operator_env(cluster.env()), stop_timeout=10.0)
+                         env, stop_timeout=10.0)
 
 
 def measure_operator(cluster: DevCluster, label: str, kubeconfig: str,
-                     rest_seconds: float, python: Path) -> list[str]:
+                     rest_seconds: float, python: Path, count: int) -> list[str]:
     before = children(kubeconfig)
+    port = free_port()
     started = time.monotonic()
-    operator = start_image_operator(cluster, python)
-    resync = until_quiet(operator, started)
+    operator = start_image_operator(cluster, python, port)
+    resync = until_quiet(operator, started, ready=lambda: assets_seen(port) >= count)
     rss = rss_mb(operator.popen.pid)
     cpu0 = cpu_seconds(operator.popen.pid)
     time.sleep(rest_seconds)
@@ -249,8 +274,9 @@ def main() -> None:
               f"{time.monotonic() - started:.0f}s (operator stopped)")
         python = install("operator", build_wheelhouse(), Path(tmp)).python
         results = measure_operator(cluster, "first start over them", kubeconfig,
-                                   args.rest_seconds, python)
-        results += measure_operator(cluster, "restart", kubeconfig, args.rest_seconds, python)
+                                   args.rest_seconds, python, count)
+        results += measure_operator(cluster, "restart", kubeconfig, args.rest_seconds, python,
+                                    count)
         start_api(cluster)
         expected = min(200, args.per_tenant)
         list_latency(cluster, tenants[0], 1, 10, expected)  # warm the cache, the connection
