@@ -181,10 +181,16 @@ class Kube:
 
     async def _create(self, kind: tuple[str, str, str], namespace: str,
                       body: Any) -> bool:
+        """True if created; False if it exists already, or if its namespace is being
+        deleted (a tenant going away with its assets: nothing is left to make)."""
         try:
             await self.rest.request("POST", path(*kind, namespace), body=body)
         except KubeApiError as error:
             if error.exists:
+                return False
+            if error.namespace_terminating:
+                log.info("not creating %s %s: namespace %s is being deleted", kind[2],
+                         body["metadata"].get("name"), namespace)
                 return False
             raise
         return True

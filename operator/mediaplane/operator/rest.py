@@ -7,12 +7,14 @@ JSON already and sends a dozen kinds of request; aiohttp is kopf's own HTTP clie
 
 Credentials come from kopf's login functions (the pod's service account, else
 $KUBECONFIG), so both of the operator's clients authenticate alike; a 401 logs in again
-once (a rotated service-account token). Every request has a deadline, and a refused,
-reset or stalled connection becomes `core.errors.UnavailableError`.
+once (a rotated service-account token), a 429 waits for its Retry-After. Every request
+has a deadline, and a refused, reset or stalled connection becomes
+`core.errors.UnavailableError`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import urllib.parse
@@ -30,15 +32,24 @@ log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
 CONNECTIONS = 16
+TOO_MANY_ATTEMPTS = 5
+MAX_RETRY_AFTER = 5.0
 
 
 class KubeApiError(Exception):
     """The API server answered with an error status."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str,
+                 causes: tuple[str, ...] = ()) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
+        self.causes = causes
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """A create refused because the namespace is being deleted (its objects go with it)."""
+        return self.status == 403 and "NamespaceTerminating" in self.causes
 
     @property
     def missing(self) -> bool:
@@ -99,23 +110,36 @@ class KubeRest:
     async def request(self, method: str, url_path: str, *,
                       params: Mapping[str, str] | None = None, body: Any = None,
                       content_type: str = "application/json") -> dict[str, Any]:
-        """The answer's JSON; an error status raises `KubeApiError`."""
-        for attempt in (1, 2):
-            status, payload = await self._send(method, url_path, params, body, content_type)
-            if status == 401 and attempt == 1:
+        """The answer's JSON; an error status raises `KubeApiError`. A 429 (the API
+        server's priority and fairness, or a resource's storage still initialising) is
+        retried after the Retry-After it names, a few times, as client-go does."""
+        relogged = False
+        for attempt in range(1, TOO_MANY_ATTEMPTS + 1):
+            status, payload, retry_after = await self._send(method, url_path, params, body,
+                                                            content_type)
+            if status == 401 and not relogged:
                 log.info("the API server refused our credentials: logging in again")
+                relogged = True
                 await self._session.close()
                 info = self._relogin()
                 self._session, self._server = self._open(info), info.server.rstrip("/")
                 continue
+            if status == 429 and attempt < TOO_MANY_ATTEMPTS:
+                await asyncio.sleep(min(retry_after, MAX_RETRY_AFTER))
+                continue
             break
         if status >= 400:
+            details = payload.get("details")
+            causes = details.get("causes") if isinstance(details, dict) else None
             raise KubeApiError(status, str(payload.get("reason") or ""),
-                               str(payload.get("message") or payload))
+                               str(payload.get("message") or payload),
+                               tuple(str(c.get("reason")) for c in causes or []
+                                     if isinstance(c, dict)))
         return payload
 
     async def _send(self, method: str, url_path: str, params: Mapping[str, str] | None,
-                    body: Any, content_type: str) -> tuple[int, dict[str, Any]]:
+                    body: Any, content_type: str) -> tuple[int, dict[str, Any], float]:
+        """Status, JSON body, and the Retry-After seconds (1 when absent or unreadable)."""
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else None
         try:
@@ -124,6 +148,7 @@ class KubeRest:
                     headers=headers, timeout=self._timeout) as response:
                 text = await response.text()
                 status = response.status
+                retry_after = _seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as error:
             what = str(error) or type(error).__name__
             raise UnavailableError(f"Kubernetes API server: {what}") from error
@@ -131,4 +156,11 @@ class KubeRest:
             payload = json.loads(text) if text else {}
         except ValueError:
             payload = {"message": text[:300]}
-        return status, payload if isinstance(payload, dict) else {"items": payload}
+        return status, payload if isinstance(payload, dict) else {"items": payload}, retry_after
+
+
+def _seconds(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 1.0
+    except ValueError:
+        return 1.0
