@@ -16,17 +16,13 @@ cluster's pods run that one), plus the import of the worker's modules alone.
 from __future__ import annotations
 
 import argparse
-import http.server
 import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from bench.pipeline import CACHE, lowest_rung
@@ -35,33 +31,10 @@ from mediaplane.core.tasks import PresignedPost, TaskType, WorkerTask
 from mediaplane.worker.commands import video_command
 from tests.support.images import build_wheelhouse, install
 from tests.support.media import video_clip
+from tests.support.origin import origin
 
 ASSET = "mda_01arz3ndektsv4rrffq69g5fav"
 IMPORTS = "import mediaplane.worker.main, mediaplane.worker.transcode"
-
-
-@contextmanager
-def origin(directory: Path) -> Iterator[str]:
-    """Loopback HTTP standing in for S3: GET serves `directory`, POST accepts anything."""
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(204)
-            self.end_headers()
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:

@@ -4,12 +4,10 @@ other task types or the long-lived services need (`make bench` measures what tha
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
 import textwrap
-import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,6 +17,8 @@ if TYPE_CHECKING:
     from .conftest import Media
 
 import pytest
+
+from tests.support.origin import origin as serving
 
 ASSET = "mda_01arz3ndektsv4rrffq69g5fav"
 # Loaded after ffmpeg has started (httpx, for the upload), for other tasks only (webvtt:
@@ -38,23 +38,8 @@ def origin(media: Media, tmp_path: Path) -> Iterator[str]:
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(media.clip), "-c", "copy", "-movflags",
                     "+faststart", str(served / "clip.mp4")], check=True, timeout=60)
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(served), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(204)
-            self.end_headers()
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(served) as base:
+        yield base
 
 
 def test_a_rendition_worker_starts_ffmpeg_before_loading_what_it_needs_later(
