@@ -155,6 +155,7 @@ class Timeline:
     status: dict[str, Any] = field(default_factory=dict)
     cpu_at_creation: dict[int, ProcCpu] = field(default_factory=dict)
     cpu_to_playable: dict[str, float] = field(default_factory=dict)  # by kind of process
+    cpu_to_complete: dict[str, float] = field(default_factory=dict)
 
     def first_video_pod(self) -> float | None:
         times = [p.running for p in self.pods.values()
@@ -266,6 +267,8 @@ class Watches:
                     c["type"] == "Complete" and c["status"] == "True"
                     for c in status.get("conditions", [])):
                 timeline.complete = now - timeline.created
+                timeline.cpu_to_complete = cpu_between(timeline.cpu_at_creation,
+                                                       cpu_snapshot())
             self.changed.notify_all()
 
 
@@ -510,6 +513,13 @@ def report(result: ClipResult, channels: int) -> None:
           f"{middle.playable or math.nan:.2f} s of wall time "
           f"({total / (middle.playable or math.nan):.2f} cores busy)")
     for name, seconds in middle.cpu_to_playable.items():
+        print(f"    {seconds:6.2f}  {name}")
+    total = sum(middle.cpu_to_complete.values())
+    print(f"  CPU seconds from creation to complete, by process: {total:.2f} in "
+          f"{middle.complete or math.nan:.2f} s of wall time "
+          f"({total / (middle.complete or math.nan):.2f} cores busy; the ladder's ffmpeg "
+          f"commands in turn: {sum(r.cpu for r in result.ladder):.2f})")
+    for name, seconds in middle.cpu_to_complete.items():
         print(f"    {seconds:6.2f}  {name}")
 
 

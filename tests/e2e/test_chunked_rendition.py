@@ -135,3 +135,37 @@ def test_a_long_video_is_encoded_in_parallel_chunks_and_plays_as_one(
     assert audio_tj["spec"]["variant"]["audioCopy"] is True
     audio = concatenated(tmp_path / "variants" / "audio", "media_0.m3u8", tmp_path / "a.mp4")
     assert audio_packets(audio) == audio_packets(source.path)
+
+
+def test_a_long_videos_encoded_audio_is_chunked_too_and_plays_without_a_gap(
+        tenant: str, assets: Assets, media_dir: Path, s3: S3Client, bucket: str,
+        kube_api: k8s.ApiClient, tmp_path: Path) -> None:
+    """Mono sound is encoded (stereo 48 kHz AAC is what the ladder makes): its rendition is
+    an Indexed Job of its own, joined by the operator like the rung's."""
+    source = video_clip(media_dir, seconds=SECONDS, width=320, height=240, channels=1)
+    name = assets.upload(tenant, source)["metadata"]["name"]
+    assets.wait_phase(tenant, name, "ready", timeout=420, complete=True)
+    audio_tj = next(t for t in assets.transcode_jobs(tenant, name)
+                    if t["metadata"]["name"] == names.child_name(name, "audio"))
+    spec = VariantSpec.model_validate(audio_tj["spec"]["variant"])
+    assert (spec.audio_copy, spec.chunks, spec.chunk_seconds) == (False, 5, 60)
+    job = k8s.BatchV1Api(kube_api).read_namespaced_job(audio_tj["metadata"]["name"], tenant)
+    assert (job.spec.completion_mode, job.spec.completions) == ("Indexed", 5)
+
+    prefix = keys.asset_prefix(tenant, names.asset_id_from_name(name))
+    download_prefix(s3, bucket, prefix, tmp_path)
+    audio = concatenated(tmp_path / "variants" / "audio", "media_0.m3u8", tmp_path / "a.mp4")
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+         "packet=pts,duration", "-of", "csv=p=0", str(audio)],
+        check=True, capture_output=True, text=True, timeout=120).stdout
+    timed = [(int(pts), int(duration) if duration.isdigit() else 1024)
+             for pts, duration, *_ in (line.split(",") for line in out.splitlines() if line)]
+    assert all(a + d == b for (a, d), (b, _) in itertools.pairwise(timed)), \
+        "every AAC frame once: no gap, no overlap where the chunks meet"
+    # The source's sound is 304 s (plus its own encoder's padding); ours within a frame.
+    assert abs(sum(d for _, d in timed[1:]) / 48000 - SECONDS) <= 2 * 1024 / 48000
+    mpd = MPEGDASHParser.parse((tmp_path / "variants" / "audio" / "manifest.mpd").read_text())
+    assert mpd.periods[0].adaptation_sets[0].representations[0].codecs == "mp4a.40.2"
+    decode_all(str(tmp_path / "master.m3u8"))
+    decode_all((tmp_path / "manifest.mpd").as_uri())

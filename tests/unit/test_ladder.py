@@ -155,3 +155,26 @@ def test_audio_passthrough_can_be_turned_off() -> None:
         height=720, has_video=True, has_audio=True, duration_seconds=60, audio_codec="aac",
         audio_profile="LC", audio_channels=2, audio_sample_rate=48000, audio_bitrate=128_000))
     assert not next(v for v in specs if v.type is VariantType.AUDIO).audio_copy
+
+
+def test_a_long_videos_encoded_audio_is_split_like_its_rungs_a_copied_one_is_not() -> None:
+    def audio(duration: float, **chunking: object) -> VariantSpec:
+        ladder = Ladder.model_validate({"chunking": chunking} if chunking else {})
+        plan = plan_variants(MediaKind.VIDEO, ladder, probe(
+            width=1920, height=1080, has_video=True, has_audio=True,
+            duration_seconds=duration, audio_codec="mp3", audio_channels=2))
+        return next(v for v in plan if v.type is VariantType.AUDIO)
+
+    split = audio(3600)
+    assert (split.chunks, split.chunk_seconds, split.chunk_parallelism) == (60, 60, 8)
+    assert not split.audio_copy
+    assert audio(3600, rungs="lowest").chunks == 60, "the audio decides playable too"
+    assert audio(3600, audio=False).chunks is None
+    assert audio(120).chunks is None
+    stereo_aac = {"audio_codec": "aac", "audio_profile": "LC", "audio_channels": 2,
+                  "audio_sample_rate": 48000, "audio_bitrate": 128_000}
+    copied = next(v for v in plan_variants(MediaKind.VIDEO, Ladder(), probe(
+        height=720, has_video=True, has_audio=True, duration_seconds=3600, **stereo_aac))
+        if v.type is VariantType.AUDIO)
+    assert copied.audio_copy
+    assert copied.chunks is None

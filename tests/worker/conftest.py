@@ -83,6 +83,7 @@ class S3Bucket:
         for key in self.list_keys(prefix):
             name = key[len(prefix):]
             obj = self.client.get_object(Bucket=self.name, Key=key)
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)  # chunks/<index>.json
             (dest / name).write_bytes(obj["Body"].read())
             types[name] = obj["ContentType"]
         return types

@@ -169,3 +169,29 @@ def test_chunk_segments_are_renamed_to_their_place_in_the_rendition() -> None:
     assert commands.renumbered("seg-00015.m4s", 61) == "seg-00075.m4s"
     with pytest.raises(ValueError, match="not a segment"):
         commands.renumbered("../seg-00001.m4s", 2)
+
+
+def test_an_audio_chunk_starts_early_on_the_frame_grid_and_keeps_only_its_frames() -> None:
+    spec = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
+                       audio_bitrate_kbps=128, segment_seconds=4, chunks=3, chunk_seconds=60)
+    argv = commands.audio_command(URL, spec, OUT, chunk=(60.0, 120.0))
+    before = input_options(argv)
+    # The cut is one frame early (59.978667 s); the seek 8 frames before the frame holding
+    # it: frame 2811 - 8 = 2803, 2803 * 1024 samples at 48 kHz.
+    assert flag(before, "-ss") == f"{2803 * 1024 / 48000:.6f}"
+    assert "-copyts" in argv
+    assert "-start_at_zero" in before
+    assert flag(argv, "-af") == "aresample=48000,asetpts=N/SR/TB+2870272/SR/TB"
+    assert flag(argv, "-bsf:a") == (r"noise=drop=lt(pts*tb\,59.978667)"
+                                    r"+gte(pts*tb\,119.978667)")
+    assert flag(argv, "-to") == f"{120 + 8 * 1024 / 48000:.6f}"
+    assert flag(argv, "-format_options") == "movflags=+frag_discont"
+    first = commands.audio_command(URL, spec, OUT, chunk=(0.0, 60.0))
+    assert flag(first, "-bsf:a") == r"noise=drop=gte(pts*tb\,59.978667)"
+    assert flag(input_options(first), "-ss") == "0.000000"
+    last = commands.audio_command(URL, spec, OUT, chunk=(120.0, None))
+    assert "-to" not in last
+    assert flag(last, "-bsf:a") == r"noise=drop=lt(pts*tb\,119.978667)"
+    with pytest.raises(ValueError, match="only an encoded AAC"):
+        commands.audio_command(URL, spec.model_copy(update={"audio_copy": True}), OUT,
+                               chunk=(0.0, 60.0))

@@ -60,6 +60,10 @@ class Chunking(_Config):
     chunk_seconds: int = Field(default=60, ge=4, le=3600)
     parallelism: int = Field(default=8, ge=1, le=100)
     rungs: Literal["all", "lowest"] = "all"
+    # The video's audio rendition, when it is encoded, is split the same way: one encoder
+    # is single-threaded and takes about a minute per hour of sound, longer than the
+    # chunked rungs. A copied one is not split (a copy of an hour takes seconds).
+    audio: bool = True
 
 
 class Ladder(_Config):
@@ -121,10 +125,16 @@ def plan_video(ladder: Ladder, probe: ProbeResult) -> list[VariantSpec]:
     ]
     if probe.has_audio:
         a = ladder.video_audio
+        copy = ladder.audio_passthrough and copyable(a, probe)
+        split = (chunk_plan(ladder, probe, lowest=True)
+                 if ladder.chunking and ladder.chunking.audio and not copy and a.codec == "aac"
+                 else None)
         specs.append(VariantSpec(name=a.name, type=VariantType.AUDIO, audio_codec=a.codec,
-                                 audio_bitrate_kbps=a.bitrate_kbps,
-                                 audio_copy=ladder.audio_passthrough and copyable(a, probe),
-                                 segment_seconds=ladder.segment_seconds))
+                                 audio_bitrate_kbps=a.bitrate_kbps, audio_copy=copy,
+                                 segment_seconds=ladder.segment_seconds,
+                                 chunks=split.chunks if split else None,
+                                 chunk_seconds=split.seconds if split else None,
+                                 chunk_parallelism=split.parallelism if split else None))
     if ladder.poster:
         at = min(ladder.poster_at_seconds, (probe.duration_seconds or 0) / 2)
         specs.append(VariantSpec(name="poster", type=VariantType.POSTER, poster_at_seconds=at,

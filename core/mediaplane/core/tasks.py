@@ -116,10 +116,10 @@ class VariantSpec(_Model):
     storyboard_interval_seconds: float | None = None
     storyboard_columns: int | None = None
     storyboard_tiles: int | None = None
-    # Segment-parallel rungs of long videos: `chunks` pods of an Indexed Job each encode
-    # `chunk_seconds` (a multiple of `segment_seconds`, so every chunk starts on a segment
-    # boundary and a keyframe), at most `chunk_parallelism` at once; the operator joins
-    # their segments into one rendition. None: one pod encodes the whole rung.
+    # Segment-parallel rungs of long videos, and their encoded audio: `chunks` pods of an
+    # Indexed Job each encode `chunk_seconds` (a multiple of `segment_seconds`, so every
+    # chunk starts on a segment boundary and a keyframe), at most `chunk_parallelism` at
+    # once; the operator joins their segments into one rendition. None: one pod for all.
     chunks: int | None = Field(default=None, ge=2)
     chunk_seconds: int | None = Field(default=None, ge=1)
     chunk_parallelism: int | None = Field(default=None, ge=1)

@@ -9,6 +9,7 @@ without running anything.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING
 
@@ -197,17 +198,67 @@ def video_command(input_url: str, spec: VariantSpec, out_dir: Path,
     return _compile(out)
 
 
-def audio_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
+AUDIO_RATE = 48_000
+AAC_FRAME = 1024  # samples per AAC-LC frame
+# Chunks of an encoded audio rendition start this many frames early and end this many late:
+# an AAC frame's transform overlaps its neighbours, so the frames kept at a chunk's edges
+# must be encoded with real sound on both sides, as one encode of the whole would have.
+AUDIO_CHUNK_ROLL_FRAMES = 8
+
+
+def _audio_chunk_options(chunk: tuple[float, float | None] | None
+                         ) -> tuple[dict[str, object], dict[str, object]]:
+    """(input, output) options that encode the AAC frames of one chunk exactly as one
+    encode of the whole would number them.
+
+    Every chunk's encoder starts on the same grid of 1024-sample frames counted from the
+    source's start (the seek lands a few frames before the chunk, `asetpts` pins the
+    samples to that grid), and the `noise` filter drops the packets outside the chunk: the
+    pre-roll, the encoder's priming frame and the post-roll. Packets are split by their own
+    timestamps with one expression, so two neighbouring chunks keep every frame exactly
+    once: the joined rendition has no gap, no overlap and no jump.
+
+    Each cut is one frame before the chunk's boundary: the first chunk also holds the
+    priming frame (at -1024 samples, as in one whole encode), and the muxer counts its
+    segments from there, so it must end one frame early to make as many segments as the
+    plan numbers. The other chunks then start one frame early too."""
+    if chunk is None:
+        return {}, {"ar": AUDIO_RATE}
+    start, end = chunk
+    frame = AAC_FRAME / AUDIO_RATE
+    first = max(0, math.floor((start - frame) / frame) - AUDIO_CHUNK_ROLL_FRAMES)
+    origin = first * AAC_FRAME  # in samples, on the grid
+    before: dict[str, object] = {"ss": f"{origin / AUDIO_RATE:.6f}", "copyts": None,
+                                 "start_at_zero": None}
+    drops = [f"lt(pts*tb\\,{start - frame:.6f})"] if start > 0 else []
+    after: dict[str, object] = {
+        "af": f"aresample={AUDIO_RATE},asetpts=N/SR/TB+{origin}/SR/TB",
+        "format_options": "movflags=+frag_discont"}
+    if end is not None:
+        after["to"] = f"{end + AUDIO_CHUNK_ROLL_FRAMES * frame:.6f}"
+        drops.append(f"gte(pts*tb\\,{end - frame:.6f})")
+    after["bsf:a"] = "noise=drop=" + "+".join(drops)
+    return before, after
+
+
+def audio_command(input_url: str, spec: VariantSpec, out_dir: Path,
+                  chunk: tuple[float, float | None] | None = None) -> list[str]:
     """One audio rendition, stereo 48 kHz (what Opus requires and what AAC players expect),
     or the source's AAC copied when the plan says it already is that. The source may be an
-    audio file or the audio of a video, so both allow-lists apply."""
+    audio file or the audio of a video, so both allow-lists apply. `chunk` ([start, end)
+    in seconds) encodes one chunk of a long source's AAC rendition."""
     codec = str(_require(spec.audio_codec, "audio_codec", spec))
     kbps = int(_require(spec.audio_bitrate_kbps, "audio_bitrate_kbps", spec))
-    source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO))
+    copy = bool(spec.audio_copy) and codec == "aac"
+    if chunk is not None and (copy or codec != "aac"):
+        raise ValueError(f"variant {spec.name!r}: only an encoded AAC rendition is split "
+                         "into chunks")
+    before, after = _audio_chunk_options(chunk)
+    source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO), **before)
     encode: dict[str, object] = (
-        {"c:a": "copy"} if spec.audio_copy and codec == "aac" else
-        {"c:a": "libopus" if codec == "opus" else "aac", "b:a": f"{kbps}k", "ar": 48000,
-         "ac": 2})
+        {"c:a": "copy"} if copy else
+        {"c:a": "libopus" if codec == "opus" else "aac", "b:a": f"{kbps}k", "ac": 2,
+         **after})
     out = ffmpeg.output(
         source["a:0"], str(out_dir / MPD_NAME),
         **encode,

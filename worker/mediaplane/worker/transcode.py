@@ -79,10 +79,8 @@ def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
     try:
         if spec.type is VariantType.VIDEO:
             argv = commands.video_command(task.input_url, spec, out_dir, chunk)
-        elif chunk is None:
-            argv = commands.audio_command(task.input_url, spec, out_dir)
         else:
-            raise ValueError(f"variant {spec.name!r}: only video rungs are split into chunks")
+            argv = commands.audio_command(task.input_url, spec, out_dir, chunk)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
     started = time.monotonic()
@@ -148,7 +146,7 @@ def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, ou
     segments = [s.uri for s in playlist.segments]
     names = [*segments, *([playlist.init] if index == 0 and playlist.init else [])]
     sizes = {n: (out_dir / n).stat().st_size for n in segments}
-    sent = upload_all(post, out_dir, names)
+    sent = upload_all(post, out_dir, names, audio_only=spec.type is VariantType.AUDIO)
     part = RenditionChunk(
         index=index, playlist=playlist.render(),
         mpd=dash.renumber((out_dir / commands.MPD_NAME).read_text(), first),
