@@ -26,7 +26,14 @@ from mediaplane.devcluster.cluster import DevCluster
 from tests.support.api import ApiUser, error_code
 from tests.support.assets import Assets, condition, manifest
 from tests.support.media import Media
-from tests.support.speech import SpeechTrack, as_mp3, as_video, build_track, word_error_rate
+from tests.support.speech import (
+    SpeechTrack,
+    as_mp3,
+    as_video,
+    build_track,
+    word_error_rate,
+    words,
+)
 from tests.support.wait import eventually
 
 MAX_WER = 0.15
@@ -87,17 +94,39 @@ def seconds(timestamp: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(rest)
 
 
+def joined_cue(speech: SpeechTrack, index: int, track_cues: list[webvtt.Caption]) -> bool:
+    """Whether sentence `index` is spoken inside the cue of the sentence before it: Whisper
+    at times makes one segment of two short sentences, which a reader sees as one caption
+    that starts with the first. The words must be there, and the cue must start on time
+    for the sentence it starts with."""
+    if index == 0:
+        return False
+    placed, before = speech.placed[index], speech.placed[index - 1]
+    wanted = set(words(placed.text))
+    for cue in track_cues:
+        start, end = seconds(cue.start), seconds(cue.end)
+        if (abs(start - before.start) <= MAX_START_ERROR and start <= placed.start <= end
+                and len(wanted & set(words(cue.text))) >= 0.8 * len(wanted)):
+            return True
+    return False
+
+
 def check_accuracy(speech: SpeechTrack, track_cues: list[webvtt.Caption], what: str) -> None:
     said = " ".join(c.text for c in track_cues)
     wer = word_error_rate(speech.text, said)
     starts = [seconds(c.start) for c in track_cues]
     errors = [min(abs(s - placed.start) for s in starts) for placed in speech.placed]
+    joined = [i for i, error in enumerate(errors) if error > MAX_START_ERROR
+              and joined_cue(speech, i, track_cues)]
     print(f"\n{what}: WER {wer:.3f} over {len(speech.text.split())} words; cue start error "
-          f"max {max(errors):.3f} s, mean {sum(errors) / len(errors):.3f} s")
+          f"max {max(errors):.3f} s, mean {sum(errors) / len(errors):.3f} s; sentences "
+          f"sharing the cue of the one before: {len(joined)}")
     assert wer <= MAX_WER, f"WER {wer:.3f}: {said!r}"
-    for placed, error in zip(speech.placed, errors, strict=True):
-        assert error <= MAX_START_ERROR, f"{placed.text!r} placed at {placed.start} s: " \
-            f"nearest cue start is {error:.2f} s away ({starts})"
+    for index, (placed, error) in enumerate(zip(speech.placed, errors, strict=True)):
+        assert error <= MAX_START_ERROR or index in joined, \
+            f"{placed.text!r} placed at {placed.start} s: nearest cue start is {error:.2f} s " \
+            f"away ({starts})"
+    assert len(joined) <= max(1, len(speech.placed) // 10), "most sentences get a cue"
     ends = [seconds(c.end) for c in track_cues]
     assert ends[-1] <= speech.duration + 0.01, "cues inside the track"
     assert all(a <= b for a, b in pairwise(starts)), "cues in time order"
