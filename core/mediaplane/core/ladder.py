@@ -61,7 +61,7 @@ class Chunking(_Config):
     parallelism: int = Field(default=8, ge=1, le=100)
     rungs: Literal["all", "lowest"] = "all"
     # The video's audio rendition, when it is encoded, is split the same way: one encoder
-    # is single-threaded and takes about a minute per hour of sound, longer than the
+    # is single-threaded and takes about 1.6 CPU-minutes per hour of sound, longer than the
     # chunked rungs. A copied one is not split (a copy of an hour takes seconds).
     audio: bool = True
 

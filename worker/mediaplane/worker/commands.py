@@ -223,7 +223,7 @@ def _audio_chunk_options(chunk: tuple[float, float | None] | None
     segments from there, so it must end one frame early to make as many segments as the
     plan numbers. The other chunks then start one frame early too."""
     if chunk is None:
-        return {}, {"ar": AUDIO_RATE}
+        return {}, {}
     start, end = chunk
     frame = AAC_FRAME / AUDIO_RATE
     first = max(0, math.floor((start - frame) / frame) - AUDIO_CHUNK_ROLL_FRAMES)
@@ -257,8 +257,8 @@ def audio_command(input_url: str, spec: VariantSpec, out_dir: Path,
     source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO), **before)
     encode: dict[str, object] = (
         {"c:a": "copy"} if copy else
-        {"c:a": "libopus" if codec == "opus" else "aac", "b:a": f"{kbps}k", "ac": 2,
-         **after})
+        {"c:a": "libopus" if codec == "opus" else "aac", "b:a": f"{kbps}k", "ar": AUDIO_RATE,
+         "ac": 2, **after})
     out = ffmpeg.output(
         source["a:0"], str(out_dir / MPD_NAME),
         **encode,
