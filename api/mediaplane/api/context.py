@@ -51,6 +51,7 @@ class ApiContext:
     async def close(self) -> None:
         await self.assets.close()
         await self.ai.close()
+        await self.limiter.close()
         for close in self.on_close:
             await close()
 

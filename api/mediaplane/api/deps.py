@@ -45,6 +45,15 @@ async def current_tenant(context: Context, principal: CurrentPrincipal) -> Tenan
 CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
 
 
+async def authenticated(request: Request) -> tuple[ApiContext, Principal, Tenant]:
+    """The context, the caller and the caller's tenant in one call: the chain above, for a
+    route that takes the `Request` (`body.read_model`) to skip FastAPI's per-request
+    dependency solving. Same checks, same errors, in the same order."""
+    context = await get_context(request)
+    principal = await current_principal(context, await bearer(request))
+    return context, principal, await current_tenant(context, principal)
+
+
 async def optional_principal(context: Context, credentials: Credentials) -> Principal | None:
     """Stream routes: the link is the grant; a bearer, when sent, must be the same user."""
     if credentials is None:

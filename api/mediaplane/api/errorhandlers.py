@@ -27,7 +27,8 @@ from mediaplane.core.errors import DomainError
 log = logging.getLogger("mediaplane.api")
 # Request ids need to be unique, not secret: a random prefix per process and a counter
 # (a urandom call per request showed in the profile of the hot path).
-_request_ids = (f"{secrets.token_hex(4)}{n:08x}" for n in itertools.count())
+_REQUEST_ID_PREFIX = secrets.token_hex(4)
+_request_ids = (f"{_REQUEST_ID_PREFIX}{n:08x}" for n in itertools.count())
 REQUEST_ID_HEADER = "X-Request-ID"
 # What a 503 tells the client: a backing service is away, try again this much later.
 RETRY_AFTER_SECONDS = "2"

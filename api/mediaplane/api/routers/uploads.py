@@ -13,11 +13,21 @@ import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from mediaplane.api import models
-from mediaplane.api.deps import AssetId, Context, CurrentPrincipal, CurrentTenant
+from mediaplane.api.auth import Principal
+from mediaplane.api.body import documented_body, json_response, read_model
+from mediaplane.api.context import ApiContext
+from mediaplane.api.deps import (
+    AssetId,
+    Context,
+    CurrentPrincipal,
+    CurrentTenant,
+    authenticated,
+)
 from mediaplane.api.errors import ApiError
+from mediaplane.api.kube import Tenant
 from mediaplane.api.openapi import errors
 from mediaplane.api.views import Presenter
 from mediaplane.core import keys, mimes, names
@@ -59,13 +69,21 @@ def _check_existing(asset: MediaAsset, body: models.UploadUrlRequest, kind: Medi
 @router.post("/upload-url", response_model=models.Envelope[models.UploadUrlResponse],
              summary="A presigned upload for these bytes (or the asset that already has them)",
              responses=errors("validation.mime.unsupported", "validation.size.exceeds_limit",
-                              "rate.limited", "media.conflict", "media.deleting"))
-async def create_upload_url(body: models.UploadUrlRequest, context: Context,
-                            principal: CurrentPrincipal, tenant: CurrentTenant,
-                            response: Response) -> models.Envelope[models.UploadUrlResponse]:
+                              "rate.limited", "media.conflict", "media.deleting"),
+             openapi_extra=documented_body(models.UploadUrlRequest))
+async def create_upload_url(request: Request) -> Response:
+    """The hottest authenticated route reads its caller and body itself (`body`): the
+    same checks as the dependencies, at a third of FastAPI's per-request cost."""
+    context, principal, tenant = await authenticated(request)
+    body = await read_model(request, models.UploadUrlRequest)
     limit_headers = await context.limiter.hit(context.settings.upload_url_rate, "upload-url",
                                               tenant.name, principal.user)
-    response.headers.update(limit_headers)
+    grant = _grant(context, principal, tenant, body)
+    return json_response(models.Envelope(data=grant), limit_headers)
+
+
+def _grant(context: ApiContext, principal: Principal, tenant: Tenant,
+           body: models.UploadUrlRequest) -> models.UploadUrlResponse:
     kind = _accepted_kind(body)
     if body.size_bytes > tenant.max_upload_bytes:
         raise ApiError("validation.size.exceeds_limit",
@@ -78,19 +96,19 @@ async def create_upload_url(body: models.UploadUrlRequest, context: Context,
     if existing is not None:
         _check_existing(existing, body, kind)
         if existing.stored:
-            return models.Envelope(data=models.UploadUrlResponse(
+            return models.UploadUrlResponse(
                 asset_id=asset_id, upload_url=None, upload_fields={}, expires_at=None,
-                upload_required=False, status=existing.phase))
+                upload_required=False, status=existing.phase)
     ttl = context.settings.upload_url_ttl_seconds
     declaration = UploadDeclaration(sha256=body.sha256, kind=kind, filename=body.filename,
                                     user=principal.user)
     post = context.storage.presign_post_exact(
         keys.source_key(tenant.name, asset_id), body.size_bytes,
         mimes.normalise_mime(body.mime), ttl, declaration.metadata())
-    return models.Envelope(data=models.UploadUrlResponse(
+    return models.UploadUrlResponse(
         asset_id=asset_id, upload_url=post.url, upload_fields=post.fields,
         expires_at=datetime.now(UTC) + timedelta(seconds=ttl), upload_required=True,
-        status=AssetPhase.PENDING))
+        status=AssetPhase.PENDING)
 
 
 def _asset_from_upload(tenant: str, asset_id: str, info: ObjectInfo,
