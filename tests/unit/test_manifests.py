@@ -262,3 +262,38 @@ def test_a_chunk_mpd_is_renumbered() -> None:
     template = renumbered.find(".//d:SegmentTemplate", NS)
     assert template is not None
     assert template.get("startNumber") == "61"
+
+
+def _track_mpd(ctype: str, timescale: int, durations: list[int], declared: str) -> str:
+    entries = "".join(f'<S d="{d}"/>' if i else f'<S t="0" d="{d}"/>'
+                      for i, d in enumerate(durations))
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static"
+     mediaPresentationDuration="{declared}" minBufferTime="PT4.0S">
+  <Period id="0" start="PT0.0S"><AdaptationSet id="0" contentType="{ctype}">
+    <Representation id="0" mimeType="{ctype}/mp4" codecs="x" bandwidth="1">
+      <SegmentTemplate timescale="{timescale}" initialization="init.m4s"
+                       media="seg-$Number%05d$.m4s" startNumber="1">
+        <SegmentTimeline>{entries}</SegmentTimeline>
+      </SegmentTemplate>
+    </Representation>
+  </AdaptationSet></Period>
+</MPD>"""
+
+
+def test_the_duration_covers_the_longest_track() -> None:
+    """ffmpeg cuts the duration to a tenth of a second: 12.0107 s of AAC says PT12.0S, and
+    dash.js, once the clock passed 12.0, sought back and paused instead of ending."""
+    video = _track_mpd("video", 12800, [51200, 51200, 51200], "PT12.0S")  # 12.0 s
+    audio = _track_mpd("audio", 48000, [191488, 192512, 192512], "PT12.0S")  # 12.0107 s
+    merged = ET.fromstring(dash.merge([  # noqa: S314 (our own output)
+        dash.Rendition("240p", "240p/", video), dash.Rendition("audio", "audio/", audio)]))
+    assert merged.get("mediaPresentationDuration") == "PT12.011S"
+    # An MPD stored before this (the short duration) is corrected where it is signed.
+    stale = ET.tostring(merged, encoding="unicode").replace("PT12.011S", "PT12.0S")
+    signed = ET.fromstring(dash.sign(stale, PREFIX, lambda key: f"https://s3.test/{key}"))  # noqa: S314
+    assert signed.get("mediaPresentationDuration") == "PT12.011S"
+    # A declared duration that already covers the timelines is left as it is.
+    longer = _track_mpd("audio", 48000, [191488, 192512, 192512], "PT12.02S")
+    kept = ET.fromstring(dash.merge([dash.Rendition("audio", "audio/", longer)]))  # noqa: S314
+    assert kept.get("mediaPresentationDuration") == "PT12.02S"

@@ -18,6 +18,7 @@ The XML is ffmpeg's or ours, never a user's: it is parsed with the standard libr
 from __future__ import annotations
 
 import functools
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -117,7 +118,42 @@ def merge(renditions: Sequence[Rendition]) -> str:
             for rep in source_set.iterfind("d:Representation", _NS):
                 target = _merge_target(sets, period, source_set, rep)
                 target.append(_relocated(rep, rendition, set_template))
+    _cover_timelines(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _timeline_end(root: ET.Element) -> float:
+    """Seconds from the presentation's start to the end of its longest SegmentTimeline."""
+    end = 0.0
+    for adaptation in root.iterfind(".//d:AdaptationSet", _NS):
+        set_template = adaptation.find("d:SegmentTemplate", _NS)
+        for rep in adaptation.iterfind("d:Representation", _NS):
+            own = rep.find("d:SegmentTemplate", _NS)
+            template = own if own is not None else set_template
+            timeline = template.find("d:SegmentTimeline", _NS) if template is not None else None
+            if template is None or timeline is None:
+                continue
+            segments = timeline_segments(timeline)
+            if segments:
+                offset = int(template.get("presentationTimeOffset", "0"))
+                ticks = sum(segments[-1]) - offset
+                end = max(end, ticks / int(template.get("timescale", "1")))
+    return end
+
+
+def _cover_timelines(root: ET.Element) -> None:
+    """Raises mediaPresentationDuration to where the longest track ends, when it is short.
+
+    ffmpeg writes the duration cut to a tenth of a second: 12.0107 s of AAC (a whole
+    number of 1024-sample frames) is "PT12.0S". dash.js takes the presentation as over
+    once the clock passes that, seeks back into the last segment and pauses; whenever its
+    200 ms check fell in the 11 ms between 12.0 and the media element's own end, playback
+    stopped at 11.5 s, paused, and never ended. The duration is rounded up to the
+    millisecond, so the element's own end always comes first.
+    """
+    end = _timeline_end(root)
+    if end > iso_seconds(root.get("mediaPresentationDuration")):
+        root.set("mediaPresentationDuration", _iso(math.ceil(end * 1000) / 1000))
 
 
 def _merge_target(sets: dict[str, ET.Element], period: ET.Element, source_set: ET.Element,
@@ -173,6 +209,7 @@ def sign(mpd: str, default_folder: str, presign: Presign,
     Representation's BaseURL is relative to it).
     """
     root = _parse(mpd)
+    _cover_timelines(root)  # MPDs stored before merge rounded up (see there)
     periods = root.findall("d:Period", _NS)
     for period in periods:
         for adaptation in period.findall("d:AdaptationSet", _NS):
