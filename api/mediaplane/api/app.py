@@ -85,6 +85,9 @@ def create_app(settings: ApiSettings | None = None,
             yield
         finally:
             await context.close()
+            # Back to the collector's care: an app started again in the same process
+            # (tests do) would otherwise keep every earlier one's cycles for good.
+            gc.unfreeze()
 
     # No redirect of a path with a trailing slash: an encoded slash in a path parameter
     # ("mda_%2F") would otherwise be answered 307 to another route, not 404.
