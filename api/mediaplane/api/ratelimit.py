@@ -40,6 +40,9 @@ class SweptMemoryStorage(MemoryStorage):
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             await sweep()
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                return  # stopped during the sweep, which swallows the cancellation
 
     async def stop_sweeping(self) -> None:
         if self.timer is not None:
