@@ -366,13 +366,27 @@ def raw_run(storage: Storage, key: str, spec: VariantSpec, scratch: Path) -> Raw
     return timed(spec.name, raw_command(storage.presign_get(key, 3600), spec, out))
 
 
-def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str) -> list[VariantSpec]:
-    """The variants the operator ran for an asset, read from its TranscodeJobs."""
+def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
+                     ) -> list[list[VariantSpec]]:
+    """What each of the asset's variant Jobs encoded, read from its TranscodeJobs: one
+    variant, or a shared decode's rungs (the leader's own first)."""
     tjs = custom.list_namespaced_custom_object(
         names.GROUP, names.VERSION, tenant, names.JOB_PLURAL,
         label_selector=f"{names.LABEL_ASSET}={name}")["items"]
-    return sorted((VariantSpec.model_validate(tj["spec"]["variant"]) for tj in tjs
-                   if tj["spec"].get("variant")), key=lambda v: (v.type, v.height or 0))
+    jobs = [[VariantSpec.model_validate(tj["spec"]["variant"]),
+             *(VariantSpec.model_validate(v) for v in tj["spec"].get("alsoEncodes") or [])]
+            for tj in tjs if tj["spec"].get("variant") and not tj["spec"].get("encodedBy")]
+    return sorted(jobs, key=lambda job: (job[0].type, job[0].height or 0))
+
+
+def raw_job(storage: Storage, key: str, job: list[VariantSpec], scratch: Path) -> Raw:
+    """One Job's ffmpeg exactly as its worker runs it: one variant, or a shared decode."""
+    if len(job) == 1:
+        return raw_run(storage, key, job[0], scratch)
+    outs = [Path(tempfile.mkdtemp(prefix=f"raw-{spec.name}-", dir=scratch)) for spec in job]
+    argv = commands.shared_video_command(storage.presign_get(key, 3600),
+                                         list(zip(job, outs, strict=True)))
+    return timed("+".join(spec.name for spec in job), argv)
 
 
 # --- one asset's breakdown ---------------------------------------------------------------
@@ -436,7 +450,8 @@ class ClipResult:
     height: int
     runs: list[Timeline]
     raw_lowest: list[Raw]
-    ladder: list[Raw]
+    ladder: list[Raw]  # the Jobs' own ffmpeg commands, in turn
+    alone: list[Raw]  # one ffmpeg per variant, in turn (what a shared decode replaces)
     bench_cpu: float
     breakdown: list[str]
 
@@ -462,12 +477,14 @@ def bench_clip(cluster: DevCluster, seconds: int, height: int, runs: int, channe
     bench_cpu = ((own_after.ru_utime - own_before.ru_utime)
                  + (own_after.ru_stime - own_before.ru_stime))
     plan = planned_variants(custom, tenant, timelines[-1].name)
-    print(f"  {seconds} s {height}p: the whole ladder back to back "
-          f"({', '.join(v.name for v in plan)})", flush=True)
-    ladder = [raw_run(storage, raw_key, spec, scratch) for spec in plan]
+    print(f"  {seconds} s {height}p: the whole ladder back to back, the Jobs' own commands "
+          f"({', '.join('+'.join(v.name for v in job) for job in plan)})", flush=True)
+    ladder = [raw_job(storage, raw_key, job, scratch) for job in plan]
+    print(f"  {seconds} s {height}p: the same variants, one ffmpeg each", flush=True)
+    alone = [raw_run(storage, raw_key, spec, scratch) for job in plan for spec in job]
     by_playable = sorted(timelines, key=lambda t: t.playable or math.inf)
     middle = by_playable[len(by_playable) // 2]
-    return ClipResult(clip, seconds, height, timelines, raw, ladder, bench_cpu,
+    return ClipResult(clip, seconds, height, timelines, raw, ladder, alone, bench_cpu,
                       breakdown(cluster, tenant, middle, lowest.name))
 
 
@@ -502,6 +519,11 @@ def report(result: ClipResult, channels: int) -> None:
     print(f"{'complete / whole ladder in turn':<34} "
           f"p50={statistics.median(complete) / ladder_wall:5.2f}x "
           f"p95={percentile(complete, 95) / ladder_wall:5.2f}x  (target <= {TARGET_LADDER_RATIO}x)")
+    alone_wall = sum(r.wall for r in result.alone)
+    print(f"{'  (one ffmpeg per variant, in turn)':<34} {alone_wall:7.3f}s wall, "
+          f"{sum(r.cpu for r in result.alone):.2f} CPU-s; complete against it: "
+          f"p50={statistics.median(complete) / alone_wall:5.2f}x "
+          f"p95={percentile(complete, 95) / alone_wall:5.2f}x")
     print(f"the bench's own CPU while the runs went: {result.bench_cpu:.2f} s "
           f"({result.bench_cpu / sum(complete):.1%} of one core)")
     print("where the time to playable went (the run with the median playable):")

@@ -194,6 +194,7 @@ def test_no_network_policy_and_a_custom_ladder() -> None:
     env = env_of(operator)
     assert env["MEDIAPLANE_LADDER_FILE"] == "/etc/mediaplane/ladder/ladder.yaml"
     assert env["MEDIAPLANE_PLAYABLE_FIRST"] == "false"
+    assert env["MEDIAPLANE_SHARED_DECODE"] == "false"
     assert env["MEDIAPLANE_WORKER_CPU_REQUEST"] == "1"
     mounts = {m["name"]: m["mountPath"] for m in container(operator)["volumeMounts"]}
     assert mounts["ladder"] == "/etc/mediaplane/ladder"

@@ -30,6 +30,7 @@ from mediaplane.core.tasks import (
     TaskType,
     VariantOutcome,
     VariantOutput,
+    VariantSpec,
     Verdict,
 )
 from mediaplane.operator import reconcile
@@ -96,19 +97,25 @@ class Pipeline:
                                 message=None if probe else "sha256 differs").model_dump_json()
         variant = tj.spec.variant
         assert variant is not None
-        assert tj.spec.output_prefix is not None
+        # The Job a retry makes encodes its own rung only (`WorkerTask.also` is empty then).
+        shared = (tj.spec.also_encodes or []) if not tj.status.retry else []
+        return VariantOutcome(output=self.output_of(variant),
+                              also=[self.output_of(spec) for spec in shared] or None
+                              ).model_dump_json()
+
+    def output_of(self, variant: VariantSpec) -> VariantOutput:
+        """What a worker stores of `variant` (the MPD, which the master MPD is made from)."""
         if variant.type.value in ("video", "audio"):
             ctype = "video" if variant.type.value == "video" else "audio"
             codecs = "avc1.64001e" if ctype == "video" else "mp4a.40.2"
-            self.objects.put(tj.spec.output_prefix + "manifest.mpd",
+            prefix = keys.variant_prefix(TENANT, ASSET_ID, variant.name)
+            self.objects.put(prefix + "manifest.mpd",
                              RENDITION_MPD.format(ctype=ctype, codecs=codecs).encode())
-            output = VariantOutput(name=variant.name, files=4, bytes=4000, bandwidth=1000,
-                                   width=640 if ctype == "video" else None,
-                                   height=variant.height, codecs=codecs, duration_seconds=4.0,
-                                   playlist="media_0.m3u8", mpd="manifest.mpd")
-        else:
-            output = VariantOutput(name=variant.name, files=1, bytes=500, file="poster.jpg")
-        return VariantOutcome(output=output).model_dump_json()
+            return VariantOutput(name=variant.name, files=4, bytes=4000, bandwidth=1000,
+                                 width=640 if ctype == "video" else None,
+                                 height=variant.height, codecs=codecs, duration_seconds=4.0,
+                                 playlist="media_0.m3u8", mpd="manifest.mpd")
+        return VariantOutput(name=variant.name, files=1, bytes=500, file="poster.jpg")
 
     async def step(self) -> bool:
         """One round of every event the cluster would deliver now; True if anything moved."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mediaplane.core.ladder import Ladder, first_wave, plan_variants
+from mediaplane.core.ladder import Ladder, first_wave, plan_variants, shared_decode
 from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
 
 
@@ -178,3 +178,18 @@ def test_a_long_videos_encoded_audio_is_split_like_its_rungs_a_copied_one_is_not
         if v.type is VariantType.AUDIO)
     assert copied.audio_copy
     assert copied.chunks is None
+
+
+def test_the_rungs_after_the_first_wave_share_one_decode() -> None:
+    plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1920, height=1080,
+                                                          has_video=True, has_audio=True,
+                                                          duration_seconds=60))
+    assert [v.name for v in shared_decode(plan)] == ["360p", "480p", "720p", "1080p"]
+    small = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=640, height=360,
+                                                           has_video=True, has_audio=True,
+                                                           duration_seconds=60))
+    assert shared_decode(small) == [], "one rung after the first wave: nothing to share"
+    long = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1920, height=1080,
+                                                          has_video=True, has_audio=True,
+                                                          duration_seconds=3600))
+    assert shared_decode(long) == [], "segment-parallel rungs keep their Indexed Jobs"

@@ -195,3 +195,34 @@ def test_an_audio_chunk_starts_early_on_the_frame_grid_and_keeps_only_its_frames
     with pytest.raises(ValueError, match="only an encoded AAC"):
         commands.audio_command(URL, spec.model_copy(update={"audio_copy": True}), OUT,
                                chunk=(0.0, 60.0))
+
+
+def output_options(argv: list[str]) -> list[list[str]]:
+    """Each output's options and its path (after the filter graph)."""
+    outputs: list[list[str]] = []
+    current: list[str] = []
+    for arg in argv[argv.index("-filter_complex") + 2:]:
+        current.append(arg)
+        if arg.endswith(commands.MPD_NAME):
+            outputs.append(current)
+            current = []
+    return outputs
+
+
+def test_shared_rungs_decode_once_and_encode_each_as_alone() -> None:
+    rungs = [video_spec(name=f"{h}p", height=h, video_bitrate_kbps=h * 3) for h in (360, 720)]
+    argv = commands.shared_video_command(URL, [(r, OUT / r.name) for r in rungs])
+    assert argv.count("-i") == 1
+    assert input_options(argv) == input_options(commands.video_command(URL, rungs[0], OUT))
+    graph = flag(argv, "-filter_complex")
+    assert graph.startswith("[0:v:0]split=2")
+    assert r"scale=h=trunc(min(360\,ih)/2)*2:w=-2" in graph
+    assert r"scale=h=trunc(min(720\,ih)/2)*2:w=-2" in graph
+    outputs = output_options(argv)
+    assert [o[-1] for o in outputs] == [str(OUT / r.name / commands.MPD_NAME) for r in rungs]
+    for rung, options in zip(rungs, outputs, strict=True):
+        alone = commands.video_command(URL, rung, OUT / rung.name)
+        at = alone.index("-vf")  # the scaler: in the graph when shared
+        encoder = [*alone[alone.index("-map") + 2:at], *alone[at + 2:]]
+        assert options[0] == "-map"
+        assert options[2:] == encoder, f"{rung.name} is encoded as it would be alone"

@@ -241,3 +241,18 @@ def first_wave(plan: list[VariantSpec]) -> set[str]:
         wave.add(min(videos, key=lambda v: v.height or 0).name)
         return wave
     return {v.name for v in plan}
+
+
+def shared_decode(plan: list[VariantSpec]) -> list[VariantSpec]:
+    """The video rungs one ffmpeg encodes from a single decode of the source, lowest first
+    (the first one's TranscodeJob runs the Job); empty when fewer than two qualify.
+
+    Decoding is a large part of each rung's cost (a sixth of the ladder's CPU measured
+    with `bench.ladder_schedule`), paid once per rung when every rung has its own pod. The
+    first wave keeps its own pods (it decides when viewers can start), and a segment-
+    parallel rung its Indexed Job.
+    """
+    wave = first_wave(plan)
+    rungs = [v for v in plan if v.type is VariantType.VIDEO and v.name not in wave
+             and v.chunks is None]
+    return sorted(rungs, key=lambda v: v.height or 0) if len(rungs) >= 2 else []

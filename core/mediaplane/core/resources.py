@@ -564,6 +564,10 @@ class TranscodeJobSpec(Resource):
     output_prefix: str | None = None
     variant: VariantSpec | None = None
     caption: CaptionSpec | None = None
+    # Shared decode (`ladder.shared_decode`): the rungs this TranscodeJob's Job encodes
+    # beside its own, and, on each of those, the TranscodeJob whose Job encodes it.
+    also_encodes: list[VariantSpec] | None = None
+    encoded_by: str | None = None
 
 
 class WorkerResultStatus(Resource):
@@ -574,6 +578,7 @@ class WorkerResultStatus(Resource):
     message: str | None = None
     probe: ProbeResult | None = None
     output: VariantOutput | None = None
+    also: list[VariantOutput] | None = None
     generated: GeneratedObject | None = None
 
 

@@ -154,12 +154,23 @@ class SpeechTask(_Model):
     cpu_threads: int = Field(default=0, ge=0, description="0: CTranslate2 decides")
 
 
+class SharedOutput(_Model):
+    """One more rung a video task encodes from the same decode of the source, and the POST
+    policy of that rung's own prefix (each rung's files stay under its own prefix)."""
+
+    variant: VariantSpec
+    output: PresignedPost
+
+
 class WorkerTask(_Model):
     type: TaskType
     input_url: str = Field(default="", description="presigned GET; empty for generation")
     output: PresignedPost | None = None
     expected: Expected | None = None
     variant: VariantSpec | None = None
+    # Video rungs encoded by the same ffmpeg as `variant` (one decode, a split filter):
+    # decoding is a large share of each rung's cost, and one pod replaces several.
+    also: list[SharedOutput] | None = None
     speech: SpeechTask | None = None
     generation: GenerationTask | None = None
 
@@ -300,6 +311,8 @@ class ProbeOutcome(_Model):
 class VariantOutcome(_Model):
     kind: Literal["variant"] = "variant"
     output: VariantOutput
+    also: list[VariantOutput] | None = Field(
+        default=None, description="the rungs of `WorkerTask.also`, in the same order")
 
 
 class VariantChunkOutcome(_Model):

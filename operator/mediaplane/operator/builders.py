@@ -26,6 +26,7 @@ from mediaplane.core.tasks import (
     TASK_ENV,
     Expected,
     PresignedPost,
+    SharedOutput,
     TaskType,
     VariantSpec,
     WorkerTask,
@@ -57,12 +58,15 @@ def child_labels(asset_name: str, task: str) -> dict[str, str]:
 
 
 def transcode_job(asset: MediaAsset, variant: VariantSpec | None, *,
-                  speculative: bool = False) -> TranscodeJob:
+                  speculative: bool = False, also_encodes: list[VariantSpec] | None = None,
+                  encoded_by: str | None = None) -> TranscodeJob:
     """The TranscodeJob for the probe (variant None) or for one variant of `asset`;
-    `speculative` marks a variant started before the probe accepted the source."""
+    `speculative` marks a variant started before the probe accepted the source;
+    `also_encodes` and `encoded_by` mark rungs sharing one decode (`shareddecode`)."""
     task = TaskType.PROBE if variant is None else TaskType.producing(variant.type)
     spec = TranscodeJobSpec(asset_ref=AssetRef(name=asset.name), task=task,
-                            input=ObjectRef(key=asset.spec.source.key))
+                            input=ObjectRef(key=asset.spec.source.key),
+                            also_encodes=also_encodes or None, encoded_by=encoded_by)
     if variant is not None:
         spec.output_prefix = keys.variant_prefix(asset.tenant, asset.asset_id, variant.name)
         spec.variant = variant
@@ -218,10 +222,12 @@ def variant_presign_seconds(tj: TranscodeJob, settings: OperatorSettings) -> int
 
 
 def worker_task(tj: TranscodeJob, asset: MediaAsset, input_url: str,
-                output: PresignedPost | None) -> WorkerTask:
-    """The task of `tj`; `output` is the presigned POST for its prefix (None for the probe)."""
+                output: PresignedPost | None,
+                also: list[SharedOutput] | None = None) -> WorkerTask:
+    """The task of `tj`; `output` is the presigned POST for its prefix (None for the probe),
+    `also` the rungs its ffmpeg encodes beside its own (`shareddecode`)."""
     if tj.spec.task is TaskType.PROBE:
         return WorkerTask(type=TaskType.PROBE, input_url=input_url,
                           expected=expected_from_asset(asset))
     return WorkerTask(type=tj.spec.task, input_url=input_url, output=output,
-                      variant=tj.spec.variant)
+                      variant=tj.spec.variant, also=also or None)

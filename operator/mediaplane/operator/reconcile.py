@@ -42,6 +42,7 @@ from mediaplane.operator import (
     manifests,
     metrics,
     notify,
+    shareddecode,
 )
 from mediaplane.operator.context import Context
 from mediaplane.operator.workloads import BatchCondition, Job, Pod
@@ -209,8 +210,8 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
         wave_tjs = [tjs.get(names.child_name(asset.name, n)) for n in wave]
         if not all(tj is not None and tj.phase.terminal for tj in wave_tjs):
             missing = [spec for spec in missing if spec.name in wave]
-    created = await asyncio.gather(*(
-        ctx.kube.create_transcode_job(builders.transcode_job(asset, spec)) for spec in missing))
+    planned = shareddecode.plan_jobs(asset, wanted, missing, tjs, ctx.settings.shared_decode)
+    created = await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in planned))
     if any(created):
         ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
                             f"created {sum(created)} transcode jobs for {asset.name}")
@@ -342,6 +343,9 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
     if tj.spec.task is TaskType.CAPTION:
         await captions.advance(ctx, tj)
         return
+    if shareddecode.follows(tj):  # its leader's Job encodes it
+        await shareddecode.follow(ctx, tj)
+        return
     namespace, name = tj.namespace, tj.job_name
     if await ctx.kube.get_job(namespace, name) is not None:
         # Ours, or an earlier TranscodeJob's of the same name that the garbage collector is
@@ -361,8 +365,9 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         if tj.spec.output_prefix:
             output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
                                                      ctx.settings.max_variant_bytes)
-        job = builders.variant_job(tj, builders.worker_task(tj, asset, input_url, output),
-                                   ctx.settings)
+        also = shareddecode.shared_outputs(ctx, tj, asset, seconds)
+        job = builders.variant_job(
+            tj, builders.worker_task(tj, asset, input_url, output, also), ctx.settings)
     if not await _still_wanted(ctx, tj):
         return
     if ctx.settings.worker_service_account:
@@ -374,9 +379,19 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
                                    ConditionStatus.UNKNOWN, "JobCreated",
                                    f"job {name} created", observed, now_rfc3339())
-        await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, TranscodeJobStatus(
+        await _write_status(ctx, tj, TranscodeJobStatus(
             phase=TranscodePhase.PENDING, job_name=name, retry=tj.status.retry,
             conditions=conditions, observed_generation=observed))
+
+
+async def _write_status(ctx: Context, tj: TranscodeJob, status: TranscodeJobStatus) -> None:
+    """Merge-patches `tj`'s status; the rungs its Job encodes beside its own follow it."""
+    await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, status)
+    if shareddecode.leads(tj):
+        # What the API server now holds: a merge patch sets what `status` says.
+        merged = TranscodeJobStatus.model_validate(
+            {**tj.status.to_body(), **status.to_body()})
+        await shareddecode.settle(ctx, tj.model_copy(update={"status": merged}))
 
 
 async def _still_wanted(ctx: Context, tj: TranscodeJob) -> bool:
@@ -428,7 +443,7 @@ async def sync_from_job(ctx: Context, job: Job) -> None:
         return  # a Job of an earlier run of a retried variant: its outcome is history
     new = await job_outcome(ctx, tj, job)
     if new != tj.status:
-        await ctx.kube.patch_transcode_job_status(namespace, tj_name, new)
+        await _write_status(ctx, tj, new)
         if new.phase is TranscodePhase.FAILED:
             ctx.kube.post_event(tj, EventType.WARNING, "JobFailed", new.message or "")
 
@@ -470,8 +485,7 @@ async def sync_from_pod(ctx: Context, pod: Pod) -> None:
                               retry=old.retry,
                               start_time=old.start_time or terminated.started_at,
                               completion_time=terminated.finished_at or now_rfc3339())
-    await ctx.kube.patch_transcode_job_status(
-        namespace, tj_name, _succeeded(tj, terminated.message or "", base))
+    await _write_status(ctx, tj, _succeeded(tj, terminated.message or "", base))
 
 
 async def _chunk_done(ctx: Context, tj: TranscodeJob, started: str | None) -> None:

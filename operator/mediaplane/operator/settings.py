@@ -35,6 +35,9 @@ class OperatorSettings(BaseSettings):
     # Run the lowest rung, the audio and the poster before the rest of a video's ladder.
     # Right for a node or two; turn off where the cluster has CPU to run every rung at once.
     playable_first: bool = True
+    # Encode the video rungs after the first wave with one ffmpeg (one decode of the source,
+    # one pod) instead of a pod each: less CPU per asset, the same renditions.
+    shared_decode: bool = True
     # The bucket's CORS rules (core.bucketcors), set at start-up when `bucket_cors` is on:
     # playback (GET/HEAD with Range) from these origins, browser uploads (POST) from those.
     bucket_cors: bool = False

@@ -24,6 +24,7 @@ from mediaplane.core.tasks import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 FFMPEG = "ffmpeg"
@@ -165,37 +166,57 @@ def _chunk_options(chunk: tuple[float, float | None] | None
     return before, after
 
 
+def _scaled_height(spec: VariantSpec) -> str:
+    """Never upscale; keep the height even for 4:2:0 (the width follows the aspect)."""
+    height = int(_require(spec.height, "height", spec))
+    return f"trunc(min({height},ih)/2)*2"
+
+
+def _h264(spec: VariantSpec) -> dict[str, object]:
+    """A rung's encoder: keyframes at every segment boundary and no scene-cut keyframes,
+    so all rungs cut at the same instants and players can switch between them."""
+    kbps = int(_require(spec.video_bitrate_kbps, "video_bitrate_kbps", spec))
+    return {
+        "c:v": "libx264",
+        "preset": "veryfast",
+        "profile:v": "high",
+        "pix_fmt": "yuv420p",
+        "b:v": f"{kbps}k",
+        "maxrate": f"{kbps}k",
+        "bufsize": f"{2 * kbps}k",
+        "force_key_frames": f"expr:gte(t,n_forced*{spec.segment_seconds})",
+        "sc_threshold": 0,
+        "adaptation_sets": "id=0,streams=v",
+    }
+
+
 def video_command(input_url: str, spec: VariantSpec, out_dir: Path,
                   chunk: tuple[float, float | None] | None = None) -> list[str]:
     """One H.264 rung, video only (or one chunk of it: `chunk` is its [start, end) in
-    seconds). Keyframes at every segment boundary and no scene-cut keyframes, so all rungs
-    cut at the same instants and players can switch between them."""
-    height = int(_require(spec.height, "height", spec))
-    kbps = int(_require(spec.video_bitrate_kbps, "video_bitrate_kbps", spec))
-    seg = spec.segment_seconds
-    # Never upscale; keep the height even for 4:2:0. Width follows the aspect, even too.
-    scale = f"scale=w=-2:h=trunc(min({height}\\,ih)/2)*2"
+    seconds)."""
     before, after = _chunk_options(chunk)
     source = _network_input(input_url, (MediaKind.VIDEO,), **before)
-    out = ffmpeg.output(
-        source["v:0"], str(out_dir / MPD_NAME),
-        vf=scale,
-        **after,
-        **{
-            "c:v": "libx264",
-            "preset": "veryfast",
-            "profile:v": "high",
-            "pix_fmt": "yuv420p",
-            "b:v": f"{kbps}k",
-            "maxrate": f"{kbps}k",
-            "bufsize": f"{2 * kbps}k",
-            "force_key_frames": f"expr:gte(t,n_forced*{seg})",
-            "sc_threshold": 0,
-            "adaptation_sets": "id=0,streams=v",
-        },
-        **_cmaf(spec),
-    )
+    # -vf, not a filter graph: the escaped comma is the filter option parser's.
+    height = _scaled_height(spec).replace(",", "\\,")
+    scale = f"scale=w=-2:h={height}"
+    out = ffmpeg.output(source["v:0"], str(out_dir / MPD_NAME), vf=scale, **after,
+                        **_h264(spec), **_cmaf(spec))
     return _compile(out)
+
+
+def shared_video_command(input_url: str, rungs: Sequence[tuple[VariantSpec, Path]]
+                         ) -> list[str]:
+    """Several H.264 rungs from one decode of the source: a split filter feeds each rung's
+    scaler and encoder, and each rung's muxer writes into its own directory exactly what
+    `video_command` writes for it alone (the same encoder options and CMAF layout)."""
+    source = _network_input(input_url, (MediaKind.VIDEO,))
+    split = source["v:0"].filter_multi_output("split", len(rungs))
+    outputs = [
+        ffmpeg.output(split.stream(i).filter("scale", w=-2, h=_scaled_height(spec)),
+                      str(out_dir / MPD_NAME), **_h264(spec), **_cmaf(spec))
+        for i, (spec, out_dir) in enumerate(rungs)]
+    argv: list[str] = ffmpeg.compile(ffmpeg.merge_outputs(*outputs), cmd=[FFMPEG, *_GLOBAL])
+    return argv
 
 
 AUDIO_RATE = 48_000

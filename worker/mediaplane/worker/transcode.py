@@ -83,14 +83,23 @@ def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
             argv = commands.audio_command(task.input_url, spec, out_dir, chunk)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
+    done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}")
+    return _proven(out_dir, done)
+
+
+def _run(argv: list[str], out_dir: Path, what: str) -> process.Completed:
     started = time.monotonic()
     done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
                        watch=INPUT_ERRORS, meanwhile=_load_upload)
     if not done.ok:
         raise _failed("ffmpeg failed", done)
-    log.info("ffmpeg wrote %s%s in %.2f s", spec.name, f" {chunk}" if chunk else "",
-             time.monotonic() - started)
+    log.info("ffmpeg wrote %s in %.2f s", what, time.monotonic() - started)
+    return done
 
+
+def _proven(out_dir: Path, done: process.Completed
+            ) -> tuple[hls.MediaPlaylist, dash.Representation]:
+    """The rendition ffmpeg wrote in `out_dir`, once proven whole."""
     playlist_path = out_dir / commands.HLS_MEDIA_NAME
     mpd_path = out_dir / commands.MPD_NAME
     if not playlist_path.is_file() or not mpd_path.is_file():
@@ -110,9 +119,9 @@ def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
     return playlist, rep
 
 
-def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
-              out_dir: Path) -> VariantOutput:
-    playlist, rep = _encode(task, spec, out_dir)
+def _publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
+             playlist: hls.MediaPlaylist, rep: dash.Representation) -> VariantOutput:
+    """Uploads a proven rendition under its prefix; what the master playlists need of it."""
     (out_dir / commands.HLS_MEDIA_NAME).write_text(playlist.render())
     sizes = {n: (out_dir / n).stat().st_size for n in playlist.files}
     peak = hls.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)
@@ -125,6 +134,35 @@ def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
         duration_seconds=round(playlist.duration, 3),
         playlist=commands.HLS_MEDIA_NAME, mpd=commands.MPD_NAME,
     )
+
+
+def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
+              out_dir: Path) -> VariantOutput:
+    playlist, rep = _encode(task, spec, out_dir)
+    return _publish(spec, post, out_dir, playlist, rep)
+
+
+def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, PresignedPost]],
+                      scratch: Path) -> list[VariantOutput]:
+    """Several video rungs from one ffmpeg (`commands.shared_video_command`), each proven
+    and uploaded under its own prefix with its own policy. All are proven before any is
+    uploaded: a rung that failed fails the pod, and the retry makes them all again."""
+    dirs = [scratch / f"out-{index}" for index in range(len(rungs))]
+    for out_dir in dirs:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for spec, _ in rungs:
+        if spec.type is not VariantType.VIDEO or spec.chunks is not None:
+            raise _invalid(f"{spec.name} cannot share a decode (only whole video rungs can)")
+    try:
+        argv = commands.shared_video_command(
+            task.input_url, [(spec, out_dir) for (spec, _), out_dir in zip(rungs, dirs,
+                                                                            strict=True)])
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs))
+    proven = [_proven(out_dir, done) for out_dir in dirs]
+    return [_publish(spec, post, out_dir, playlist, rep)
+            for (spec, post), out_dir, (playlist, rep) in zip(rungs, dirs, proven, strict=True)]
 
 
 def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir: Path,
@@ -213,6 +251,11 @@ def run_variant(task: WorkerTask, scratch: Path,
         raise _invalid(f"a {task.type} task needs `variant` and `output`")
     if TaskType.producing(spec.type) is not task.type:
         raise _invalid(f"task type {task.type} with a {spec.type} variant")
+    if task.also:
+        outputs = shared_renditions(
+            task, [(spec, post), *((shared.variant, shared.output) for shared in task.also)],
+            scratch)
+        return VariantOutcome(output=outputs[0], also=outputs[1:])
     out_dir = scratch / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec.chunks is not None:

@@ -1,0 +1,167 @@
+"""Several video rungs from one decode: one Job, one TranscodeJob per rung.
+
+The rungs `ladder.shared_decode` picks keep a TranscodeJob each (their status, events,
+retries and the asset's per-variant view are unchanged), but only the first of them, the
+leader, gets a Job: its spec lists the others (`alsoEncodes`), its worker encodes them all
+with one ffmpeg, and its result carries their outputs. Each follower names its leader
+(`encodedBy`) and takes its status from the leader's: pending and running with it, then
+succeeded with its own output from the leader's result, or failed with it. A follower's
+retry (and the leader's) runs alone, in a Job of its own, like any other retry.
+
+The followers are settled whenever the leader's status is written, and again from the
+follower's own reconcile (created, resumed, resynced), so a restart between the two writes
+loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from mediaplane.core import keys, names
+from mediaplane.core.ladder import shared_decode
+from mediaplane.core.resources import (
+    MediaAsset,
+    TranscodeJob,
+    TranscodeJobStatus,
+    WorkerResultStatus,
+    now_rfc3339,
+    set_condition,
+)
+from mediaplane.core.states import ConditionStatus, JobCondition, TranscodePhase
+from mediaplane.core.tasks import SharedOutput, VariantSpec
+from mediaplane.operator import builders
+from mediaplane.operator.context import Context
+
+
+def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
+              missing: Sequence[VariantSpec], existing: Mapping[str, TranscodeJob],
+              enabled: bool) -> list[TranscodeJob]:
+    """The TranscodeJobs to create for `missing`, the rungs that share a decode marked.
+
+    A group is formed only when none of it exists yet, or from its leader's own list once
+    the leader exists (a follower made after a restart joins the Job that already encodes
+    it); rungs made before (without the grouping) keep their own Jobs."""
+    group = shared_decode(list(wanted)) if enabled else []
+    followers: list[VariantSpec] = []
+    if group:
+        leader = existing.get(names.child_name(asset.name, group[0].name))
+        if leader is not None:
+            followers = list(leader.spec.also_encodes or [])
+        elif not any(names.child_name(asset.name, spec.name) in existing for spec in group):
+            followers = group[1:]
+    leader_name = names.child_name(asset.name, group[0].name) if followers else None
+    follower_names = {spec.name for spec in followers}
+    jobs = []
+    for spec in missing:
+        if leader_name is not None and spec.name == group[0].name:
+            jobs.append(builders.transcode_job(asset, spec, also_encodes=followers))
+        elif spec.name in follower_names:
+            jobs.append(builders.transcode_job(asset, spec, encoded_by=leader_name))
+        else:
+            jobs.append(builders.transcode_job(asset, spec))
+    return jobs
+
+
+def leads(tj: TranscodeJob) -> bool:
+    """`tj` runs a shared Job now (its first run: a retry encodes its own rung only)."""
+    return bool(tj.spec.also_encodes) and not tj.status.retry
+
+
+def follows(tj: TranscodeJob) -> bool:
+    """`tj` is encoded by another TranscodeJob's Job now (not in a retry of its own)."""
+    return tj.spec.encoded_by is not None and not tj.status.retry
+
+
+def follower_status(follower: TranscodeJob, leader: TranscodeJob,
+                    now: str) -> TranscodeJobStatus:
+    """The follower's status, from its leader's."""
+    old, shared = follower.status, leader.status
+    variant = follower.spec.variant.name if follower.spec.variant else follower.name
+    generation = follower.metadata.generation
+    job = shared.job_name or leader.job_name
+    shared_message = f"encoded with {leader.name} in job {job}"
+    new = TranscodeJobStatus(
+        phase=shared.phase or TranscodePhase.PENDING, job_name=job,
+        attempts=shared.attempts, start_time=shared.start_time,
+        completion_time=shared.completion_time, observed_generation=generation,
+        message=shared_message, conditions=old.conditions)
+
+    def condition(value: ConditionStatus, reason: str, message: str) -> None:
+        new.conditions = set_condition(old.conditions, JobCondition.SUCCEEDED, value,
+                                       reason, message, generation, now)
+
+    if shared.retry:
+        # The leader runs again alone: the shared run failed, and this rung with it.
+        new.phase, new.completion_time = TranscodePhase.FAILED, new.completion_time or now
+        new.message = f"the shared encode in job {leader.name} failed"
+        condition(ConditionStatus.FALSE, "SharedEncodeFailed", new.message)
+    elif shared.phase is TranscodePhase.SUCCEEDED:
+        output = next((o for o in (shared.result.also or []) if o.name == variant), None
+                      ) if shared.result else None
+        if output is None:
+            new.phase = TranscodePhase.FAILED
+            new.message = f"job {job} finished without {variant}"
+            condition(ConditionStatus.FALSE, "NotInSharedEncode", new.message)
+        else:
+            new.message = "done"
+            new.result = WorkerResultStatus(output=output)
+            condition(ConditionStatus.TRUE, "Completed", f"encoded in job {job}")
+    elif shared.phase is TranscodePhase.FAILED:
+        new.message = f"the shared encode failed: {shared.message or ''}".strip()
+        condition(ConditionStatus.FALSE, "SharedEncodeFailed", new.message)
+    elif shared.phase is TranscodePhase.RUNNING:
+        condition(ConditionStatus.UNKNOWN, "Running", shared_message)
+    elif shared.job_name:
+        condition(ConditionStatus.UNKNOWN, "JobCreated", shared_message)
+    return new
+
+
+async def follow(ctx: Context, tj: TranscodeJob) -> None:
+    """Brings one follower up to its leader (nothing to do while the leader is not made)."""
+    if tj.spec.encoded_by is None:
+        return
+    leader = await ctx.kube.get_transcode_job(tj.namespace, tj.spec.encoded_by)
+    if leader is not None:
+        await _settle(ctx, tj, leader)
+
+
+async def settle(ctx: Context, leader: TranscodeJob) -> None:
+    """Brings every follower of `leader` (as just written) up to it."""
+    if not leads(leader) and not leader.status.retry:
+        return
+    asset = leader.spec.asset_ref.name
+    tjs = await ctx.kube.transcode_jobs(leader.namespace, asset)
+    await asyncio.gather(*(_settle(ctx, tj, leader) for tj in tjs.values()
+                           if tj.spec.encoded_by == leader.name))
+
+
+async def _settle(ctx: Context, follower: TranscodeJob, leader: TranscodeJob) -> None:
+    if not follows(follower) or follower.status.terminal:
+        return
+    new = follower_status(follower, leader, now_rfc3339())
+    if _differs(new, follower.status):
+        await ctx.kube.patch_transcode_job_status(follower.namespace, follower.name, new)
+
+
+def _differs(new: TranscodeJobStatus, old: TranscodeJobStatus) -> bool:
+    """Whether writing `new` changes anything a reader sees (condition times aside)."""
+    strip = {"conditions"}
+    if new.model_dump(exclude=strip) != old.model_dump(exclude=strip):
+        return True
+    return [(c.type, c.status, c.reason) for c in new.conditions] != [
+        (c.type, c.status, c.reason) for c in old.conditions]
+
+
+def shared_outputs(ctx: Context, tj: TranscodeJob, asset: MediaAsset,
+                   seconds: int) -> list[SharedOutput] | None:
+    """What the leader's worker needs for the rungs it encodes beside its own: each one's
+    spec and a POST policy for that rung's own prefix."""
+    if not leads(tj):
+        return None
+    return [SharedOutput(
+        variant=spec,
+        output=ctx.storage.presign_post_prefix(
+            keys.variant_prefix(asset.tenant, asset.asset_id, spec.name), seconds,
+            ctx.settings.max_variant_bytes))
+        for spec in tj.spec.also_encodes or []]

@@ -1,0 +1,70 @@
+"""The rungs after the first wave come from one ffmpeg in one pod, for real: a 720p clip's
+360p, 480p and 720p are encoded by the 360p TranscodeJob's Job, each stored under its own
+prefix, and the asset plays through HLS and DASH with every rung on one keyframe grid."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import m3u8
+
+from mediaplane.core import keys, names
+from tests.e2e.test_pipeline import download_prefix, variants_by_name
+from tests.support.assets import Assets
+from tests.support.media import decode_all, ffprobe, video_clip
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+SHARED = ("360p", "480p", "720p")
+
+
+def keyframe_times(playlist: Path) -> list[float]:
+    """The presentation times of the rendition's keyframes."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-skip_frame", "nokey",
+         "-show_entries", "frame=pts_time", "-of", "json", str(playlist)],
+        check=True, capture_output=True, text=True, timeout=120).stdout
+    return [round(float(f["pts_time"]), 2) for f in json.loads(out)["frames"]]
+
+
+def test_the_rungs_after_the_first_wave_share_one_decode(
+        tenant: str, assets: Assets, media_dir: Path, s3: S3Client, bucket: str,
+        tmp_path: Path) -> None:
+    source = video_clip(media_dir, seconds=10, width=1280, height=720, channels=2)
+    name = assets.upload(tenant, source)["metadata"]["name"]
+    body = assets.wait_phase(tenant, name, "ready", timeout=300, complete=True)
+    assert body["status"]["variantSummary"] == "7/7"
+    variants = variants_by_name(body)
+    assert {v["state"] for v in variants.values()} == {"succeeded"}
+
+    leader = names.child_name(name, "360p")
+    tjs = {t["metadata"]["name"]: t for t in assets.transcode_jobs(tenant, name)}
+    assert [v["name"] for v in tjs[leader]["spec"]["alsoEncodes"]] == ["480p", "720p"]
+    for rung in ("480p", "720p"):
+        follower = tjs[names.child_name(name, rung)]
+        assert follower["spec"]["encodedBy"] == leader
+        assert follower["status"]["jobName"] == leader
+        assert follower["status"]["phase"] == "Succeeded"
+    jobs = sorted(j.metadata.name.rsplit("-", 1)[-1] for j in assets.jobs(tenant, name))
+    assert jobs == ["240p", "360p", "audio", "poster", "probe", "storyboard"]
+
+    prefix = keys.asset_prefix(tenant, names.asset_id_from_name(name))
+    download_prefix(s3, bucket, prefix, tmp_path)
+    master = m3u8.load(str(tmp_path / "master.m3u8"))
+    assert [p.stream_info.resolution for p in master.playlists] == [
+        (426, 240), (640, 360), (854, 480), (1280, 720)]
+    decode_all(str(tmp_path / "master.m3u8"))
+    decode_all((tmp_path / "manifest.mpd").as_uri())
+    grid = keyframe_times(tmp_path / "variants/240p/media_0.m3u8")
+    assert grid[:3] == [0.0, 4.0, 8.0]
+    for rung, height in zip(SHARED, (360, 480, 720), strict=True):
+        playlist = tmp_path / "variants" / rung / "media_0.m3u8"
+        probed = ffprobe(str(playlist))
+        assert probed["streams"][0]["height"] == height
+        assert abs(float(probed["format"]["duration"]) - 10.0) < 0.2
+        assert keyframe_times(playlist) == grid, f"{rung} switches where 240p does"
+        assert variants[rung]["bandwidth"] > 0

@@ -1,0 +1,158 @@
+"""Video rungs from one decode (`shareddecode`), over the in-memory Kube: one Job for the
+rungs after the first wave, a TranscodeJob each that follows it, nothing lost or made twice
+when the operator dies after any write, and each failed rung retried in a Job of its own."""
+
+from __future__ import annotations
+
+from mediaplane.core import names
+from mediaplane.core.ladder import Ladder
+from mediaplane.core.resources import MediaAsset, TranscodeJob
+from mediaplane.core.states import AssetCondition, AssetPhase, TranscodePhase, VariantState
+from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
+from mediaplane.operator import shareddecode
+from mediaplane.operator.context import Context
+from mediaplane.operator.settings import OperatorSettings
+from tests.middle.test_reconcile import ASSET_ID, SOURCE, TENANT, Pipeline
+from tests.middle.test_variant_retry import FlakyPipeline
+
+PROBE_720 = ProbeResult(detected_mime="video/mp4", format_name="mov,mp4", width=1280,
+                        height=720, duration_seconds=4.0, video_codec="h264",
+                        audio_codec="aac", has_video=True, has_audio=True)
+SHARED = ["360p", "480p", "720p"]
+
+
+def hd(pipeline: Pipeline) -> Pipeline:
+    pipeline.probe = PROBE_720
+    pipeline.add_video()
+    return pipeline
+
+
+def tj(pipeline: Pipeline, variant: str) -> TranscodeJob:
+    return pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, variant))
+
+
+async def test_the_rungs_after_the_first_wave_are_encoded_by_one_job() -> None:
+    pipeline = hd(Pipeline())
+    asset = await pipeline.run()
+    assert asset.phase is AssetPhase.READY
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    assert asset.status.variant_summary == "7/7"
+    assert asset.status.manifests is not None
+    assert asset.status.manifests.variants == ["240p", "360p", "480p", "720p", "audio"]
+    assert pipeline.kube.count("TranscodeJob") == 8, "the probe and one per variant"
+    assert pipeline.kube.count("Job") == 6, "probe, 240p, audio, poster, storyboard, shared"
+    leader = tj(pipeline, "360p")
+    assert [v.name for v in leader.spec.also_encodes or []] == ["480p", "720p"]
+    for variant in ("480p", "720p"):
+        follower = tj(pipeline, variant)
+        assert follower.spec.encoded_by == leader.name
+        assert (TENANT, follower.name) not in pipeline.kube.jobs, "no Job of its own"
+        assert follower.phase is TranscodePhase.SUCCEEDED
+        assert follower.status.job_name == leader.name
+        assert follower.status.result is not None
+        assert follower.status.result.output is not None
+        assert follower.status.result.output.name == variant
+    assert pipeline.kube.duplicates() == []
+
+
+async def test_the_operator_killed_after_every_write_loses_and_duplicates_nothing() -> None:
+    clean = hd(Pipeline())
+    await clean.run()
+    total = clean.kube.writes
+    for crash_after in range(1, total + 1):
+        pipeline = hd(Pipeline())
+        pipeline.kube.crash_after = crash_after
+        asset = await pipeline.run()
+        where = f"killed after write {crash_after} of {total}"
+        assert pipeline.restarts == 1, where
+        assert asset.status.is_true(AssetCondition.COMPLETE), where
+        assert asset.status.variant_summary == "7/7", where
+        assert pipeline.kube.duplicates() == [], where
+        assert pipeline.kube.count("Job") == 6, where
+        assert all(tj(pipeline, v).phase is TranscodePhase.SUCCEEDED for v in SHARED), where
+
+
+async def test_a_failed_shared_job_fails_its_rungs_and_each_is_retried_alone() -> None:
+    pipeline = FlakyPipeline(set())
+    pipeline.failing.add(names.child_name(pipeline.name, "360p"))
+    hd(pipeline)
+    asset = await pipeline.run()
+    for variant in SHARED:
+        state = asset.status.variant(variant)
+        assert state is not None
+        assert state.state is VariantState.FAILED, variant
+        assert "BackoffLimitExceeded" in (state.message or ""), variant
+    assert asset.phase is AssetPhase.READY, "playable on the first wave"
+    assert asset.status.manifests is not None
+    assert asset.status.manifests.variants == ["240p", "audio"]
+
+    pipeline.ask_retry("720p", 1)
+    asset = await pipeline.run()
+    retried = asset.status.variant("720p")
+    assert retried is not None
+    assert (retried.state, retried.retries) == (VariantState.SUCCEEDED, 1)
+    follower = tj(pipeline, "720p")
+    assert follower.status.job_name == f"{follower.name}-r1"
+    assert (TENANT, f"{follower.name}-r1") in pipeline.kube.jobs
+    assert tj(pipeline, "480p").phase is TranscodePhase.FAILED, "not retried: still failed"
+
+    pipeline.ask_retry("360p", 1)  # the leader's retry encodes its own rung only
+    asset = await pipeline.run()
+    assert asset.status.manifests is not None
+    assert asset.status.manifests.variants == ["240p", "360p", "720p", "audio"]
+    assert tj(pipeline, "480p").phase is TranscodePhase.FAILED
+    assert pipeline.kube.count("Job") == 8, "six first runs, two retries"
+    assert pipeline.kube.duplicates() == []
+
+
+def _asset() -> MediaAsset:
+    asset = MediaAsset.new(TENANT, ASSET_ID, kind=MediaKind.VIDEO, mime="video/mp4",
+                           sha256="a" * 64, size_bytes=len(SOURCE))
+    return asset.model_copy(update={"metadata": asset.metadata.model_copy(
+        update={"uid": "uid-1"})})
+
+
+def _rungs() -> list[VariantSpec]:
+    return [VariantSpec(name=f"{h}p", type=VariantType.VIDEO, height=h, video_bitrate_kbps=h * 3)
+            for h in (240, 360, 480, 720)]
+
+
+def test_rungs_made_before_the_grouping_keep_their_own_jobs() -> None:
+    """An asset half-way through its ladder when the operator was upgraded: the rungs that
+    exist run alone, so no rung is encoded by two Jobs."""
+    asset = _asset()
+    wanted = _rungs()
+    old = shareddecode.plan_jobs(asset, wanted, wanted[2:3], {}, enabled=False)[0]
+    made = shareddecode.plan_jobs(asset, wanted, [wanted[1], wanted[3]], {old.name: old},
+                                  enabled=True)
+    assert [(t.spec.also_encodes, t.spec.encoded_by) for t in made] == [(None, None)] * 2
+
+
+def test_a_follower_made_after_its_leader_joins_the_leaders_job() -> None:
+    asset = _asset()
+    wanted = _rungs()
+    group = shareddecode.plan_jobs(asset, wanted, wanted[1:], {}, enabled=True)
+    leader = group[0]
+    assert [v.name for v in leader.spec.also_encodes or []] == ["480p", "720p"]
+    again = shareddecode.plan_jobs(asset, wanted, [wanted[3]], {leader.name: leader},
+                                   enabled=True)
+    assert again[0].spec.encoded_by == leader.name
+    assert shareddecode.plan_jobs(asset, wanted[:2], wanted[1:2], {}, enabled=True)[0].spec \
+        .also_encodes is None, "one rung after the first wave: nothing to share"
+
+
+class SoloPipeline(Pipeline):
+    """The operator with `MEDIAPLANE_SHARED_DECODE=false`."""
+
+    def restart(self) -> Context:
+        self.ctx = Context(kube=self.kube, storage=self.objects,
+                           settings=OperatorSettings(shared_decode=False), ladder=Ladder())
+        return self.ctx
+
+
+async def test_turned_off_every_rung_has_its_own_job() -> None:
+    pipeline = hd(SoloPipeline())
+    asset = await pipeline.run()
+    assert asset.status.variant_summary == "7/7"
+    assert pipeline.kube.count("Job") == 8
+    assert all(tj(pipeline, v).spec.also_encodes is None for v in SHARED)
