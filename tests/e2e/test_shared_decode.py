@@ -5,9 +5,12 @@ prefix, and the asset plays through HLS and DASH with every rung on one keyframe
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import m3u8
 
@@ -15,9 +18,12 @@ from mediaplane.core import keys, names
 from tests.e2e.test_pipeline import download_prefix, variants_by_name
 from tests.support.assets import Assets
 from tests.support.media import decode_all, ffprobe, video_clip
+from tests.support.wait import eventually
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from mediaplane.devcluster.cluster import DevCluster
 
 SHARED = ("360p", "480p", "720p")
 
@@ -49,8 +55,12 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
         assert follower["spec"]["encodedBy"] == leader
         assert follower["status"]["jobName"] == leader
         assert follower["status"]["phase"] == "Succeeded"
-    jobs = sorted(j.metadata.name.rsplit("-", 1)[-1] for j in assets.jobs(tenant, name))
-    assert jobs == ["240p", "360p", "audio", "poster", "probe", "storyboard"]
+    jobs = {j.metadata.name: j for j in assets.jobs(tenant, name)}
+    assert sorted(n.rsplit("-", 1)[-1] for n in jobs) == [
+        "240p", "360p", "audio", "poster", "probe", "storyboard"]
+    owners = jobs[leader].metadata.owner_references
+    assert [(o.name, o.controller) for o in owners] == [
+        (names.child_name(name, rung), rung == "360p") for rung in SHARED]
 
     prefix = keys.asset_prefix(tenant, names.asset_id_from_name(name))
     download_prefix(s3, bucket, prefix, tmp_path)
@@ -68,3 +78,40 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
         assert abs(float(probed["format"]["duration"]) - 10.0) < 0.2
         assert keyframe_times(playlist) == grid, f"{rung} switches where 240p does"
         assert variants[rung]["bandwidth"] > 0
+
+
+def test_a_shared_jobs_worker_killed_once_is_retried_and_every_rung_published(
+        tenant: str, assets: Assets, cluster: DevCluster, media_dir: Path) -> None:
+    source = video_clip(media_dir, seconds=20, width=1280, height=720, channels=2)
+    name = assets.upload(tenant, source)["metadata"]["name"]
+    leader = names.child_name(name, "360p")
+
+    def shared_worker() -> int | None:
+        pods = assets.core.list_namespaced_pod(
+            tenant, label_selector=f"{names.LABEL_ASSET}={name},job-name={leader}").items
+        for pod in pods:
+            if pod.status.phase == "Running":
+                for pid in cluster.state_dir.rglob(
+                        f"pods/{tenant}/{pod.metadata.name}/worker.pid"):
+                    return int(pid.read_text().strip())
+        return None
+
+    pid = eventually(shared_worker, "the shared Job's worker running", timeout=120,
+                     interval=0.05)
+    time.sleep(0.5)  # into the encode
+    os.killpg(pid, signal.SIGKILL)  # the node agent starts each container in its own group
+
+    body = assets.wait_phase(tenant, name, "ready", complete=True, timeout=300)
+    assert {v["state"] for v in body["status"]["variants"]} == {"succeeded"}
+    # The asset is complete from the pod's result; the Job controller counts a moment later.
+    def counted() -> Any:
+        job = assets.batch.read_namespaced_job(leader, tenant)
+        return job if job.status.succeeded else None
+
+    job = eventually(counted, "the Job's count", timeout=30)
+    assert (job.status.failed, job.status.succeeded) == (1, 1)
+    tjs = {t["metadata"]["name"]: t for t in assets.transcode_jobs(tenant, name)}
+    for rung in SHARED:
+        status = tjs[names.child_name(name, rung)]["status"]
+        assert (status["phase"], status["attempts"], status["jobName"]) == (
+            "Succeeded", 1, leader), rung

@@ -43,6 +43,9 @@ async def test_the_rungs_after_the_first_wave_are_encoded_by_one_job() -> None:
     assert pipeline.kube.count("Job") == 6, "probe, 240p, audio, poster, storyboard, shared"
     leader = tj(pipeline, "360p")
     assert [v.name for v in leader.spec.also_encodes or []] == ["480p", "720p"]
+    owners = pipeline.kube.jobs[(TENANT, leader.name)]["metadata"]["ownerReferences"]
+    assert [(o["name"], o["controller"]) for o in owners] == [
+        (tj(pipeline, v).name, v == "360p") for v in SHARED], "each rung owns its Job"
     for variant in ("480p", "720p"):
         follower = tj(pipeline, variant)
         assert follower.spec.encoded_by == leader.name

@@ -193,3 +193,13 @@ def test_the_rungs_after_the_first_wave_share_one_decode() -> None:
                                                           has_video=True, has_audio=True,
                                                           duration_seconds=3600))
     assert shared_decode(long) == [], "segment-parallel rungs keep their Indexed Jobs"
+
+
+def test_a_shared_decode_leaves_out_rungs_above_1080p_and_beyond_six() -> None:
+    tall = Ladder.model_validate({"video": [
+        {"name": f"{h}p", "height": h, "video_bitrate_kbps": h * 4}
+        for h in (144, 240, 288, 360, 432, 480, 540, 720, 1080, 2160)]})
+    plan = plan_variants(MediaKind.VIDEO, tall, probe(width=3840, height=2160, has_video=True,
+                                                      has_audio=True, duration_seconds=60))
+    assert [v.name for v in shared_decode(plan)] == ["240p", "288p", "360p", "432p", "480p",
+                                                     "540p"]

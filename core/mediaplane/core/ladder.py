@@ -250,9 +250,16 @@ def shared_decode(plan: list[VariantSpec]) -> list[VariantSpec]:
     Decoding is a large part of each rung's cost (a sixth of the ladder's CPU measured
     with `bench.ladder_schedule`), paid once per rung when every rung has its own pod. The
     first wave keeps its own pods (it decides when viewers can start), and a segment-
-    parallel rung its Indexed Job.
+    parallel rung its Indexed Job; rungs above 1080p, and beyond the sixth, run alone.
     """
     wave = first_wave(plan)
-    rungs = [v for v in plan if v.type is VariantType.VIDEO and v.name not in wave
-             and v.chunks is None]
-    return sorted(rungs, key=lambda v: v.height or 0) if len(rungs) >= 2 else []
+    rungs = sorted((v for v in plan if v.type is VariantType.VIDEO and v.name not in wave
+                    and v.chunks is None and (v.height or 0) <= SHARED_MAX_HEIGHT),
+                   key=lambda v: v.height or 0)[:SHARED_MAX_RUNGS]
+    return rungs if len(rungs) >= 2 else []
+
+
+# One pod holds every shared encoder (a 4K one wants its memory to itself), and its result
+# lists them all within a termination message's 4096 bytes (about 200 bytes a rung).
+SHARED_MAX_HEIGHT = 1080
+SHARED_MAX_RUNGS = 6

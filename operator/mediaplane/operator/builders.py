@@ -8,6 +8,7 @@ access to storage is the presigned URLs inside its task.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mediaplane.core import keys, names
@@ -44,12 +45,13 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
 FINAL_EXIT_CODES: tuple[int, ...] = (2,)
 
 
-def owner_reference(owner: MediaAsset | TranscodeJob) -> OwnerReference:
+def owner_reference(owner: MediaAsset | TranscodeJob, *,
+                    controller: bool = True) -> OwnerReference:
     if owner.metadata.uid is None:
         raise ValueError(f"{owner.kind} {owner.metadata.name} has no uid (not read back yet)")
     return OwnerReference(api_version=owner.api_version, kind=owner.kind,
-                          name=owner.metadata.name, uid=owner.metadata.uid, controller=True,
-                          block_owner_deletion=True)
+                          name=owner.metadata.name, uid=owner.metadata.uid,
+                          controller=controller, block_owner_deletion=True)
 
 
 def child_labels(asset_name: str, task: str) -> dict[str, str]:
@@ -115,8 +117,10 @@ def job_deadline_seconds(settings: OperatorSettings) -> int:
     return (settings.job_deadline_seconds + POD_START_SECONDS) * attempts + delays
 
 
-def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -> Manifest:
-    """The batch/v1 Job that runs `task`, owned by the TranscodeJob `tj`."""
+def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings,
+               co_owners: Sequence[TranscodeJob] = ()) -> Manifest:
+    """The batch/v1 Job that runs `task`, owned by the TranscodeJob `tj` (its controller)
+    and by `co_owners`, the TranscodeJobs of the rungs it encodes beside tj's own."""
     labels = {**tj.metadata.labels, names.LABEL_TRANSCODE_JOB: tj.name,
               names.LABEL_TRANSCODE_JOB_UID: owner_reference(tj).uid}
     container = {
@@ -167,7 +171,8 @@ def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -
             "name": tj.job_name,
             "namespace": tj.namespace,
             "labels": labels,
-            "ownerReferences": [owner_reference(tj).to_body()],
+            "ownerReferences": [owner_reference(tj).to_body(), *(
+                owner_reference(owner, controller=False).to_body() for owner in co_owners)],
         },
         "spec": {
             "backoffLimit": settings.job_backoff_limit,
@@ -203,10 +208,12 @@ def indexed(job: Manifest, completions: int, parallelism: int, settings: Operato
     return {**job, "spec": spec}
 
 
-def variant_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings) -> Manifest:
+def variant_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings,
+                co_owners: Sequence[TranscodeJob] = ()) -> Manifest:
     """The Job of a variant: one pod, or an Indexed Job of one pod per chunk for a rung
-    split into chunks (segment-parallel encoding of a long video)."""
-    job = worker_job(tj, task, settings)
+    split into chunks (segment-parallel encoding of a long video); a shared decode's Job
+    is also owned by the TranscodeJobs of its other rungs (`co_owners`)."""
+    job = worker_job(tj, task, settings, co_owners)
     variant = tj.spec.variant
     if variant is None or variant.chunks is None:
         return job

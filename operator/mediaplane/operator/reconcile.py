@@ -344,7 +344,9 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         await captions.advance(ctx, tj)
         return
     if shareddecode.follows(tj):  # its leader's Job encodes it
-        await shareddecode.follow(ctx, tj)
+        leader = await shareddecode.follow(ctx, tj)
+        if leader is not None and shareddecode.leads(leader) and not leader.status.job_name:
+            await ensure_job(ctx, leader)  # the last of the group made starts the Job
         return
     namespace, name = tj.namespace, tj.job_name
     if await ctx.kube.get_job(namespace, name) is not None:
@@ -365,9 +367,17 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         if tj.spec.output_prefix:
             output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
                                                      ctx.settings.max_variant_bytes)
+        co_owners: list[TranscodeJob] = []
+        if shareddecode.leads(tj):
+            # Every rung's TranscodeJob owns the Job that encodes it: wait for all of them.
+            followers = await shareddecode.followers(ctx, tj)
+            if followers is None:
+                return
+            co_owners = followers
         also = shareddecode.shared_outputs(ctx, tj, asset, seconds)
         job = builders.variant_job(
-            tj, builders.worker_task(tj, asset, input_url, output, also), ctx.settings)
+            tj, builders.worker_task(tj, asset, input_url, output, also), ctx.settings,
+            co_owners)
     if not await _still_wanted(ctx, tj):
         return
     if ctx.settings.worker_service_account:

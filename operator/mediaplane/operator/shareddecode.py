@@ -8,9 +8,11 @@ with one ffmpeg, and its result carries their outputs. Each follower names its l
 succeeded with its own output from the leader's result, or failed with it. A follower's
 retry (and the leader's) runs alone, in a Job of its own, like any other retry.
 
-The followers are settled whenever the leader's status is written, and again from the
-follower's own reconcile (created, resumed, resynced), so a restart between the two writes
-loses nothing.
+Every rung's TranscodeJob owns the Job that encodes it (the leader as its controller, the
+followers as co-owners), so the Job is made once all of them exist: by whichever of their
+reconciles comes last. The followers are settled whenever the leader's status is written,
+and again from the follower's own reconcile (created, resumed, resynced), so a restart
+between two writes loses nothing.
 """
 
 from __future__ import annotations
@@ -117,13 +119,26 @@ def follower_status(follower: TranscodeJob, leader: TranscodeJob,
     return new
 
 
-async def follow(ctx: Context, tj: TranscodeJob) -> None:
-    """Brings one follower up to its leader (nothing to do while the leader is not made)."""
+async def follow(ctx: Context, tj: TranscodeJob) -> TranscodeJob | None:
+    """Brings one follower up to its leader; the leader (None while it is not made)."""
     if tj.spec.encoded_by is None:
-        return
+        return None
     leader = await ctx.kube.get_transcode_job(tj.namespace, tj.spec.encoded_by)
     if leader is not None:
         await _settle(ctx, tj, leader)
+    return leader
+
+
+async def followers(ctx: Context, leader: TranscodeJob) -> list[TranscodeJob] | None:
+    """The TranscodeJobs of the rungs `leader`'s Job encodes beside its own, in its order;
+    None while one of them is not made yet (its creation comes back here)."""
+    tjs = await ctx.kube.transcode_jobs(leader.namespace, leader.spec.asset_ref.name)
+    mine = {tj.spec.variant.name: tj for tj in tjs.values()
+            if tj.spec.encoded_by == leader.name and tj.spec.variant is not None}
+    wanted = [spec.name for spec in leader.spec.also_encodes or []]
+    if not all(name in mine for name in wanted):
+        return None
+    return [mine[name] for name in wanted]
 
 
 async def settle(ctx: Context, leader: TranscodeJob) -> None:
