@@ -413,20 +413,21 @@ def _at(value: float | None, width: int = 8) -> str:
 
 
 def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str) -> list[str]:
-    """Where the time to playable went, per pod it waits for (the probe, the lowest rung,
-    the audio): running, the worker's first line, ffmpeg's start and end (from its own
-    line), the upload's end, succeeded."""
+    """Where the time went, per pod (those playable waits for first: the probe, the lowest
+    rung, the audio; then the rest of the ladder): running, the worker's first line,
+    ffmpeg's start and end (from its own line), the upload's end, succeeded."""
     text = [f"{'pod (task variant)':<20} {'running':>8} {'1st log':>8} {'ffmpeg':>8} "
             f"{'->':>6} {'uploaded':>8} {'succeeded':>9}"]
     for pod, seen in sorted(timeline.pods.items(), key=lambda p: p[1].running or math.inf):
         task = seen.labels.get(names.LABEL_TASK, "?")
         variant = seen.labels.get(names.LABEL_TRANSCODE_JOB, "").rsplit("-", 1)[-1]
-        if seen.running is None or (task not in ("probe", "audio") and variant != lowest):
-            continue  # the rest of the ladder, which starts once these are done
+        if seen.running is None:
+            continue
         lines = worker_lines(cluster, tenant, pod)
         first = _since(timeline, lines[0]["timestamp"]) if lines else None
         ffmpeg = next((ln for ln in lines if ln["event"].startswith("ffmpeg wrote")), None)
-        upload = next((ln for ln in lines if ln["event"].startswith("uploaded")), None)
+        upload = next((ln for ln in reversed(lines) if ln["event"].startswith("uploaded")),
+                      None)  # the last: a shared decode uploads one rendition at a time
         end = _since(timeline, ffmpeg["timestamp"]) if ffmpeg else None
         took = float(ffmpeg["event"].split(" in ")[-1].split()[0]) if ffmpeg else None
         uploaded = _since(timeline, upload["timestamp"]) if upload else None
@@ -526,7 +527,7 @@ def report(result: ClipResult, channels: int) -> None:
           f"p95={percentile(complete, 95) / alone_wall:5.2f}x")
     print(f"the bench's own CPU while the runs went: {result.bench_cpu:.2f} s "
           f"({result.bench_cpu / sum(complete):.1%} of one core)")
-    print("where the time to playable went (the run with the median playable):")
+    print("where the time went (the run with the median playable):")
     for line in result.breakdown:
         print("  " + line)
     middle = sorted(runs, key=lambda t: t.playable or math.inf)[len(runs) // 2]

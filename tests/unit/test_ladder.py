@@ -193,6 +193,12 @@ def test_the_rungs_after_the_first_wave_share_one_decode() -> None:
                                                           has_video=True, has_audio=True,
                                                           duration_seconds=3600))
     assert shared_decode(long) == [], "segment-parallel rungs keep their Indexed Jobs"
+    lowest_only = plan_variants(MediaKind.VIDEO, Ladder.model_validate(
+        {"chunking": {"rungs": "lowest"}}), probe(width=1920, height=1080, has_video=True,
+                                                 has_audio=True, duration_seconds=3600))
+    assert [v.name for v in lowest_only
+            if v.type is VariantType.VIDEO and v.chunks is not None] == ["240p"]
+    assert shared_decode(lowest_only) == [], "a long video's whole rungs stay in parallel"
 
 
 def test_a_shared_decode_leaves_out_rungs_above_1080p_and_beyond_six() -> None:

@@ -249,12 +249,15 @@ def shared_decode(plan: list[VariantSpec]) -> list[VariantSpec]:
 
     Decoding is a large part of each rung's cost (a sixth of the ladder's CPU measured
     with `bench.ladder_schedule`), paid once per rung when every rung has its own pod. The
-    first wave keeps its own pods (it decides when viewers can start), and a segment-
-    parallel rung its Indexed Job; rungs above 1080p, and beyond the sixth, run alone.
+    first wave keeps its own pods (it decides when viewers can start); rungs above 1080p,
+    and beyond the sixth, run alone; so does every rung of a long video (one split into
+    chunks): one pod encoding an hour on every rung would undo the parallel Jobs' speed.
     """
+    if any(v.chunks is not None for v in plan if v.type is VariantType.VIDEO):
+        return []  # a long video: its rungs run in parallel pods, across nodes if there are
     wave = first_wave(plan)
     rungs = sorted((v for v in plan if v.type is VariantType.VIDEO and v.name not in wave
-                    and v.chunks is None and (v.height or 0) <= SHARED_MAX_HEIGHT),
+                    and (v.height or 0) <= SHARED_MAX_HEIGHT),
                    key=lambda v: v.height or 0)[:SHARED_MAX_RUNGS]
     return rungs if len(rungs) >= 2 else []
 
