@@ -1,6 +1,7 @@
 """The rungs after the first wave come from one ffmpeg in one pod, for real: a 720p clip's
-360p, 480p and 720p are encoded by the 360p TranscodeJob's Job, each stored under its own
-prefix, and the asset plays through HLS and DASH with every rung on one keyframe grid."""
+360p, 480p, 720p and storyboard are made by the 360p TranscodeJob's Job, each stored under
+its own prefix, and the asset plays through HLS and DASH with every rung on one keyframe
+grid."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from mediaplane.devcluster.cluster import DevCluster
 
-SHARED = ("360p", "480p", "720p")
+SHARED = ("360p", "480p", "720p", "storyboard")
 
 
 def keyframe_times(playlist: Path) -> list[float]:
@@ -49,15 +50,15 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
 
     leader = names.child_name(name, "360p")
     tjs = {t["metadata"]["name"]: t for t in assets.transcode_jobs(tenant, name)}
-    assert [v["name"] for v in tjs[leader]["spec"]["alsoEncodes"]] == ["480p", "720p"]
-    for rung in ("480p", "720p"):
+    assert [v["name"] for v in tjs[leader]["spec"]["alsoEncodes"]] == list(SHARED[1:])
+    for rung in SHARED[1:]:
         follower = tjs[names.child_name(name, rung)]
         assert follower["spec"]["encodedBy"] == leader
         assert follower["status"]["jobName"] == leader
         assert follower["status"]["phase"] == "Succeeded"
     jobs = {j.metadata.name: j for j in assets.jobs(tenant, name)}
     assert sorted(n.rsplit("-", 1)[-1] for n in jobs) == [
-        "240p", "360p", "audio", "poster", "probe", "storyboard"]
+        "240p", "360p", "audio", "poster", "probe"]
     owners = jobs[leader].metadata.owner_references
     assert [(o.name, o.controller) for o in owners] == [
         (names.child_name(name, rung), rung == "360p") for rung in SHARED]
@@ -71,13 +72,21 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
     decode_all((tmp_path / "manifest.mpd").as_uri())
     grid = keyframe_times(tmp_path / "variants/240p/media_0.m3u8")
     assert grid[:3] == [0.0, 4.0, 8.0]
-    for rung, height in zip(SHARED, (360, 480, 720), strict=True):
+    for rung, height in zip(SHARED, (360, 480, 720), strict=False):
         playlist = tmp_path / "variants" / rung / "media_0.m3u8"
         probed = ffprobe(str(playlist))
         assert probed["streams"][0]["height"] == height
         assert abs(float(probed["format"]["duration"]) - 10.0) < 0.2
         assert keyframe_times(playlist) == grid, f"{rung} switches where 240p does"
         assert variants[rung]["bandwidth"] > 0
+    # Seek previews from the same decode: a tile every 2 s, 160 px wide (16:9), one row.
+    tiles = tjs[names.child_name(name, "storyboard")]["spec"]["variant"]["storyboardTiles"]
+    assert tiles in (5, 6)  # 10 s, and a little more where the audio ends later
+    assert (variants["storyboard"]["width"], variants["storyboard"]["height"]) == (160, 90)
+    sprite = ffprobe(str(tmp_path / "variants/storyboard/storyboard.jpg"))["streams"][0]
+    assert (sprite["width"], sprite["height"]) == (160 * tiles, 90)
+    vtt = (tmp_path / "variants/storyboard/storyboard.vtt").read_text()
+    assert vtt.count("storyboard.jpg#xywh=") == tiles
 
 
 def test_a_shared_jobs_worker_killed_once_is_retried_and_every_rung_published(

@@ -18,7 +18,7 @@ from tests.middle.test_variant_retry import FlakyPipeline
 PROBE_720 = ProbeResult(detected_mime="video/mp4", format_name="mov,mp4", width=1280,
                         height=720, duration_seconds=4.0, video_codec="h264",
                         audio_codec="aac", has_video=True, has_audio=True)
-SHARED = ["360p", "480p", "720p"]
+SHARED = ["360p", "480p", "720p", "storyboard"]
 
 
 def hd(pipeline: Pipeline) -> Pipeline:
@@ -40,13 +40,13 @@ async def test_the_rungs_after_the_first_wave_are_encoded_by_one_job() -> None:
     assert asset.status.manifests is not None
     assert asset.status.manifests.variants == ["240p", "360p", "480p", "720p", "audio"]
     assert pipeline.kube.count("TranscodeJob") == 8, "the probe and one per variant"
-    assert pipeline.kube.count("Job") == 6, "probe, 240p, audio, poster, storyboard, shared"
+    assert pipeline.kube.count("Job") == 5, "probe, 240p, audio, poster, the shared one"
     leader = tj(pipeline, "360p")
-    assert [v.name for v in leader.spec.also_encodes or []] == ["480p", "720p"]
+    assert [v.name for v in leader.spec.also_encodes or []] == SHARED[1:]
     owners = pipeline.kube.jobs[(TENANT, leader.name)]["metadata"]["ownerReferences"]
     assert [(o["name"], o["controller"]) for o in owners] == [
         (tj(pipeline, v).name, v == "360p") for v in SHARED], "each rung owns its Job"
-    for variant in ("480p", "720p"):
+    for variant in SHARED[1:]:
         follower = tj(pipeline, variant)
         assert follower.spec.encoded_by == leader.name
         assert (TENANT, follower.name) not in pipeline.kube.jobs, "no Job of its own"
@@ -71,7 +71,7 @@ async def test_the_operator_killed_after_every_write_loses_and_duplicates_nothin
         assert asset.status.is_true(AssetCondition.COMPLETE), where
         assert asset.status.variant_summary == "7/7", where
         assert pipeline.kube.duplicates() == [], where
-        assert pipeline.kube.count("Job") == 6, where
+        assert pipeline.kube.count("Job") == 5, where
         assert all(tj(pipeline, v).phase is TranscodePhase.SUCCEEDED for v in SHARED), where
 
 
@@ -104,7 +104,8 @@ async def test_a_failed_shared_job_fails_its_rungs_and_each_is_retried_alone() -
     assert asset.status.manifests is not None
     assert asset.status.manifests.variants == ["240p", "360p", "720p", "audio"]
     assert tj(pipeline, "480p").phase is TranscodePhase.FAILED
-    assert pipeline.kube.count("Job") == 8, "six first runs, two retries"
+    assert tj(pipeline, "storyboard").phase is TranscodePhase.FAILED
+    assert pipeline.kube.count("Job") == 7, "five first runs, two retries"
     assert pipeline.kube.duplicates() == []
 
 
@@ -158,4 +159,4 @@ async def test_turned_off_every_rung_has_its_own_job() -> None:
     asset = await pipeline.run()
     assert asset.status.variant_summary == "7/7"
     assert pipeline.kube.count("Job") == 8
-    assert all(tj(pipeline, v).spec.also_encodes is None for v in SHARED)
+    assert all(tj(pipeline, v).spec.encoded_by is None for v in SHARED)

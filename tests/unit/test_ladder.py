@@ -184,11 +184,16 @@ def test_the_rungs_after_the_first_wave_share_one_decode() -> None:
     plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1920, height=1080,
                                                           has_video=True, has_audio=True,
                                                           duration_seconds=60))
-    assert [v.name for v in shared_decode(plan)] == ["360p", "480p", "720p", "1080p"]
+    assert [v.name for v in shared_decode(plan)] == ["360p", "480p", "720p", "1080p",
+                                                     "storyboard"]
     small = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=640, height=360,
                                                            has_video=True, has_audio=True,
                                                            duration_seconds=60))
-    assert shared_decode(small) == [], "one rung after the first wave: nothing to share"
+    assert [v.name for v in shared_decode(small)] == ["360p", "storyboard"]
+    no_storyboard = [v for v in small if v.type is not VariantType.STORYBOARD]
+    assert shared_decode(no_storyboard) == [], "one variant after the first wave: alone"
+    assert shared_decode([v for v in plan if v.name in ("240p", "audio", "storyboard")]) == [
+        ], "a storyboard leads no shared decode: a video rung does"
     long = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1920, height=1080,
                                                           has_video=True, has_audio=True,
                                                           duration_seconds=3600))
@@ -208,4 +213,4 @@ def test_a_shared_decode_leaves_out_rungs_above_1080p_and_beyond_six() -> None:
     plan = plan_variants(MediaKind.VIDEO, tall, probe(width=3840, height=2160, has_video=True,
                                                       has_audio=True, duration_seconds=60))
     assert [v.name for v in shared_decode(plan)] == ["240p", "288p", "360p", "432p", "480p",
-                                                     "540p"]
+                                                     "540p", "storyboard"]

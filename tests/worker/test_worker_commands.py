@@ -226,3 +226,23 @@ def test_shared_rungs_decode_once_and_encode_each_as_alone() -> None:
         encoder = [*alone[alone.index("-map") + 2:at], *alone[at + 2:]]
         assert options[0] == "-map"
         assert options[2:] == encoder, f"{rung.name} is encoded as it would be alone"
+
+
+def test_the_storyboard_shares_the_decode_with_its_own_filters_and_still_output() -> None:
+    rung = video_spec()
+    board = VariantSpec(name="storyboard", type=VariantType.STORYBOARD, width=160,
+                        storyboard_interval_seconds=2.0, storyboard_columns=5,
+                        storyboard_tiles=5)
+    argv = commands.shared_video_command(URL, [(rung, OUT / "a"), (board, OUT / "b")])
+    graph = flag(argv, "-filter_complex")
+    assert graph.startswith("[0:v:0]split=2")
+    alone = flag(commands.storyboard_command(URL, board, OUT / "b"), "-vf")
+    assert alone == (r"select=expr=gte(t\,selected_n*2.000),scale=w=trunc(iw*sar/2)*2:h=ih,"
+                     "setsar=sar=1,scale=w=160:h=-2,tile=layout=5x1")
+    for step in (r"select=expr=gte(t\,selected_n*2.000)", "setsar=sar=1",
+                 "scale=h=-2:w=160", "tile=layout=5x1"):
+        assert step in graph, step
+    assert argv[-1] == str(OUT / "b" / commands.STORYBOARD_SPRITE)
+    sprite = argv[len(argv) - 1 - argv[::-1].index("-map"):]  # the last output's options
+    assert flag(sprite, "-frames:v") == "1"
+    assert flag(sprite, "-c:v") == "mjpeg"

@@ -244,14 +244,16 @@ def first_wave(plan: list[VariantSpec]) -> set[str]:
 
 
 def shared_decode(plan: list[VariantSpec]) -> list[VariantSpec]:
-    """The video rungs one ffmpeg encodes from a single decode of the source, lowest first
-    (the first one's TranscodeJob runs the Job); empty when fewer than two qualify.
+    """The video rungs (lowest first) and the storyboard one ffmpeg makes from a single
+    decode of the source (the first rung's TranscodeJob runs the Job); empty unless a
+    video rung and something else qualify.
 
     Decoding is a large part of each rung's cost (a sixth of the ladder's CPU measured
-    with `bench.ladder_schedule`), paid once per rung when every rung has its own pod. The
-    first wave keeps its own pods (it decides when viewers can start); rungs above 1080p,
-    and beyond the sixth, run alone; so does every rung of a long video (one split into
-    chunks): one pod encoding an hour on every rung would undo the parallel Jobs' speed.
+    with `bench.ladder_schedule`) and most of the storyboard's, paid once per variant when
+    each has its own pod. The first wave keeps its own pods (it decides when viewers can
+    start); rungs above 1080p, and beyond the sixth, run alone; so does every variant of a
+    long video (one split into chunks): one pod encoding an hour on every rung would undo
+    the parallel Jobs' speed. The poster seeks to its frame, and keeps its own pod.
     """
     if any(v.chunks is not None for v in plan if v.type is VariantType.VIDEO):
         return []  # a long video: its rungs run in parallel pods, across nodes if there are
@@ -259,7 +261,8 @@ def shared_decode(plan: list[VariantSpec]) -> list[VariantSpec]:
     rungs = sorted((v for v in plan if v.type is VariantType.VIDEO and v.name not in wave
                     and (v.height or 0) <= SHARED_MAX_HEIGHT),
                    key=lambda v: v.height or 0)[:SHARED_MAX_RUNGS]
-    return rungs if len(rungs) >= 2 else []
+    group = rungs + [v for v in plan if v.type is VariantType.STORYBOARD][:1]
+    return group if rungs and len(group) >= 2 else []
 
 
 # One pod holds every shared encoder (a 4K one wants its memory to itself), and its result

@@ -206,15 +206,23 @@ def video_command(input_url: str, spec: VariantSpec, out_dir: Path,
 
 def shared_video_command(input_url: str, rungs: Sequence[tuple[VariantSpec, Path]]
                          ) -> list[str]:
-    """Several H.264 rungs from one decode of the source: a split filter feeds each rung's
-    scaler and encoder, and each rung's muxer writes into its own directory exactly what
-    `video_command` writes for it alone (the same encoder options and CMAF layout)."""
+    """Several H.264 rungs (and the storyboard) from one decode of the source: a split
+    filter feeds each rung's scaler and encoder, and each rung's muxer writes into its own
+    directory exactly what `video_command` (`storyboard_command`) writes for it alone."""
     source = _network_input(input_url, (MediaKind.VIDEO,))
     split = source["v:0"].filter_multi_output("split", len(rungs))
-    outputs = [
-        ffmpeg.output(split.stream(i).filter("scale", w=-2, h=_scaled_height(spec)),
-                      str(out_dir / MPD_NAME), **_h264(spec), **_cmaf(spec))
-        for i, (spec, out_dir) in enumerate(rungs)]
+    outputs = []
+    for i, (spec, out_dir) in enumerate(rungs):
+        if spec.type is VariantType.STORYBOARD:
+            stream = split.stream(i)
+            for name, args in _storyboard_filters(spec):
+                stream = stream.filter(name, **args)
+            outputs.append(ffmpeg.output(stream, str(out_dir / STORYBOARD_SPRITE),
+                                         **_still("jpeg")))
+            continue
+        outputs.append(ffmpeg.output(
+            split.stream(i).filter("scale", w=-2, h=_scaled_height(spec)),
+            str(out_dir / MPD_NAME), **_h264(spec), **_cmaf(spec)))
     argv: list[str] = ffmpeg.compile(ffmpeg.merge_outputs(*outputs), cmd=[FFMPEG, *_GLOBAL])
     return argv
 
@@ -301,13 +309,16 @@ def _still_encoder(image_format: str) -> dict[str, object]:
     return {"c:v": "libwebp", "quality": 80, "compression_level": 4, "f": "webp"}
 
 
+def _still(image_format: str) -> dict[str, object]:
+    """One picture's output options. bitexact keeps the encoder's name out of the file;
+    neither encoder writes EXIF and map_metadata drops what the demuxer exported."""
+    return {"map_metadata": -1, "fflags": "+bitexact", "flags": "+bitexact", "frames:v": 1,
+            **_still_encoder(image_format)}
+
+
 def _still_output(stream: ffmpeg.nodes.FilterableStream, path: Path, vf: str,
                   image_format: str) -> list[str]:
-    # bitexact keeps the encoder's name out of the file; neither encoder writes EXIF and
-    # map_metadata drops what the demuxer exported (camera, GPS).
-    out = ffmpeg.output(stream, str(path), vf=vf, map_metadata=-1, fflags="+bitexact",
-                        flags="+bitexact", **{"frames:v": 1}, **_still_encoder(image_format))
-    return _compile(out)
+    return _compile(ffmpeg.output(stream, str(path), vf=vf, **_still(image_format)))
 
 
 def image_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
@@ -340,21 +351,32 @@ def storyboard_grid(spec: VariantSpec) -> tuple[int, int]:
     return columns, -(-tiles // columns)
 
 
-def storyboard_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
-    """One JPEG sprite of seek-preview tiles in one decode: the first frame at or after
-    each multiple of the interval (select), squared pixels, scaled to the tile width, laid
-    out row by row (tile; a last row that is not full is flushed at the end)."""
+def _storyboard_filters(spec: VariantSpec) -> list[tuple[str, dict[str, str]]]:
+    """The sprite's filters: the first frame at or after each multiple of the interval
+    (select), squared pixels, scaled to the tile width, laid out row by row (tile; a last
+    row that is not full is flushed at the end)."""
     width = int(_require(spec.width, "width", spec))
     interval = float(_require(spec.storyboard_interval_seconds, "storyboard_interval_seconds",
                               spec))
     if interval <= 0:
         raise ValueError(f"variant {spec.name!r} needs a positive interval")
     columns, rows = storyboard_grid(spec)
+    return [("select", {"expr": f"gte(t,selected_n*{interval:.3f})"}),
+            ("scale", {"w": "trunc(iw*sar/2)*2", "h": "ih"}), ("setsar", {"sar": "1"}),
+            ("scale", {"w": str(width), "h": "-2"}),
+            ("tile", {"layout": f"{columns}x{rows}"})]
+
+
+def storyboard_command(input_url: str, spec: VariantSpec, out_dir: Path) -> list[str]:
+    """One JPEG sprite of seek-preview tiles in one decode."""
+    vf = ",".join(f"{name}={_filter_args(args)}" for name, args in _storyboard_filters(spec))
     source = _network_input(input_url, (MediaKind.VIDEO,))
-    vf = (f"select=gte(t\\,selected_n*{interval:.3f}),"
-          "scale=w=trunc(iw*sar/2)*2:h=ih,setsar=1,"
-          f"scale=w={width}:h=-2,tile=layout={columns}x{rows}")
     return _still_output(source["v:0"], out_dir / STORYBOARD_SPRITE, vf, "jpeg")
+
+
+def _filter_args(args: dict[str, str]) -> str:
+    """A filter's options as -vf takes them (a comma inside a value escaped)."""
+    return ":".join(f"{key}={value}".replace(",", "\\,") for key, value in args.items())
 
 
 def count_packets_command(path: Path | str) -> list[str]:

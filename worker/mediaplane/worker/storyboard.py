@@ -62,10 +62,16 @@ def storyboard(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir
     """Raises ValueError for a spec that lacks what a storyboard needs; `watch` are the
     stderr phrases that mean a failed read of the input."""
     argv = commands.storyboard_command(task.input_url, spec, out_dir)
+    done = process.run(argv, timeout=TIMEOUT, workdir=str(out_dir.parent), watch=watch)
+    return publish(spec, post, out_dir, prove(spec, out_dir, done))
+
+
+def prove(spec: VariantSpec, out_dir: Path, done: process.Completed) -> tuple[int, int]:
+    """Proves the sprite ffmpeg wrote in `out_dir` holds the grid, writes its WebVTT beside
+    it; the size of one tile. Raises ValueError for a spec without a grid."""
     columns, rows = commands.storyboard_grid(spec)
     tiles = spec.storyboard_tiles or 0
     interval = spec.storyboard_interval_seconds or 0.0
-    done = process.run(argv, timeout=TIMEOUT, workdir=str(out_dir.parent), watch=watch)
     sprite = out_dir / commands.STORYBOARD_SPRITE
     if not done.ok or not sprite.is_file() or sprite.stat().st_size == 0:
         raise _failed("ffmpeg wrote no storyboard sprite", done)
@@ -78,10 +84,17 @@ def storyboard(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir
     tile_width, tile_height = width // columns, height // rows
     (out_dir / commands.STORYBOARD_VTT).write_text(storyboard_vtt(
         commands.STORYBOARD_SPRITE, tiles, columns, interval, tile_width, tile_height))
+    log.info("storyboard: %d tiles of %dx%d every %.3f s", tiles, tile_width, tile_height,
+             interval)
+    return tile_width, tile_height
+
+
+def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path, tile: tuple[int, int]
+            ) -> VariantOutput:
+    """Uploads a proven sprite, then its WebVTT (`tile`: one tile's size, from `prove`)."""
+    tile_width, tile_height = tile
     # The sprite first: the WebVTT must never name a sprite that is not there yet.
     sent = upload_all(post, out_dir, [commands.STORYBOARD_SPRITE])
     sent += upload_all(post, out_dir, [commands.STORYBOARD_VTT])
-    log.info("storyboard: %d tiles of %dx%d every %.3f s", tiles, tile_width, tile_height,
-             interval)
     return VariantOutput(name=spec.name, files=2, bytes=sent, width=tile_width,
                          height=tile_height, file=commands.STORYBOARD_VTT)

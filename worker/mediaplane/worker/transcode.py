@@ -10,6 +10,7 @@ storyboard's WebVTT library only for a storyboard.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -29,7 +30,7 @@ from mediaplane.worker import commands, process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
@@ -144,15 +145,19 @@ def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
 
 def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, PresignedPost]],
                       scratch: Path) -> list[VariantOutput]:
-    """Several video rungs from one ffmpeg (`commands.shared_video_command`), each proven
-    and uploaded under its own prefix with its own policy. All are proven before any is
-    uploaded: a rung that failed fails the pod, and the retry makes them all again."""
+    """Several video rungs and the storyboard from one ffmpeg
+    (`commands.shared_video_command`), each proven and uploaded under its own prefix with
+    its own policy. All are proven before any is uploaded: one that failed fails the pod,
+    and the retry makes them all again."""
+    from mediaplane.worker import storyboard
+
     dirs = [scratch / f"out-{index}" for index in range(len(rungs))]
     for out_dir in dirs:
         out_dir.mkdir(parents=True, exist_ok=True)
     for spec, _ in rungs:
-        if spec.type is not VariantType.VIDEO or spec.chunks is not None:
-            raise _invalid(f"{spec.name} cannot share a decode (only whole video rungs can)")
+        if spec.type not in SHAREABLE or spec.chunks is not None:
+            raise _invalid(f"{spec.name} cannot share a decode (whole video rungs and the "
+                           "storyboard can)")
     try:
         argv = commands.shared_video_command(
             task.input_url, [(spec, out_dir) for (spec, _), out_dir in zip(rungs, dirs,
@@ -160,9 +165,18 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
     done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs))
-    proven = [_proven(out_dir, done) for out_dir in dirs]
-    return [_publish(spec, post, out_dir, playlist, rep)
-            for (spec, post), out_dir, (playlist, rep) in zip(rungs, dirs, proven, strict=True)]
+    uploads: list[Callable[[], VariantOutput]] = []
+    for (spec, post), out_dir in zip(rungs, dirs, strict=True):
+        if spec.type is VariantType.STORYBOARD:
+            tile = storyboard.prove(spec, out_dir, done)
+            uploads.append(functools.partial(storyboard.publish, spec, post, out_dir, tile))
+        else:
+            playlist, rep = _proven(out_dir, done)
+            uploads.append(functools.partial(_publish, spec, post, out_dir, playlist, rep))
+    return [upload() for upload in uploads]
+
+
+SHAREABLE = (VariantType.VIDEO, VariantType.STORYBOARD)
 
 
 def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir: Path,
