@@ -160,3 +160,19 @@ async def test_turned_off_every_rung_has_its_own_job() -> None:
     assert asset.status.variant_summary == "7/7"
     assert pipeline.kube.count("Job") == 8
     assert all(tj(pipeline, v).spec.encoded_by is None for v in SHARED)
+
+
+def test_a_follower_whose_leader_no_longer_lists_it_fails_and_can_be_retried() -> None:
+    """A leader deleted by hand comes back without its group (the rungs that exist run
+    alone): its former followers fail instead of waiting for a Job that never comes."""
+    asset = _asset()
+    wanted = _rungs()
+    leader, follower, _ = shareddecode.plan_jobs(asset, wanted, wanted[1:], {}, enabled=True)
+    alone = shareddecode.plan_jobs(asset, wanted, wanted[1:2], {follower.name: follower},
+                                   enabled=True)[0]
+    assert alone.spec.also_encodes is None
+    status = shareddecode.follower_status(follower, alone, "2026-12-03T00:00:00Z")
+    assert status.phase is TranscodePhase.FAILED
+    assert status.conditions[-1].reason == "SharedEncodeGone"
+    assert shareddecode.follower_status(follower, leader, "2026-12-03T00:00:00Z").phase \
+        is TranscodePhase.PENDING

@@ -93,7 +93,13 @@ def follower_status(follower: TranscodeJob, leader: TranscodeJob,
         new.conditions = set_condition(old.conditions, JobCondition.SUCCEEDED, value,
                                        reason, message, generation, now)
 
-    if shared.retry:
+    if variant not in {spec.name for spec in leader.spec.also_encodes or []}:
+        # The leader was deleted and made again without this rung (by hand: the operator
+        # never does): nothing will encode it but a retry of its own.
+        new.phase, new.completion_time = TranscodePhase.FAILED, new.completion_time or now
+        new.message = f"{leader.name} no longer encodes {variant}"
+        condition(ConditionStatus.FALSE, "SharedEncodeGone", new.message)
+    elif shared.retry:
         # The leader runs again alone: the shared run failed, and this rung with it.
         new.phase, new.completion_time = TranscodePhase.FAILED, new.completion_time or now
         new.message = f"the shared encode in job {leader.name} failed"
