@@ -155,8 +155,8 @@ class SpeechTask(_Model):
 
 
 class SharedOutput(_Model):
-    """One more rung a video task encodes from the same decode of the source, and the POST
-    policy of that rung's own prefix (each rung's files stay under its own prefix)."""
+    """One more variant (a video rung, the storyboard) a video task makes from the same
+    decode of the source, and the POST policy of that variant's own prefix."""
 
     variant: VariantSpec
     output: PresignedPost
@@ -168,8 +168,8 @@ class WorkerTask(_Model):
     output: PresignedPost | None = None
     expected: Expected | None = None
     variant: VariantSpec | None = None
-    # Video rungs encoded by the same ffmpeg as `variant` (one decode, a split filter):
-    # decoding is a large share of each rung's cost, and one pod replaces several.
+    # Variants made by the same ffmpeg as `variant` (one decode, a split filter): decoding
+    # is a large share of each one's cost, and one pod replaces several.
     also: list[SharedOutput] | None = None
     speech: SpeechTask | None = None
     generation: GenerationTask | None = None
@@ -312,7 +312,7 @@ class VariantOutcome(_Model):
     kind: Literal["variant"] = "variant"
     output: VariantOutput
     also: list[VariantOutput] | None = Field(
-        default=None, description="the rungs of `WorkerTask.also`, in the same order")
+        default=None, description="the variants of `WorkerTask.also`, in the same order")
 
 
 class VariantChunkOutcome(_Model):

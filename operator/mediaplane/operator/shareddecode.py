@@ -1,6 +1,6 @@
-"""Several video rungs from one decode: one Job, one TranscodeJob per rung.
+"""Several video rungs (and the storyboard) from one decode: one Job, a TranscodeJob each.
 
-The rungs `ladder.shared_decode` picks keep a TranscodeJob each (their status, events,
+The variants `ladder.shared_decode` picks keep a TranscodeJob each (their status, events,
 retries and the asset's per-variant view are unchanged), but only the first of them, the
 leader, gets a Job: its spec lists the others (`alsoEncodes`), its worker encodes them all
 with one ffmpeg, and its result carries their outputs. Each follower names its leader
@@ -149,7 +149,7 @@ async def followers(ctx: Context, leader: TranscodeJob) -> list[TranscodeJob] | 
 
 async def settle(ctx: Context, leader: TranscodeJob) -> None:
     """Brings every follower of `leader` (as just written) up to it."""
-    if not leads(leader) and not leader.status.retry:
+    if not leads(leader):
         return
     asset = leader.spec.asset_ref.name
     tjs = await ctx.kube.transcode_jobs(leader.namespace, asset)
@@ -161,17 +161,8 @@ async def _settle(ctx: Context, follower: TranscodeJob, leader: TranscodeJob) ->
     if not follows(follower) or follower.status.terminal:
         return
     new = follower_status(follower, leader, now_rfc3339())
-    if _differs(new, follower.status):
+    if new != follower.status:  # a condition's time moves only with its status
         await ctx.kube.patch_transcode_job_status(follower.namespace, follower.name, new)
-
-
-def _differs(new: TranscodeJobStatus, old: TranscodeJobStatus) -> bool:
-    """Whether writing `new` changes anything a reader sees (condition times aside)."""
-    strip = {"conditions"}
-    if new.model_dump(exclude=strip) != old.model_dump(exclude=strip):
-        return True
-    return [(c.type, c.status, c.reason) for c in new.conditions] != [
-        (c.type, c.status, c.reason) for c in old.conditions]
 
 
 def shared_outputs(ctx: Context, tj: TranscodeJob, asset: MediaAsset,
