@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import m3u8
+import pytest
+from kubernetes.client.exceptions import ApiException
 
 from mediaplane.core import keys, names
 from tests.e2e.test_pipeline import download_prefix, variants_by_name
 from tests.support.assets import Assets
-from tests.support.media import decode_all, ffprobe, video_clip
+from tests.support.media import Media, decode_all, ffprobe, video_clip
 from tests.support.wait import eventually
 
 if TYPE_CHECKING:
@@ -124,3 +126,27 @@ def test_a_shared_jobs_worker_killed_once_is_retried_and_every_rung_published(
         status = tjs[names.child_name(name, rung)]["status"]
         assert (status["phase"], status["attempts"], status["jobName"]) == (
             "Succeeded", 1, leader), rung
+
+
+def test_the_api_server_refuses_a_malformed_shared_decode(tenant: str, assets: Assets,
+                                                          clip: Media) -> None:
+    """The two fields are the operator's, but a TranscodeJob written by hand gets the
+    schema's 422, naming the field, like any other bad spec."""
+    name = assets.upload(tenant, clip)["metadata"]["name"]
+    asset_id = names.asset_id_from_name(name)
+    base = {"apiVersion": f"{names.GROUP}/{names.VERSION}", "kind": "TranscodeJob",
+            "metadata": {"name": f"{name}-x", "namespace": tenant},
+            "spec": {"assetRef": {"name": name}, "task": "video",
+                     "input": {"key": keys.source_key(tenant, asset_id)},
+                     "outputPrefix": keys.variant_prefix(tenant, asset_id, "x"),
+                     "variant": {"name": "x", "type": "video", "height": 360}}}
+    for field, value in (("alsoEncodes", [{"name": "Bad Name", "type": "video"}]),
+                         ("alsoEncodes", [{"name": "y", "type": "sound"}]),
+                         ("encodedBy", "m" * 64)):
+        body = json.loads(json.dumps(base))
+        body["spec"][field] = value
+        with pytest.raises(ApiException) as caught:
+            assets.custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, tenant, names.JOB_PLURAL, body)
+        assert caught.value.status == 422, field
+        assert f"spec.{field}" in json.loads(caught.value.body)["message"], field

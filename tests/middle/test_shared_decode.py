@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from mediaplane.core import names
 from mediaplane.core.ladder import Ladder
-from mediaplane.core.resources import MediaAsset, TranscodeJob
+from mediaplane.core.resources import MediaAsset, TranscodeJob, TranscodeJobStatus
 from mediaplane.core.states import AssetCondition, AssetPhase, TranscodePhase, VariantState
 from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
-from mediaplane.operator import shareddecode
+from mediaplane.operator import reconcile, shareddecode
 from mediaplane.operator.context import Context
 from mediaplane.operator.settings import OperatorSettings
 from tests.middle.test_reconcile import ASSET_ID, SOURCE, TENANT, Pipeline
@@ -176,3 +176,22 @@ def test_a_follower_whose_leader_no_longer_lists_it_fails_and_can_be_retried() -
     assert status.conditions[-1].reason == "SharedEncodeGone"
     assert shareddecode.follower_status(follower, leader, "2026-12-03T00:00:00Z").phase \
         is TranscodePhase.PENDING
+
+
+async def test_a_follower_reads_its_leader_only_in_its_own_tenant() -> None:
+    """`encodedBy` is a name, looked up in the follower's namespace: a TranscodeJob of
+    another tenant naming this tenant's leader learns nothing from it and gets no Job."""
+    pipeline = hd(Pipeline())
+    await pipeline.run()
+    leader = tj(pipeline, "360p")
+    stranger = tj(pipeline, "480p").model_copy(deep=True)
+    stranger.metadata.namespace, stranger.metadata.uid = "globex", None
+    stranger.status = TranscodeJobStatus()
+    await pipeline.kube.create_transcode_job(stranger)
+    copied = pipeline.kube.transcode_job("globex", stranger.name)
+    assert copied.spec.encoded_by == leader.name
+    await reconcile.ensure_job(pipeline.ctx, copied)
+    after = pipeline.kube.transcode_job("globex", stranger.name)
+    assert after.status.result is None, "the other tenant's output is not handed over"
+    assert after.phase is TranscodePhase.PENDING
+    assert not [key for key in pipeline.kube.jobs if key[0] == "globex"]
