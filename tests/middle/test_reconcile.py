@@ -15,7 +15,7 @@ import pytest
 
 from mediaplane.core import keys, names
 from mediaplane.core.ladder import Ladder
-from mediaplane.core.resources import MediaAsset, TranscodeJob
+from mediaplane.core.resources import MediaAsset, MediaAssetStatus, TranscodeJob
 from mediaplane.core.states import (
     AssetCondition,
     AssetPhase,
@@ -202,6 +202,26 @@ async def test_playable_first_holds_back_the_rest_of_the_ladder() -> None:
     assert pipeline.asset().phase is AssetPhase.PROCESSING
     assert await finish("audio") == ["240p", "360p", "audio", "poster", "probe", "storyboard"]
     assert pipeline.asset().playable
+
+
+async def test_playable_is_written_before_the_rest_of_the_ladder_is_created() -> None:
+    """Viewers wait for the status write that says playable, not for the rest of the
+    ladder's TranscodeJobs (and the Jobs their creation sets off) to be made first."""
+    pipeline = Pipeline()
+    pipeline.add_video()
+    existing_when_playable: list[list[str]] = []
+    write_status = pipeline.kube.patch_asset_status
+
+    async def recording(namespace: str, name: str, status: MediaAssetStatus) -> None:
+        if status.playable and not existing_when_playable:
+            existing_when_playable.append(
+                sorted(n.rsplit("-", 1)[-1] for _, n in pipeline.kube.transcode_jobs_))
+        await write_status(namespace, name, status)
+
+    pipeline.kube.patch_asset_status = recording  # type: ignore[method-assign]
+    asset = await pipeline.run()
+    assert asset.phase is AssetPhase.READY
+    assert existing_when_playable == [["240p", "audio", "probe"]]
 
 
 async def _clean_run_writes() -> int:

@@ -89,7 +89,7 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
                 ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
                                     "checking checksum, type and streams")
 
-        planned = await ensure_variants(ctx, asset, probe_tj, tjs)
+        planned, to_create = await ensure_variants(ctx, asset, probe_tj, tjs)
         if asset.spec.retries:
             tjs = await start_retries(ctx, asset, tjs)
         observed = assetstatus.Observed(
@@ -107,6 +107,9 @@ async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         if status != asset.status:
             await ctx.kube.patch_asset_status(namespace, name, status)
             metrics.observe_asset(asset, status, tjs)
+        # After the status: the rest of the ladder is created by the reconcile that finds
+        # the first wave done, whose status write is the one that says "playable".
+        await create_transcode_jobs(ctx, asset, to_create)
         for event in events:
             ctx.kube.post_event(asset, event.type, event.reason, event.message)
         if status.pending_notifications:
@@ -183,8 +186,10 @@ async def check_source(ctx: Context, asset: MediaAsset) -> assetstatus.SourceChe
 
 
 async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJob | None,
-                          tjs: Mapping[str, TranscodeJob]) -> list[VariantSpec]:
-    """The variants the asset publishes: those already created, plus what the ladder adds.
+                          tjs: Mapping[str, TranscodeJob]
+                          ) -> tuple[list[VariantSpec], list[TranscodeJob]]:
+    """The variants the asset publishes (those already created, plus what the ladder adds),
+    and the TranscodeJobs still to create for them (`create_transcode_jobs`).
 
     Before the probe accepts the source nothing is published (an empty list), though a
     video's lowest rung may already be running (`speculative_first_rung`); a source the
@@ -196,10 +201,10 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
             await refuse_speculative(ctx, asset, tjs)
         else:
             await start_speculative(ctx, asset, probe_tj, tjs)
-        return []
+        return [], []
     if verdict.verdict is not Verdict.ACCEPTED or verdict.probe is None:
         await refuse_speculative(ctx, asset, tjs)
-        return []
+        return [], []
     wanted = plan_variants(asset.spec.kind, ctx.ladder, verdict.probe)
     tjs = await discard_speculative(ctx, asset, tjs, wanted)
     existing = [tj.spec.variant for tj in tjs.values() if tj.spec.variant is not None]
@@ -210,14 +215,21 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
         wave_tjs = [tjs.get(names.child_name(asset.name, n)) for n in wave]
         if not all(tj is not None and tj.phase.terminal for tj in wave_tjs):
             missing = [spec for spec in missing if spec.name in wave]
-    planned = shareddecode.plan_jobs(asset, wanted, missing, tjs, ctx.settings.shared_decode)
-    created = await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in planned))
+    to_create = shareddecode.plan_jobs(asset, wanted, missing, tjs,
+                                       ctx.settings.shared_decode)
+    known = {spec.name: spec for spec in [*existing, *wanted]}
+    order = {spec.name: i for i, spec in enumerate(wanted)}
+    return sorted(known.values(), key=lambda s: order.get(s.name, len(order))), to_create
+
+
+async def create_transcode_jobs(ctx: Context, asset: MediaAsset,
+                                to_create: Sequence[TranscodeJob]) -> None:
+    """Creates the TranscodeJobs `ensure_variants` planned (those that exist already are
+    left as they are)."""
+    created = await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in to_create))
     if any(created):
         ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
                             f"created {sum(created)} transcode jobs for {asset.name}")
-    known = {spec.name: spec for spec in [*existing, *wanted]}
-    order = {spec.name: i for i, spec in enumerate(wanted)}
-    return sorted(known.values(), key=lambda s: order.get(s.name, len(order)))
 
 
 async def start_speculative(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJob | None,
