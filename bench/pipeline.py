@@ -162,6 +162,22 @@ class Timeline:
                  if p.labels.get(names.LABEL_TASK) == "video" and p.running is not None]
         return min(times) if times else None
 
+    def hand_offs(self) -> tuple[float, float]:
+        """Seconds from the first wave's last pod succeeding (the pods that ended before
+        playable) to playable, and to the first pod of the rest of the ladder running: the
+        operator's reaction at the wave's end, on each path (NaN where not seen)."""
+        if self.playable is None:
+            return math.nan, math.nan
+        playable = self.playable
+        ended = [p.succeeded for p in self.pods.values()
+                 if p.succeeded is not None and p.succeeded <= playable]
+        if not ended:
+            return math.nan, math.nan
+        done = max(ended)
+        later = [p.running for p in self.pods.values()
+                 if p.running is not None and p.running > done]
+        return playable - done, (min(later) - done) if later else math.nan
+
     def marks(self) -> dict[str, float]:
         found = {"first_pod": self.first_video_pod(), "playable": self.playable,
                  "complete": self.complete}
@@ -507,6 +523,9 @@ def report(result: ClipResult, channels: int) -> None:
     print(row("  (same, against the contract SLO)", first_pod, SLO_TRANSCODE_START, "SLO30s"))
     print(row("create -> playable", playable, raw_median * TARGET_PLAYABLE_RATIO, "1.25raw"))
     print(row("create -> complete", complete))
+    hand_offs = [t.hand_offs() for t in runs]
+    print(row("first wave done -> playable", [h[0] for h in hand_offs]))
+    print(row("first wave done -> next pod running", [h[1] for h in hand_offs]))
     ratios = [p / r for p, r in zip(playable, raw_walls, strict=True)]
     print(f"{'playable / raw lowest rung':<34} p50={statistics.median(playable) / raw_median:5.2f}x"
           f"  (each run against the raw encode just before it: p50="
