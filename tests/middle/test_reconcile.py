@@ -270,6 +270,37 @@ async def test_duplicate_and_concurrent_events_create_each_child_once() -> None:
     assert pipeline.ctx.locks_held == 0, "no lock outlives the work it guarded"
 
 
+async def test_a_burst_of_transcode_job_events_costs_one_more_reconcile() -> None:
+    """While one reconcile of the asset runs, the TranscodeJob events that follow need one
+    more, after it: the first waits for the lock, the others find it waiting and add
+    nothing (it reads what they were told). Other callers always reconcile."""
+    pipeline = Pipeline()
+    pipeline.add_video()
+    ctx = pipeline.ctx
+    reads = 0
+    get_asset = pipeline.kube.get_asset
+
+    async def counting(namespace: str, name: str) -> MediaAsset | None:
+        nonlocal reads
+        reads += 1
+        return await get_asset(namespace, name)
+
+    pipeline.kube.get_asset = counting  # type: ignore[method-assign]
+    lock = await ctx.acquire(TENANT, pipeline.name)  # a reconcile in progress
+    burst = [asyncio.create_task(reconcile.reconcile_asset(ctx, TENANT, pipeline.name,
+                                                           coalesce=True)) for _ in range(5)]
+    await asyncio.sleep(0)
+    assert ctx.reconcile_waiting(TENANT, pipeline.name)
+    resync = asyncio.create_task(reconcile.reconcile_asset(ctx, TENANT, pipeline.name))
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*burst, resync)
+    assert reads == 2, "the first of the burst, and the caller that did not coalesce"
+    assert not ctx.reconcile_waiting(TENANT, pipeline.name)
+    assert pipeline.kube.reasons(pipeline.name).count("Probing") == 1
+    assert (await pipeline.run()).phase is AssetPhase.READY
+
+
 async def test_a_failing_read_is_retried_then_reported_never_taken_for_missing() -> None:
     pipeline = Pipeline()
     pipeline.add_video()

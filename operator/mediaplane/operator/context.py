@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,11 +41,34 @@ class Context:
     # dispatcher's queue once the operator runs; nothing in tests that do not deliver).
     notify: Callable[[str, str], None] = field(default=lambda namespace, name: None)
 
+    # Reconciles of each asset waiting for its lock. Each reads the asset and its children
+    # once it holds the lock, so a change already in the API server when one is waiting
+    # will be seen by it: a burst of TranscodeJob status changes costs one more reconcile,
+    # not one each (`reconcile_asset(..., coalesce=True)`).
+    _waiting: Counter[str] = field(default_factory=Counter)
+
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         key = f"{namespace}/{name}"
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def reconcile_waiting(self, namespace: str, name: str) -> bool:
+        """A reconcile of this asset is waiting for its lock (it has read nothing yet)."""
+        return self._waiting[f"{namespace}/{name}"] > 0
+
+    async def acquire(self, namespace: str, name: str) -> asyncio.Lock:
+        """The asset's lock, acquired; counted as waiting until then."""
+        key = f"{namespace}/{name}"
+        lock = self.lock(namespace, name)
+        self._waiting[key] += 1
+        try:
+            await lock.acquire()
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
         return lock
 
     @property

@@ -262,7 +262,8 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
         return
     _seen()
     with _about(tj.namespace, tj.spec.asset_ref.name), metrics.reconciling("transcode_job"):
-        await reconcile.reconcile_asset(_ctx(memo), tj.namespace, tj.spec.asset_ref.name)
+        await reconcile.reconcile_asset(_ctx(memo), tj.namespace, tj.spec.asset_ref.name,
+                                        coalesce=True)
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)

@@ -58,63 +58,77 @@ READ_BACKOFF = 0.25
 
 # --- MediaAsset --------------------------------------------------------------------------
 
-async def reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
+async def reconcile_asset(ctx: Context, namespace: str, name: str, *,
+                          coalesce: bool = False) -> bool:
     """Brings one asset forward; True when it waits for its source object to appear (worth
-    looking again later); an upload waiting for its finalize is False: it costs nothing."""
-    async with ctx.lock(namespace, name):
-        asset = await ctx.kube.get_asset(namespace, name)
-        if asset is None or asset.deleting:
-            return False
-        if asset.generating:  # an AI asset whose source object is still being made
-            await generation.reconcile(ctx, asset)
-            return False
-        # An upload waiting for its finalize has no children yet: no need to list them.
-        tjs = {} if asset.awaiting_finalize else await ctx.kube.transcode_jobs(namespace, name)
+    looking again later); an upload waiting for its finalize is False: it costs nothing.
 
-        source = None
-        if not asset.status.is_true(AssetCondition.UPLOADED):
-            if asset.awaiting_finalize:
-                source = assetstatus.SourceCheck(
-                    False, "AwaitingUpload",
-                    "waiting for the upload to be finalized (POST /api/v1/media/{id}/finalize)")
-            else:
-                source = await check_source(ctx, asset)
-        uploaded = source.ok if source else True
+    With `coalesce`, nothing is done when another reconcile of the asset is waiting to
+    start: that one reads the state this caller was told about (the caller must not need
+    the answer: False is returned)."""
+    if coalesce and ctx.reconcile_waiting(namespace, name):
+        return False
+    lock = await ctx.acquire(namespace, name)
+    try:
+        return await _reconcile_asset(ctx, namespace, name)
+    finally:
+        lock.release()
 
-        probe_name = names.child_name(name, builders.PROBE)
-        probe_tj = tjs.get(probe_name)
-        if uploaded and probe_tj is None:
-            probe_tj = builders.transcode_job(asset, None)
-            if await ctx.kube.create_transcode_job(probe_tj):
-                ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
-                                    "checking checksum, type and streams")
 
-        planned, to_create = await ensure_variants(ctx, asset, probe_tj, tjs)
-        if asset.spec.retries:
-            tjs = await start_retries(ctx, asset, tjs)
-        observed = assetstatus.Observed(
-            asset=asset, source=source, probe_tj=probe_tj, planned=planned,
-            variant_tjs={spec.name: tjs[names.child_name(name, spec.name)]
-                         for spec in planned if names.child_name(name, spec.name) in tjs})
-        now = now_rfc3339()
-        status, events = assetstatus.compute(observed, now)
-        if not asset.awaiting_finalize:
-            events += await captions.reconcile(ctx, asset, tjs, status, now)
-            # Webhook events go into the same status write as the transitions they announce.
-            if ctx.settings.webhooks:
-                status.notifications = notify.record(asset, status, now)
-        await write_manifests(ctx, asset, status)
-        if status != asset.status:
-            await ctx.kube.patch_asset_status(namespace, name, status)
-            metrics.observe_asset(asset, status, tjs)
-        # After the status: the rest of the ladder is created by the reconcile that finds
-        # the first wave done, whose status write is the one that says "playable".
-        await create_transcode_jobs(ctx, asset, to_create)
-        for event in events:
-            ctx.kube.post_event(asset, event.type, event.reason, event.message)
-        if status.pending_notifications:
-            ctx.notify(namespace, name)
-        return not uploaded and not asset.awaiting_finalize
+async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
+    asset = await ctx.kube.get_asset(namespace, name)
+    if asset is None or asset.deleting:
+        return False
+    if asset.generating:  # an AI asset whose source object is still being made
+        await generation.reconcile(ctx, asset)
+        return False
+    # An upload waiting for its finalize has no children yet: no need to list them.
+    tjs = {} if asset.awaiting_finalize else await ctx.kube.transcode_jobs(namespace, name)
+
+    source = None
+    if not asset.status.is_true(AssetCondition.UPLOADED):
+        if asset.awaiting_finalize:
+            source = assetstatus.SourceCheck(
+                False, "AwaitingUpload",
+                "waiting for the upload to be finalized (POST /api/v1/media/{id}/finalize)")
+        else:
+            source = await check_source(ctx, asset)
+    uploaded = source.ok if source else True
+
+    probe_name = names.child_name(name, builders.PROBE)
+    probe_tj = tjs.get(probe_name)
+    if uploaded and probe_tj is None:
+        probe_tj = builders.transcode_job(asset, None)
+        if await ctx.kube.create_transcode_job(probe_tj):
+            ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
+                                "checking checksum, type and streams")
+
+    planned, to_create = await ensure_variants(ctx, asset, probe_tj, tjs)
+    if asset.spec.retries:
+        tjs = await start_retries(ctx, asset, tjs)
+    observed = assetstatus.Observed(
+        asset=asset, source=source, probe_tj=probe_tj, planned=planned,
+        variant_tjs={spec.name: tjs[names.child_name(name, spec.name)]
+                     for spec in planned if names.child_name(name, spec.name) in tjs})
+    now = now_rfc3339()
+    status, events = assetstatus.compute(observed, now)
+    if not asset.awaiting_finalize:
+        events += await captions.reconcile(ctx, asset, tjs, status, now)
+        # Webhook events go into the same status write as the transitions they announce.
+        if ctx.settings.webhooks:
+            status.notifications = notify.record(asset, status, now)
+    await write_manifests(ctx, asset, status)
+    if status != asset.status:
+        await ctx.kube.patch_asset_status(namespace, name, status)
+        metrics.observe_asset(asset, status, tjs)
+    # After the status: the rest of the ladder is created by the reconcile that finds
+    # the first wave done, whose status write is the one that says "playable".
+    await create_transcode_jobs(ctx, asset, to_create)
+    for event in events:
+        ctx.kube.post_event(asset, event.type, event.reason, event.message)
+    if status.pending_notifications:
+        ctx.notify(namespace, name)
+    return not uploaded and not asset.awaiting_finalize
 
 
 async def start_retries(ctx: Context, asset: MediaAsset,
