@@ -428,12 +428,16 @@ def _at(value: float | None, width: int = 8) -> str:
     return f"{'-':>{width}}" if value is None or math.isnan(value) else f"{value:{width}.2f}"
 
 
-def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str) -> list[str]:
+def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str,
+              raw_lowest: float) -> list[str]:
     """Where the time went, per pod (those playable waits for first: the probe, the lowest
     rung, the audio; then the rest of the ladder): running, the worker's first line,
-    ffmpeg's start and end (from its own line), the upload's end, succeeded."""
+    ffmpeg's start and end (from its own line), the upload's end, succeeded. Then what
+    playable would be with the lowest rung's ffmpeg as fast as raw (`raw_lowest`): the
+    fixed costs around the encode, which no encoder speed removes."""
     text = [f"{'pod (task variant)':<20} {'running':>8} {'1st log':>8} {'ffmpeg':>8} "
             f"{'->':>6} {'uploaded':>8} {'succeeded':>9}"]
+    fixed: tuple[float, float, float] | None = None  # pod start, worker start, after ffmpeg
     for pod, seen in sorted(timeline.pods.items(), key=lambda p: p[1].running or math.inf):
         task = seen.labels.get(names.LABEL_TASK, "?")
         variant = seen.labels.get(names.LABEL_TRANSCODE_JOB, "").rsplit("-", 1)[-1]
@@ -449,11 +453,19 @@ def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str)
         uploaded = _since(timeline, upload["timestamp"]) if upload else None
         label = task if task == variant else f"{task} {variant}"
         label += " *" if variant == lowest else ""
+        if variant == lowest and end is not None and took is not None and timeline.playable:
+            fixed = (seen.running, end - took - seen.running, timeline.playable - end)
         text.append(f"{label:<20} {_at(seen.running)} {_at(first)} "
                     f"{_at(end - took if end is not None and took is not None else None)} "
                     f"{_at(end, 6)} {_at(uploaded)} {_at(seen.succeeded, 9)}")
     text.append(f"asset playable at {_at(timeline.playable, 0)} s, complete at "
                 f"{_at(timeline.complete, 0)} s (seconds since its creation; * the lowest rung)")
+    if fixed is not None:
+        floor = sum(fixed) + raw_lowest
+        text.append(f"with the lowest rung's ffmpeg as fast as raw ({raw_lowest:.2f} s): "
+                    f"playable at {floor:.2f} s = {floor / raw_lowest:.2f}x raw; fixed costs "
+                    f"{sum(fixed):.2f} s = pod running {fixed[0]:.2f} + worker to ffmpeg "
+                    f"{fixed[1]:.2f} + ffmpeg's end to playable {fixed[2]:.2f}")
     return text
 
 
@@ -502,7 +514,8 @@ def bench_clip(cluster: DevCluster, seconds: int, height: int, runs: int, channe
     by_playable = sorted(timelines, key=lambda t: t.playable or math.inf)
     middle = by_playable[len(by_playable) // 2]
     return ClipResult(clip, seconds, height, timelines, raw, ladder, alone, bench_cpu,
-                      breakdown(cluster, tenant, middle, lowest.name))
+                      breakdown(cluster, tenant, middle, lowest.name,
+                                statistics.median(r.wall for r in raw)))
 
 
 def report(result: ClipResult, channels: int) -> None:
