@@ -88,9 +88,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 4
-    # Events of one object are coalesced for this long before handling; every hop of the
-    # asset → probe → variants chain pays it once.
-    settings.batching.batch_window = 0.05
     # Memory over thousands of assets: kopf hands every listed object to a worker of its
     # own with no back-pressure, and each worker keeps its last body while it idles. List
     # pages and a short idle keep a few hundred bodies alive at once instead of all of
