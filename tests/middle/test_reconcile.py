@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
+import kopf
 import pytest
 
 from mediaplane.core import keys, names
@@ -33,7 +35,7 @@ from mediaplane.core.tasks import (
     VariantSpec,
     Verdict,
 )
-from mediaplane.operator import reconcile
+from mediaplane.operator import handlers, reconcile
 from mediaplane.operator.context import Context
 from mediaplane.operator.settings import OperatorSettings
 from mediaplane.operator.workloads import Job
@@ -511,3 +513,44 @@ async def test_a_discarded_early_rungs_job_is_not_taken_for_its_successors() -> 
     assert job.made_for(rung.metadata.uid)
     assert job.metadata.labels[names.LABEL_TRANSCODE_JOB_UID] == rung.metadata.uid
     assert kube.creations[f"Job/{TENANT}/{rung_name}"] == 2
+
+
+async def test_a_transcode_job_event_without_news_for_the_asset_reconciles_nothing() -> None:
+    """kopf writes its annotations on each TranscodeJob after handling its creation: that
+    event changes no status, so the asset is not read and reconciled again for it."""
+    pipeline = Pipeline()
+    pipeline.add_video()
+    await pipeline.run()
+    memo = kopf.Memo()
+    memo.ctx = pipeline.ctx
+    reads = 0
+    get_asset = pipeline.kube.get_asset
+
+    async def counting(namespace: str, name: str) -> MediaAsset | None:
+        nonlocal reads
+        reads += 1
+        return await get_asset(namespace, name)
+
+    pipeline.kube.get_asset = counting  # type: ignore[method-assign]
+    body = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "360p")).to_body()
+    body["status"] = {**body["status"], "phase": "Running"}
+
+    # kopf's decorator types the function as its own callback protocol.
+    handle = cast("Callable[..., Awaitable[None]]", handlers.transcode_job_event)
+
+    async def event(kind: str | None, obj: dict[str, Any]) -> int:
+        before = reads
+        await handle(event={"type": kind, "object": obj}, memo=memo)
+        return reads - before
+
+    assert await event("MODIFIED", body) == 1, "a status never seen: the asset hears of it"
+    annotated = {**body, "metadata": {**body["metadata"], "annotations": {"kopf": "handled"}}}
+    assert await event("MODIFIED", annotated) == 0, "only metadata changed"
+    assert await event("MODIFIED", {**body, "status": {**body["status"],
+                                                       "message": "attempt 2 running"}}) == 1
+    finished = {**body, "status": {**body["status"], "phase": "Succeeded"}}
+    assert await event("MODIFIED", finished) == 1
+    assert pipeline.ctx.transcode_jobs_tracked == 0, "finished ones are not remembered"
+    assert await event(None, body) == 0, "the initial listing after a restart reconciles nothing"
+    assert await event("DELETED", body) == 0
+    assert pipeline.ctx.transcode_jobs_tracked == 0

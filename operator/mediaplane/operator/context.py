@@ -47,6 +47,27 @@ class Context:
     # not one each (`reconcile_asset(..., coalesce=True)`).
     _waiting: Counter[str] = field(default_factory=Counter)
 
+    # The status of each unfinished TranscodeJob as its asset last took it into account: an
+    # event that changes only metadata (kopf's own annotations after its create handler)
+    # brings nothing new to the asset. Finished ones are dropped (a status that ended does
+    # not change again), so this holds the work in flight, not every TranscodeJob.
+    _tj_status: dict[str, str] = field(default_factory=dict)
+
+    def transcode_job_news(self, key: str, status: str, *, finished: bool) -> bool:
+        """True unless `status` (the TranscodeJob's status as JSON) is the one last seen for
+        `key`; remembers it while the TranscodeJob is unfinished."""
+        old = self._tj_status.pop(key, None) if finished else self._tj_status.get(key)
+        if not finished:
+            self._tj_status[key] = status
+        return old != status
+
+    def transcode_job_gone(self, key: str) -> None:
+        self._tj_status.pop(key, None)
+
+    @property
+    def transcode_jobs_tracked(self) -> int:
+        return len(self._tj_status)
+
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         key = f"{namespace}/{name}"
         lock = self._locks.get(key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -245,11 +246,16 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
         return
     tj = TranscodeJob.model_validate(event["object"])
     key = f"{tj.namespace}/{tj.name}"
+    ctx = _ctx(memo)
     if event["type"] == "DELETED":
         metrics.JOB_PHASES.seen(key, None)
+        ctx.transcode_job_gone(key)
         return
     if tj.status.phase is None:
         return
+    status = json.dumps(event["object"].get("status"), sort_keys=True)
+    if not ctx.transcode_job_news(key, status, finished=tj.status.terminal):
+        return  # metadata only (kopf's annotations): the asset has seen this status
     # Failures counted as they happen (not those of the initial listing after a restart).
     if event["type"] is not None and tj.status.phase is TranscodePhase.FAILED and \
             metrics.JOB_PHASES.phases.get(key) != TranscodePhase.FAILED.value:
@@ -259,7 +265,7 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
         return
     _seen()
     with _about(tj.namespace, tj.spec.asset_ref.name), metrics.reconciling("transcode_job"):
-        await reconcile.reconcile_asset(_ctx(memo), tj.namespace, tj.spec.asset_ref.name,
+        await reconcile.reconcile_asset(ctx, tj.namespace, tj.spec.asset_ref.name,
                                         coalesce=True)
 
 
