@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
 
 from mediaplane.devcluster.cluster import DevCluster
 from tests.support.wait import eventually
@@ -213,3 +214,40 @@ def test_indexed_job_gives_each_pod_its_completion_index(
         index = pod.metadata.annotations["batch.kubernetes.io/job-completion-index"]
         seen[index] = terminated(pod).message
     assert seen == {"0": "index 0", "1": "index 1", "2": "index 2"}
+
+
+def _container_states(kube_api: k8s.ApiClient, namespace: str, name: str) -> list[str]:
+    """Each status the node agent wrote for the Job's pod: phase and container states."""
+    seen: list[str] = []
+    stream = k8s_watch.Watch()
+    for event in stream.stream(k8s.CoreV1Api(kube_api).list_namespaced_pod, namespace,
+                               label_selector=f"job-name={name}", timeout_seconds=60):
+        pod = event["object"]
+        states = [next(k for k, v in (s.state.to_dict() or {}).items() if v)
+                  for s in [*(pod.status.init_container_statuses or []),
+                            *(pod.status.container_statuses or [])]]
+        if states and (not seen or seen[-1] != f"{pod.status.phase} {states}"):
+            seen.append(f"{pod.status.phase} {states}")
+        if pod.status.phase in ("Succeeded", "Failed"):
+            stream.stop()
+    return seen
+
+
+def test_a_pod_starts_without_a_status_write_before_it_unless_init_containers_run(
+    kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    """A pod's start is not held up by a status write: the first status it gets says its
+    container runs. Init containers keep it Pending, and say so, while they run."""
+    batch = k8s.BatchV1Api(kube_api)
+    pause = ["python", "-c", "import time; time.sleep(0.5)"]  # long enough to be seen running
+    batch.create_namespaced_job(namespace, job("plain", pause))
+    assert _container_states(kube_api, namespace, "plain") == [
+        "Running ['running']", "Succeeded ['terminated']"]
+
+    with_init = job("init", pause)
+    with_init["spec"]["template"]["spec"]["initContainers"] = [
+        {"name": "first", "image": "unused.local/dev", "command": pause}]
+    batch.create_namespaced_job(namespace, with_init)
+    states = _container_states(kube_api, namespace, "init")
+    assert states[0] == "Pending ['waiting', 'waiting']", states
+    assert states[-1] == "Succeeded ['terminated', 'terminated']", states

@@ -215,7 +215,11 @@ class PodRun:
                     kill_group(proc.pid, signal.SIGKILL)
 
     async def _run_containers(self, plans: dict[str, ContainerPlan]) -> None:
-        await self.report(self._status(PodPhase.PENDING))
+        if self.init:
+            # Pending while the init containers run. A pod without them is not held up by
+            # a status write before its start (a kubelet's status manager does not block
+            # containers either): its next report, Running, follows at once.
+            await self.report(self._status(PodPhase.PENDING))
         for state in self.init:
             if self.kill_reason:
                 break
