@@ -167,5 +167,18 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The `mediaplane-worker` command: `main`, then an exit that skips the interpreter's
+    teardown. Once the result is written nothing is left to finalize (ffmpeg waited for,
+    the upload's threads joined, the scratch removed), and the teardown of pydantic's,
+    httpx's and TLS's modules took 45 ms, on every rendition's way to being published.
+    An exception escaping `main` still exits the usual way, with its traceback."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
