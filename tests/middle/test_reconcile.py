@@ -140,6 +140,20 @@ class Pipeline:
             await reconcile.reconcile_asset(self.ctx, TENANT, self.name)  # the TJ event
         return bool(self.snapshot() != before)
 
+    def count_asset_reads(self) -> Callable[[], int]:
+        """From now on, counts the operator's reads of the asset: the function returned
+        says how many so far."""
+        reads = 0
+        get_asset = self.kube.get_asset
+
+        async def counting(namespace: str, name: str) -> MediaAsset | None:
+            nonlocal reads
+            reads += 1
+            return await get_asset(namespace, name)
+
+        self.kube.get_asset = counting  # type: ignore[method-assign]
+        return lambda: reads
+
     def snapshot(self) -> Any:
         return (sorted(self.kube.creations.items()),
                 repr(self.kube.assets), repr(self.kube.transcode_jobs_))
@@ -279,15 +293,7 @@ async def test_a_burst_of_transcode_job_events_costs_one_more_reconcile() -> Non
     pipeline = Pipeline()
     pipeline.add_video()
     ctx = pipeline.ctx
-    reads = 0
-    get_asset = pipeline.kube.get_asset
-
-    async def counting(namespace: str, name: str) -> MediaAsset | None:
-        nonlocal reads
-        reads += 1
-        return await get_asset(namespace, name)
-
-    pipeline.kube.get_asset = counting  # type: ignore[method-assign]
+    reads = pipeline.count_asset_reads()
     lock = await ctx.acquire(TENANT, pipeline.name)  # a reconcile in progress
     burst = [asyncio.create_task(reconcile.reconcile_asset(ctx, TENANT, pipeline.name,
                                                            coalesce=True)) for _ in range(5)]
@@ -297,7 +303,7 @@ async def test_a_burst_of_transcode_job_events_costs_one_more_reconcile() -> Non
     await asyncio.sleep(0)
     lock.release()
     await asyncio.gather(*burst, resync)
-    assert reads == 2, "the first of the burst, and the caller that did not coalesce"
+    assert reads() == 2, "the first of the burst, and the caller that did not coalesce"
     assert not ctx.reconcile_waiting(TENANT, pipeline.name)
     assert pipeline.kube.reasons(pipeline.name).count("Probing") == 1
     assert (await pipeline.run()).phase is AssetPhase.READY
@@ -523,15 +529,7 @@ async def test_a_transcode_job_event_without_news_for_the_asset_reconciles_nothi
     await pipeline.run()
     memo = kopf.Memo()
     memo.ctx = pipeline.ctx
-    reads = 0
-    get_asset = pipeline.kube.get_asset
-
-    async def counting(namespace: str, name: str) -> MediaAsset | None:
-        nonlocal reads
-        reads += 1
-        return await get_asset(namespace, name)
-
-    pipeline.kube.get_asset = counting  # type: ignore[method-assign]
+    reads = pipeline.count_asset_reads()
     body = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "360p")).to_body()
     body["status"] = {**body["status"], "phase": "Running"}
 
@@ -539,9 +537,9 @@ async def test_a_transcode_job_event_without_news_for_the_asset_reconciles_nothi
     handle = cast("Callable[..., Awaitable[None]]", handlers.transcode_job_event)
 
     async def event(kind: str | None, obj: dict[str, Any]) -> int:
-        before = reads
+        before = reads()
         await handle(event={"type": kind, "object": obj}, memo=memo)
-        return reads - before
+        return reads() - before
 
     assert await event("MODIFIED", body) == 1, "a status never seen: the asset hears of it"
     annotated = {**body, "metadata": {**body["metadata"], "annotations": {"kopf": "handled"}}}
