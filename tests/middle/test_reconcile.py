@@ -550,5 +550,9 @@ async def test_a_transcode_job_event_without_news_for_the_asset_reconciles_nothi
     assert await event("MODIFIED", finished) == 1
     assert pipeline.ctx.transcode_jobs_tracked == 0, "finished ones are not remembered"
     assert await event(None, body) == 0, "the initial listing after a restart reconciles nothing"
+    assert pipeline.ctx.transcode_jobs_tracked == 1, "an unfinished one listed is remembered"
+    assert await event(None, finished) == 0, "a watch's listing again, once it has finished"
+    assert pipeline.ctx.transcode_jobs_tracked == 0
+    assert await event("MODIFIED", body) == 1
     assert await event("DELETED", body) == 0
     assert pipeline.ctx.transcode_jobs_tracked == 0

@@ -253,8 +253,11 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
         return
     if tj.status.phase is None:
         return
-    # A restart's listing of finished TranscodeJobs (most of them) costs no serialising.
-    if event["type"] is not None or not tj.status.terminal:
+    if event["type"] is None and tj.status.terminal:
+        # A (re)listing of a finished one, as most are after a restart: nothing to keep,
+        # and no status to serialise.
+        ctx.transcode_job_gone(key)
+    else:
         status = json.dumps(event["object"].get("status"), sort_keys=True)
         if not ctx.transcode_job_news(key, status, finished=tj.status.terminal):
             return  # metadata only (kopf's annotations): the asset has seen this status
