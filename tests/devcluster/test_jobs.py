@@ -251,3 +251,32 @@ def test_a_pod_starts_without_a_status_write_before_it_unless_init_containers_ru
     states = _container_states(kube_api, namespace, "init")
     assert states[0] == "Pending ['waiting', 'waiting']", states
     assert states[-1] == "Succeeded ['terminated', 'terminated']", states
+
+
+def test_a_pods_cpu_request_sets_its_processes_cpu_weight(
+    kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    """Without cgroups the agent weighs a container's processes, and what they start, as a
+    kubelet's cpu.shares would: by nice value, for the process and its session's group (the
+    kernel weighs sessions against each other when it groups them)."""
+    script = (
+        "import os, subprocess, sys; "
+        "child = subprocess.run(['cat', '/proc/self/stat'], capture_output=True, "
+        "text=True).stdout.rsplit(')', 1)[1].split()[16]; "
+        "group = open('/proc/self/autogroup').read().split()[-1] "
+        "if os.path.exists('/proc/self/autogroup') else 'none'; "
+        "open(sys.argv[1], 'w').write(f'{os.getpriority(os.PRIO_PROCESS, 0)} {child} {group}')"
+    )
+    batch = k8s.BatchV1Api(kube_api)
+    for name, cpu in (("little", "50m"), ("whole", "1")):
+        batch.create_namespaced_job(namespace, job(
+            name, ["python", "-c", script, "/dev/termination-log"],
+            resources={"requests": {"cpu": cpu}}))
+    seen = {}
+    for name in ("little", "whole"):
+        eventually(finished(kube_api, namespace, name), f"job {name}")
+        (pod,) = pods_of(kube_api, namespace, name)
+        seen[name] = terminated(pod).message.split()
+    autogroups = Path("/proc/self/autogroup").exists()
+    assert seen["little"] == ["13", "13", "13" if autogroups else "none"]
+    assert seen["whole"] == ["0", "0", "0" if autogroups else "none"]

@@ -15,6 +15,8 @@ from mediaplane.devcluster.nodeagent.podspec import (
     PodSpecError,
     container_argv,
     container_env,
+    cpu_nice,
+    cpu_shares,
     expand,
     path_map,
     process_env,
@@ -264,6 +266,29 @@ def test_resource_value(
     resources: dict[str, Any], resource: str, divisor: str | None, expected: str
 ) -> None:
     assert resource_value({"name": "c", "resources": resources}, resource, divisor) == expected
+
+
+@pytest.mark.parametrize(
+    ("resources", "shares", "nice"),
+    [
+        ({"requests": {"cpu": "1"}}, 1024, 0),
+        ({"requests": {"cpu": "2"}}, 2048, 0),  # never above the host's own processes
+        ({"requests": {"cpu": "500m"}}, 512, 3),  # a first wave's worker
+        ({"requests": {"cpu": "50m"}}, 51, 13),  # the rest of its ladder: a tenth the weight
+        ({"limits": {"cpu": "250m"}}, 256, 6),  # a limit alone is also the request
+        ({"requests": {"memory": "1Gi"}}, 2, 19),  # no CPU request: BestEffort's 2 shares
+        ({}, 2, 19),
+    ],
+)
+def test_a_cpu_request_buys_the_weight_a_kubelet_would_give(
+    resources: dict[str, Any], shares: int, nice: int
+) -> None:
+    container = {"name": "c", "resources": resources}
+    assert cpu_shares(container) == shares
+    assert cpu_nice(container) == nice
+    # The nice value's weight (1024 / 1.25^nice) is within a step of the shares.
+    if 2 < shares < 1024:
+        assert 1 / 1.25 < (1024 / 1.25**nice) / shares < 1.25
 
 
 def test_exit_codes_and_outcome() -> None:

@@ -33,8 +33,9 @@ def _load_libc() -> ctypes.CDLL:
     return _libc
 
 
-def pdeathsig_preexec(sig: int = signal.SIGKILL) -> Callable[[], None]:
-    """A `preexec_fn` that ties the child's life to the calling thread.
+def pdeathsig_preexec(sig: int = signal.SIGKILL, nice: int = 0) -> Callable[[], None]:
+    """A `preexec_fn` that ties the child's life to the calling thread, and lowers its CPU
+    weight to `nice` (see `set_nice`).
 
     libc is loaded in the parent: loading it after fork, in a possibly multi-threaded
     process, is not async-signal-safe.
@@ -47,8 +48,27 @@ def pdeathsig_preexec(sig: int = signal.SIGKILL) -> Callable[[], None]:
         # The parent may have died between fork and prctl: the signal would never come.
         if os.getppid() != parent:
             os._exit(1)
+        if nice:
+            set_nice(nice)
 
     return preexec
+
+
+def set_nice(nice: int) -> None:
+    """Gives the calling process (and what it starts) the CPU weight of `nice`, against
+    every other process of the machine.
+
+    A process's own nice value weighs it only against its session's processes where the
+    kernel groups sessions (CONFIG_SCHED_AUTOGROUP, on in most distributions): each
+    session, such as a child started with `start_new_session`, then gets an equal share
+    of the CPU whatever its nice. So the session's group gets the same value, through
+    /proc/self/autogroup (call this in the session's leader). Raising a nice value needs
+    no privilege; a failure leaves the weight as it was.
+    """
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as handle:  # noqa: PTH123
+        handle.write(str(nice))  # (OSError: a kernel without autogroups)
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -238,6 +238,33 @@ def resource_value(container: Container, resource: str, divisor: str | None = No
     return str(math.ceil(amount))
 
 
+
+# A kubelet turns a container's CPU request into its cgroup's CPU weight (cpu.shares: the
+# request in millicores * 1024 / 1000, at least 2, as for a pod without a request); under
+# contention the kernel splits the cores in proportion to those weights. The agent has no
+# cgroups of its own, so it gives the container's processes the nice value whose weight
+# (1024 / 1.25^nice, the kernel's table) is the closest: 1 CPU is nice 0, 500m nice 3,
+# 50m nice 13, none 19. Nothing runs above nice 0: raising priority takes privileges.
+MIN_SHARES, SHARES_PER_CPU, MAX_NICE = 2, 1024, 19
+
+
+def cpu_shares(container: Container) -> int:
+    """The cpu.shares a kubelet gives `container`: from its CPU request, else its limit."""
+    resources = container.get("resources") or {}
+    value = ((resources.get("requests") or {}).get("cpu")
+             or (resources.get("limits") or {}).get("cpu"))
+    if value is None:
+        return MIN_SHARES
+    return max(MIN_SHARES, math.floor(parse_quantity(value) * SHARES_PER_CPU))
+
+
+def cpu_nice(container: Container) -> int:
+    """The nice value that weighs `container` as its cpu.shares would (0 to 19)."""
+    shares = cpu_shares(container)
+    if shares >= SHARES_PER_CPU:
+        return 0
+    return min(MAX_NICE, round(math.log(SHARES_PER_CPU / shares, 1.25)))
+
 # --- referenced ConfigMaps and Secrets -----------------------------------------------------
 
 

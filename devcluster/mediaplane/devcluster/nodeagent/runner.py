@@ -30,6 +30,7 @@ from mediaplane.devcluster.nodeagent.podspec import (
     Ref,
     container_argv,
     container_env,
+    cpu_nice,
     object_data,
     path_map,
     process_env,
@@ -71,6 +72,8 @@ class ContainerPlan:
     cwd: Path
     termination_file: Path
     message_policy: str
+    # The CPU weight its CPU request buys (`podspec.cpu_nice`).
+    nice: int = 0
 
 
 def read_termination_message(plan: ContainerPlan, log_path: Path, code: int) -> str:
@@ -272,7 +275,7 @@ class PodRun:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=pdeathsig_preexec(),
+                    preexec_fn=pdeathsig_preexec(nice=plan.nice),
                 )
             except OSError as err:
                 state.terminate(128, f"cannot start {plan.argv[0]!r}: {err}", reason="StartError")
@@ -404,6 +407,7 @@ class PodRun:
                 cwd=cwd,
                 termination_file=termination,
                 message_policy=container.get("terminationMessagePolicy") or "File",
+                nice=cpu_nice(container),
             )
         return plans
 
