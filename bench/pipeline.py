@@ -15,6 +15,13 @@ machine. For one run of each clip it prints where the time to playable goes: the
 rung's pod running, its worker's first log line, ffmpeg done, upload done, pod succeeded,
 playable, beside the probe's and the audio's pods that share the cores.
 
+Then, for the 20 s clip, uploads that do not come one at a time: an asset created while an
+earlier one's rest of the ladder encodes (0.6 s after the earlier one is playable). Its
+time to playable, against a raw encode on the quiet machine just before, shows what the
+rest of the ladder's low CPU request buys the first wave of the next upload (set
+MEDIAPLANE_WORKER_BACKGROUND_CPU_REQUEST=500m, the first wave's own, for the figure
+without it).
+
 The marks come from watches of the pods and the asset, not from polling: a list every 20 ms
 loads the API server on the cores it measures (on 2 cores it made playable 8% slower).
 
@@ -293,6 +300,14 @@ def run_asset(watches: Watches, storage: Storage, tenant: str, clip: Media, *,
               asset_id: str | None = None) -> Timeline:
     """Stores the clip as a new asset's source, creates the MediaAsset and waits, through
     the watches, until it is complete (or playable, `until="playable"`)."""
+    timeline = start_asset(watches, storage, tenant, clip, asset_id)
+    watches.wait(timeline, until, timeout)
+    return timeline
+
+
+def start_asset(watches: Watches, storage: Storage, tenant: str, clip: Media,
+                asset_id: str | None = None) -> Timeline:
+    """Stores the clip as a new asset's source and creates the MediaAsset."""
     asset_id = asset_id or names.new_asset_id()
     storage.client.put_object(Bucket=storage.bucket, Key=keys.source_key(tenant, asset_id),
                               Body=clip.data, ContentType=clip.mime)
@@ -303,7 +318,6 @@ def run_asset(watches: Watches, storage: Storage, tenant: str, clip: Media, *,
         timeline.created_wall, timeline.created = time.time(), time.monotonic()
     watches.custom.create_namespaced_custom_object(names.GROUP, names.VERSION, tenant,
                                                    names.ASSET_PLURAL, body)
-    watches.wait(timeline, until, timeout)
     return timeline
 
 
@@ -518,6 +532,55 @@ def bench_clip(cluster: DevCluster, seconds: int, height: int, runs: int, channe
                                 statistics.median(r.wall for r in raw)))
 
 
+@dataclass
+class BesideResult:
+    """Assets created while another asset's rest of the ladder encodes."""
+
+    raw_lowest: list[Raw]
+    runs: list[Timeline]
+    earlier: list[Timeline]
+
+
+BESIDE_DELAY = 0.6  # after the earlier asset is playable: its rest of the ladder is encoding
+
+
+def bench_beside(cluster: DevCluster, seconds: int, height: int, runs: int, channels: int,
+                 scratch: Path) -> BesideResult:
+    clip = video_clip(CACHE, seconds=seconds, width=height * 16 // 9, height=height,
+                      channels=channels)
+    custom, _, storage, tenant, raw_key = bench_tenant(cluster, clip)
+    lowest = lowest_rung(height)
+    result = BesideResult([], [], [])
+    with Watches(custom.api_client, tenant) as watches:
+        for index in range(runs):
+            print(f"  {seconds} s {height}p beside another asset's ladder: run {index + 1} "
+                  f"of {runs}", flush=True)
+            result.raw_lowest.append(raw_run(storage, raw_key, lowest, scratch))
+            earlier = start_asset(watches, storage, tenant, clip)
+            watches.wait(earlier, "playable", 600)
+            time.sleep(BESIDE_DELAY)
+            later = run_asset(watches, storage, tenant, clip)
+            watches.wait(earlier, "complete", 600)  # the machine quiet for the next raw
+            result.runs.append(later)
+            result.earlier.append(earlier)
+    return result
+
+
+def report_beside(result: BesideResult) -> None:
+    raw_walls = [r.wall for r in result.raw_lowest]
+    playable = [t.playable or math.nan for t in result.runs]
+    ratios = [p / r for p, r in zip(playable, raw_walls, strict=True)]
+    print(f"\nan asset created {BESIDE_DELAY} s after another one's playable (its rest of the "
+          f"ladder encoding); {len(result.runs)} runs; background CPU request "
+          f"{os.environ.get('MEDIAPLANE_WORKER_BACKGROUND_CPU_REQUEST', 'default')}")
+    print(row("raw ffmpeg, lowest rung (quiet)", raw_walls))
+    print(row("create -> playable, beside", playable,
+              statistics.median(raw_walls) * TARGET_PLAYABLE_RATIO, "1.25raw"))
+    print(f"{'playable beside / raw lowest rung':<34} p50={statistics.median(ratios):5.2f}x "
+          f"p95={percentile(ratios, 95):5.2f}x  (target <= {TARGET_PLAYABLE_RATIO}x)")
+    print(row("the earlier asset: -> complete", [t.complete or math.nan for t in result.earlier]))
+
+
 def report(result: ClipResult, channels: int) -> None:
     clip, runs = result.clip, result.runs
     sound = "stereo, copied" if channels == 2 else f"{channels} ch, encoded"
@@ -586,6 +649,9 @@ def main() -> None:
                         help="one clip of this duration (default: both clips)")
     parser.add_argument("--height", type=int, default=None,
                         help="one clip of this height, 16:9 (default: both clips)")
+    parser.add_argument("--beside-runs", type=int, default=3,
+                        help="runs of an asset created while another one's ladder encodes "
+                        "(20 s clip; 0: none)")
     parser.add_argument("--channels", type=int, default=2,
                         help="audio channels: 2 (stereo AAC, copied into the audio "
                         "rendition as a phone's or camera's would be) or 1 (encoded)")
@@ -605,8 +671,13 @@ def main() -> None:
                       flush=True)
                 results.append(bench_clip(cluster, seconds, height, args.runs or runs,
                                           args.channels, index == 0, work))
+            beside = None
+            if args.beside_runs and (20, 720) in ((s, h) for s, h, _ in clips):
+                beside = bench_beside(cluster, 20, 720, args.beside_runs, args.channels, work)
     for result in results:
         report(result, args.channels)
+    if beside is not None:
+        report_beside(beside)
 
 
 if __name__ == "__main__":

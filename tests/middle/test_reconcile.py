@@ -60,19 +60,20 @@ RENDITION_MPD = """<?xml version="1.0"?>
 class Pipeline:
     """The operator's handlers driven as kopf and the Job controller would drive them."""
 
-    def __init__(self, *, verdict: Verdict = Verdict.ACCEPTED,
-                 probe: ProbeResult = PROBE) -> None:
+    def __init__(self, *, verdict: Verdict = Verdict.ACCEPTED, probe: ProbeResult = PROBE,
+                 settings: OperatorSettings | None = None) -> None:
         self.kube = MemoryKube()
         self.objects = MemoryObjects()
         self.verdict = verdict
         self.probe = probe
+        self.settings = settings or OperatorSettings()
         self.ctx = self.restart()
         self.restarts = 0
 
     def restart(self) -> Context:
         """A new operator process: nothing of the old one's memory survives."""
-        self.ctx = Context(kube=self.kube, storage=self.objects,
-                           settings=OperatorSettings(worker_service_account="mp-worker"),
+        settings = self.settings.model_copy(update={"worker_service_account": "mp-worker"})
+        self.ctx = Context(kube=self.kube, storage=self.objects, settings=settings,
                            ladder=Ladder())
         return self.ctx
 
@@ -218,6 +219,33 @@ async def test_playable_first_holds_back_the_rest_of_the_ladder() -> None:
     assert pipeline.asset().phase is AssetPhase.PROCESSING
     assert await finish("audio") == ["240p", "360p", "audio", "poster", "probe", "storyboard"]
     assert pipeline.asset().playable
+
+    # The rest of the ladder asks for a tenth of the first wave's CPU: on a busy node, the
+    # first wave of an asset uploaded meanwhile keeps most of the cores.
+    for task in ("360p", "poster"):
+        await reconcile.ensure_job(pipeline.ctx, pipeline.kube.transcode_job(
+            TENANT, names.child_name(pipeline.name, task)))
+    requests = {
+        job["metadata"]["labels"][names.LABEL_TRANSCODE_JOB].rsplit("-", 1)[-1]: (
+            job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+            job["metadata"]["labels"].get(names.LABEL_PRIORITY))
+        for job in pipeline.kube.jobs.values()}
+    assert requests == {"probe": ("500m", None), "240p": ("500m", None),
+                        "audio": ("500m", None), "360p": ("50m", "background"),
+                        "poster": ("50m", "background")}
+    follower = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "storyboard"))
+    assert follower.spec.encoded_by, "the storyboard shares the 360p's decode"
+    assert follower.metadata.labels[names.LABEL_PRIORITY] == "background"
+
+
+async def test_without_playable_first_every_job_asks_for_the_same_cpu() -> None:
+    pipeline = Pipeline(settings=OperatorSettings(playable_first=False))
+    pipeline.add_video()
+    asset = await pipeline.run()
+    assert asset.phase is AssetPhase.READY
+    cpu = {job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+           for job in pipeline.kube.jobs.values()}
+    assert cpu == {"500m"}
 
 
 async def test_playable_is_written_before_the_rest_of_the_ladder_is_created() -> None:

@@ -33,6 +33,10 @@ LABEL_TRANSCODE_JOB_UID = f"{GROUP}/transcodejob-uid"
 LABEL_TASK = f"{GROUP}/task"
 # On a TranscodeJob started before the probe accepted the source (see reconcile.py).
 LABEL_SPECULATIVE = f"{GROUP}/speculative"
+# "background" on a TranscodeJob (and its Job and pods) that requests little CPU so that
+# a first wave beside it keeps the node's CPU (the operator's `playable_first`).
+LABEL_PRIORITY = f"{GROUP}/priority"
+PRIORITY_BACKGROUND = "background"
 FINALIZER = f"{GROUP}/objects"
 # Set by the Job controller on a Job's pods.
 BATCH_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"

@@ -61,10 +61,11 @@ def child_labels(asset_name: str, task: str) -> dict[str, str]:
 
 def transcode_job(asset: MediaAsset, variant: VariantSpec | None, *,
                   speculative: bool = False, also_encodes: list[VariantSpec] | None = None,
-                  encoded_by: str | None = None) -> TranscodeJob:
+                  encoded_by: str | None = None, background: bool = False) -> TranscodeJob:
     """The TranscodeJob for the probe (variant None) or for one variant of `asset`;
     `speculative` marks a variant started before the probe accepted the source;
-    `also_encodes` and `encoded_by` mark rungs sharing one decode (`shareddecode`)."""
+    `also_encodes` and `encoded_by` mark rungs sharing one decode (`shareddecode`);
+    `background` a variant whose Job yields the CPU to a first wave (`worker_job`)."""
     task = TaskType.PROBE if variant is None else TaskType.producing(variant.type)
     spec = TranscodeJobSpec(asset_ref=AssetRef(name=asset.name), task=task,
                             input=ObjectRef(key=asset.spec.source.key),
@@ -75,6 +76,8 @@ def transcode_job(asset: MediaAsset, variant: VariantSpec | None, *,
     labels = child_labels(asset.name, task.value)
     if speculative:
         labels[names.LABEL_SPECULATIVE] = "true"
+    if background:
+        labels[names.LABEL_PRIORITY] = names.PRIORITY_BACKGROUND
     return TranscodeJob(
         metadata=ObjectMeta(
             name=names.child_name(asset.name, PROBE if variant is None else variant.name),
@@ -117,6 +120,15 @@ def job_deadline_seconds(settings: OperatorSettings) -> int:
     return (settings.job_deadline_seconds + POD_START_SECONDS) * attempts + delays
 
 
+def cpu_request(tj: TranscodeJob, settings: OperatorSettings) -> str:
+    """A background Job asks for little CPU: the weight a node gives it under contention
+    follows its request, so another asset's first wave beside it keeps the cores
+    (`OperatorSettings.playable_first`)."""
+    if tj.metadata.labels.get(names.LABEL_PRIORITY) == names.PRIORITY_BACKGROUND:
+        return settings.worker_background_cpu_request
+    return settings.worker_cpu_request
+
+
 def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings,
                co_owners: Sequence[TranscodeJob] = ()) -> Manifest:
     """The batch/v1 Job that runs `task`, owned by the TranscodeJob `tj` (its controller)
@@ -134,7 +146,7 @@ def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings,
             {"name": RESULT_PATH_ENV, "value": TERMINATION_LOG},
         ],
         "resources": {
-            "requests": {"cpu": settings.worker_cpu_request,
+            "requests": {"cpu": cpu_request(tj, settings),
                          "memory": settings.worker_memory_request},
             "limits": {"memory": settings.worker_memory_limit},
         },

@@ -224,13 +224,15 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
     existing = [tj.spec.variant for tj in tjs.values() if tj.spec.variant is not None]
     have = {spec.name for spec in existing}
     missing = [spec for spec in wanted if spec.name not in have]
+    background: set[str] = set()
     if ctx.settings.playable_first:
         wave = first_wave(wanted)
+        background = {spec.name for spec in wanted if spec.name not in wave}
         wave_tjs = [tjs.get(names.child_name(asset.name, n)) for n in wave]
         if not all(tj is not None and tj.phase.terminal for tj in wave_tjs):
             missing = [spec for spec in missing if spec.name in wave]
     to_create = shareddecode.plan_jobs(asset, wanted, missing, tjs,
-                                       ctx.settings.shared_decode)
+                                       ctx.settings.shared_decode, background)
     known = {spec.name: spec for spec in [*existing, *wanted]}
     order = {spec.name: i for i, spec in enumerate(wanted)}
     return sorted(known.values(), key=lambda s: order.get(s.name, len(order))), to_create

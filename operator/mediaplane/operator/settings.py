@@ -32,9 +32,14 @@ class OperatorSettings(BaseSettings):
     worker_memory_limit: str = "2Gi"
     worker_scratch_limit: str = "20Gi"
     max_variant_bytes: int = Field(default=50 * 1024**3, ge=1)
-    # Run the lowest rung, the audio and the poster before the rest of a video's ladder.
-    # Right for a node or two; turn off where the cluster has CPU to run every rung at once.
+    # Run what makes a video playable (its lowest rung and its audio: `ladder.first_wave`)
+    # before the rest of its ladder, whose Jobs then request only
+    # `worker_background_cpu_request`: a node splits busy cores in proportion to the
+    # requests (a kubelet's cgroup CPU weights), so the first wave of an asset uploaded
+    # meanwhile keeps about 90% of them. Right for a node or two; turn off where the
+    # cluster has the CPU to run every rung at once.
     playable_first: bool = True
+    worker_background_cpu_request: str = "50m"
     # Encode the video rungs after the first wave with one ffmpeg (one decode of the source,
     # one pod) instead of a pod each: less CPU per asset, the same renditions.
     shared_decode: bool = True

@@ -18,7 +18,7 @@ between two writes loses nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 
 from mediaplane.core import keys, names
 from mediaplane.core.ladder import shared_decode
@@ -38,8 +38,9 @@ from mediaplane.operator.context import Context
 
 def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
               missing: Sequence[VariantSpec], existing: Mapping[str, TranscodeJob],
-              enabled: bool) -> list[TranscodeJob]:
-    """The TranscodeJobs to create for `missing`, the rungs that share a decode marked.
+              enabled: bool, background: Set[str] = frozenset()) -> list[TranscodeJob]:
+    """The TranscodeJobs to create for `missing`, the rungs that share a decode marked,
+    those named in `background` as such (`builders.transcode_job`).
 
     A group is formed only when none of it exists yet, or from its leader's own list once
     the leader exists (a follower made after a restart joins the Job that already encodes
@@ -56,12 +57,15 @@ def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
     follower_names = {spec.name for spec in followers}
     jobs = []
     for spec in missing:
+        behind = spec.name in background
         if leader_name is not None and spec.name == group[0].name:
-            jobs.append(builders.transcode_job(asset, spec, also_encodes=followers))
+            jobs.append(builders.transcode_job(asset, spec, also_encodes=followers,
+                                               background=behind))
         elif spec.name in follower_names:
-            jobs.append(builders.transcode_job(asset, spec, encoded_by=leader_name))
+            jobs.append(builders.transcode_job(asset, spec, encoded_by=leader_name,
+                                               background=behind))
         else:
-            jobs.append(builders.transcode_job(asset, spec))
+            jobs.append(builders.transcode_job(asset, spec, background=behind))
     return jobs
 
 
