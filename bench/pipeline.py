@@ -26,6 +26,7 @@ The marks come from watches of the pods and the asset, not from polling: a list 
 loads the API server on the cores it measures (on 2 cores it made playable 8% slower).
 
     .venv/bin/python -m bench.pipeline [--runs N] [--seconds S --height H] [--channels C]
+                                       [--beside-runs N]
 """
 
 from __future__ import annotations
