@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from mediaplane.cli.dev import exports
 from mediaplane.devcluster import binaries
 from mediaplane.devcluster.crds import crd_names
 from mediaplane.devcluster.ports import free_ports
+from mediaplane.devcluster.processes import group_nice, set_group_nice
 from mediaplane.devcluster.state import is_running, read_env
 
 
@@ -67,3 +73,24 @@ def test_crd_names(tmp_path: Path) -> None:
         "metadata: {name: p}\n"
     )
     assert crd_names([tmp_path / "a.yaml"]) == ["things.example.io"]
+
+
+def test_a_childs_session_group_takes_the_nice_value_given_from_outside() -> None:
+    """The node agent's second way of weighing a pod: from its own process, once the child
+    runs (where the kernel refused the child's own change: it takes one per 100 ms from
+    processes without CAP_SYS_ADMIN)."""
+    if not Path("/proc/self/autogroup").exists():
+        pytest.skip("this kernel does not group sessions (CONFIG_SCHED_AUTOGROUP is off)")
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        assert group_nice(child.pid) == 0
+        deadline = time.monotonic() + 2
+        while not set_group_nice(child.pid, 7):  # the kernel's 100 ms between changes
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert group_nice(child.pid) == 7
+        assert group_nice(os.getpid()) != 7, "the caller's own group is left alone"
+    finally:
+        child.kill()
+        child.wait()
+    assert group_nice(child.pid) is None, "a process that is gone has no group"

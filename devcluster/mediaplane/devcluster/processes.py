@@ -67,8 +67,36 @@ def set_nice(nice: int) -> None:
     """
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, nice)
-    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as handle:  # noqa: PTH123
-        handle.write(str(nice))  # (OSError: a kernel without autogroups)
+    set_group_nice("self", nice)
+
+
+def set_group_nice(pid: int | str, nice: int) -> bool:
+    """Sets the nice value of `pid`'s session group; False where the kernel said "not now".
+
+    Without CAP_SYS_ADMIN the kernel takes one such change per 100 ms on the whole machine
+    (EAGAIN otherwise). A kernel without autogroups, or a process gone, is True: there is
+    nothing to set."""
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as handle:  # noqa: PTH123 (also after fork)
+            handle.write(str(nice))
+    except BlockingIOError:  # EAGAIN
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def group_nice(pid: int) -> int | None:
+    """The nice value of `pid`'s session group (None: no autogroups, or no such process)."""
+    try:
+        text = Path(f"/proc/{pid}/autogroup").read_text()
+    except OSError:
+        return None
+    _, _, value = text.partition(" nice ")
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def tail(path: Path, lines: int = 40) -> str:

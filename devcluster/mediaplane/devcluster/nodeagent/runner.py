@@ -51,13 +51,20 @@ from mediaplane.devcluster.nodeagent.status import (
     pod_status,
     states_for,
 )
-from mediaplane.devcluster.processes import kill_group, pdeathsig_preexec
+from mediaplane.devcluster.processes import (
+    group_nice,
+    kill_group,
+    pdeathsig_preexec,
+    set_group_nice,
+)
 
 log = logging.getLogger(__name__)
 
 REFERENCE_WAIT_SECONDS = 60.0
 MAX_GRACE_SECONDS = 30.0
 DEFAULT_GRACE_SECONDS = 30.0
+# Tries, 100 ms apart, at setting a pod's CPU weight the kernel refused for now (`_weigh`).
+WEIGH_ATTEMPTS = 50
 # Volumes the ServiceAccount admission plugin adds to every pod; a local process never
 # needs them, so failing to fill one in must not fail the pod.
 AUTO_VOLUME_PREFIX = "kube-api-access-"
@@ -115,6 +122,7 @@ class PodRun:
         self.kill_message: str | None = None
         self.deleted = False
         self._kill_tasks: set[asyncio.Task[None]] = set()
+        self._weigh_tasks: set[asyncio.Task[None]] = set()
         self._deadline: asyncio.Task[None] | None = None
         self._deadline_seconds: int | None = None
         self._armed = False
@@ -283,11 +291,25 @@ class PodRun:
                 return None
         state.started_at = now()
         self.procs[state.name] = proc
+        if plan.nice and group_nice(proc.pid) not in (None, plan.nice):
+            task = asyncio.create_task(self._weigh(proc, plan.nice))
+            self._weigh_tasks.add(task)
+            task.add_done_callback(self._weigh_tasks.discard)
         self.dir.pid(state.name).write_text(f"{proc.pid}\n")
         log.info("%s: container %s started, pid %d", self, state.name, proc.pid)
         if self.kill_reason:  # a kill that raced the start
             kill_group(proc.pid, signal.SIGKILL)
         return proc
+
+    async def _weigh(self, proc: asyncio.subprocess.Process, nice: int) -> None:
+        """Sets the session group's nice value the child could not set itself: without
+        CAP_SYS_ADMIN the kernel takes one such change per 100 ms on the machine, so pods
+        that start together take turns."""
+        for _ in range(WEIGH_ATTEMPTS):
+            await asyncio.sleep(0.1)
+            if proc.returncode is not None or set_group_nice(proc.pid, nice):
+                return
+        log.warning("%s: could not lower the CPU weight of pid %d", self, proc.pid)
 
     async def _wait(
         self, state: ContainerState, plan: ContainerPlan, proc: asyncio.subprocess.Process
