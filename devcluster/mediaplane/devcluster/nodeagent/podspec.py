@@ -238,7 +238,6 @@ def resource_value(container: Container, resource: str, divisor: str | None = No
     return str(math.ceil(amount))
 
 
-
 # A kubelet turns a container's CPU request into its cgroup's CPU weight (cpu.shares: the
 # request in millicores * 1024 / 1000, at least 2, as for a pod without a request); under
 # contention the kernel splits the cores in proportion to those weights. The agent has no
@@ -264,6 +263,7 @@ def cpu_nice(container: Container) -> int:
     if shares >= SHARES_PER_CPU:
         return 0
     return min(MAX_NICE, round(math.log(SHARES_PER_CPU / shares, 1.25)))
+
 
 # --- referenced ConfigMaps and Secrets -----------------------------------------------------
 
