@@ -55,18 +55,11 @@ def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
             followers = group[1:]
     leader_name = names.child_name(asset.name, group[0].name) if followers else None
     follower_names = {spec.name for spec in followers}
-    jobs = []
-    for spec in missing:
-        behind = spec.name in background
-        if leader_name is not None and spec.name == group[0].name:
-            jobs.append(builders.transcode_job(asset, spec, also_encodes=followers,
-                                               background=behind))
-        elif spec.name in follower_names:
-            jobs.append(builders.transcode_job(asset, spec, encoded_by=leader_name,
-                                               background=behind))
-        else:
-            jobs.append(builders.transcode_job(asset, spec, background=behind))
-    return jobs
+    return [builders.transcode_job(
+        asset, spec,
+        also_encodes=followers if leader_name and spec.name == group[0].name else None,
+        encoded_by=leader_name if spec.name in follower_names else None,
+        background=spec.name in background) for spec in missing]
 
 
 def leads(tj: TranscodeJob) -> bool:
