@@ -193,8 +193,7 @@ async def test_a_video_goes_from_source_to_complete() -> None:
     assert pipeline.objects.get_text(prefix + "master.m3u8").count("#EXT-X-STREAM-INF") == 2
     assert "variants/audio/" in pipeline.objects.get_text(prefix + "manifest.mpd")
     assert pipeline.kube.count("TranscodeJob") == 6
-    assert pipeline.kube.count("Job") == 4, \
-        "the 360p and the storyboard share one decode, the audio's pod makes the poster"
+    assert pipeline.kube.count("Job") == 5, "the 360p and the storyboard share one decode"
     assert pipeline.kube.duplicates() == []
     reasons = pipeline.kube.reasons(pipeline.name)
     assert reasons.index("Probing") < reasons.index("PlayableEarly") < reasons.index("Complete")
@@ -215,16 +214,15 @@ async def test_playable_first_holds_back_the_rest_of_the_ladder() -> None:
         return sorted(n.rsplit("-", 1)[-1] for _, n in pipeline.kube.transcode_jobs_)
 
     await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
-    # The poster is made by the audio's pod: it comes with the first wave.
-    assert await finish("probe") == ["240p", "audio", "poster", "probe"]
-    assert await finish("240p") == ["240p", "audio", "poster", "probe"], "audio still running"
+    assert await finish("probe") == ["240p", "audio", "probe"]
+    assert await finish("240p") == ["240p", "audio", "probe"], "audio still running"
     assert pipeline.asset().phase is AssetPhase.PROCESSING
     assert await finish("audio") == ["240p", "360p", "audio", "poster", "probe", "storyboard"]
     assert pipeline.asset().playable
 
     # The rest of the ladder asks for a tenth of the first wave's CPU: on a busy node, the
     # first wave of an asset uploaded meanwhile keeps most of the cores.
-    for task in ("360p", "poster"):  # the poster's is the audio's Job
+    for task in ("360p", "poster"):
         await reconcile.ensure_job(pipeline.ctx, pipeline.kube.transcode_job(
             TENANT, names.child_name(pipeline.name, task)))
     requests = {
@@ -233,10 +231,8 @@ async def test_playable_first_holds_back_the_rest_of_the_ladder() -> None:
             job["metadata"]["labels"].get(names.LABEL_PRIORITY))
         for job in pipeline.kube.jobs.values()}
     assert requests == {"probe": ("500m", None), "240p": ("500m", None),
-                        "audio": ("500m", None), "360p": ("50m", "background")}
-    poster = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "poster"))
-    assert poster.spec.encoded_by == names.child_name(pipeline.name, "audio")
-    assert names.LABEL_PRIORITY not in poster.metadata.labels
+                        "audio": ("500m", None), "360p": ("50m", "background"),
+                        "poster": ("50m", "background")}
     follower = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "storyboard"))
     assert follower.spec.encoded_by, "the storyboard shares the 360p's decode"
     assert follower.metadata.labels[names.LABEL_PRIORITY] == "background"
@@ -269,7 +265,7 @@ async def test_playable_is_written_before_the_rest_of_the_ladder_is_created() ->
     pipeline.kube.patch_asset_status = recording  # type: ignore[method-assign]
     asset = await pipeline.run()
     assert asset.phase is AssetPhase.READY
-    assert existing_when_playable == [["240p", "audio", "poster", "probe"]]
+    assert existing_when_playable == [["240p", "audio", "probe"]]
 
 
 async def _clean_run_writes() -> int:
@@ -293,7 +289,7 @@ async def test_operator_killed_after_every_write_loses_and_duplicates_nothing() 
         assert asset.status.is_true(AssetCondition.COMPLETE), where
         assert pipeline.kube.duplicates() == [], where
         assert pipeline.kube.count("TranscodeJob") == 6, where
-        assert pipeline.kube.count("Job") == 4, where
+        assert pipeline.kube.count("Job") == 5, where
 
 
 async def test_duplicate_and_concurrent_events_create_each_child_once() -> None:
@@ -470,7 +466,7 @@ async def test_the_lowest_rung_starts_with_the_probe_and_waits_to_be_published()
     assert asset.status.variant("240p") is not None
     assert pipeline.kube.duplicates() == []
     assert pipeline.kube.deletions == []
-    assert pipeline.kube.count("Job") == 4, "the early rung is the rung: no second run"
+    assert pipeline.kube.count("Job") == 5, "the early rung is the rung: no second run"
 
 
 async def test_a_handler_run_again_on_an_old_body_makes_no_second_job() -> None:

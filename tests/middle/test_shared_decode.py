@@ -8,13 +8,7 @@ from mediaplane.core import names
 from mediaplane.core.ladder import Ladder
 from mediaplane.core.resources import MediaAsset, TranscodeJob, TranscodeJobStatus
 from mediaplane.core.states import AssetCondition, AssetPhase, TranscodePhase, VariantState
-from mediaplane.core.tasks import (
-    MediaKind,
-    ProbeResult,
-    VariantOutcome,
-    VariantSpec,
-    VariantType,
-)
+from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
 from mediaplane.operator import reconcile, shareddecode
 from mediaplane.operator.context import Context
 from mediaplane.operator.settings import OperatorSettings
@@ -46,17 +40,7 @@ async def test_the_rungs_after_the_first_wave_are_encoded_by_one_job() -> None:
     assert asset.status.manifests is not None
     assert asset.status.manifests.variants == ["240p", "360p", "480p", "720p", "audio"]
     assert pipeline.kube.count("TranscodeJob") == 8, "the probe and one per variant"
-    assert pipeline.kube.count("Job") == 4, "probe, 240p, audio with the poster, the shared one"
-    audio, poster = tj(pipeline, "audio"), tj(pipeline, "poster")
-    assert [v.name for v in audio.spec.also_encodes or []] == ["poster"]
-    assert poster.spec.encoded_by == audio.name
-    assert (TENANT, poster.name) not in pipeline.kube.jobs, "no Job of its own"
-    assert poster.phase is TranscodePhase.SUCCEEDED
-    assert poster.status.result is not None
-    assert poster.status.result.output is not None
-    assert poster.status.result.output.file == "poster.jpg"
-    owners = pipeline.kube.jobs[(TENANT, audio.name)]["metadata"]["ownerReferences"]
-    assert [o["name"] for o in owners] == [audio.name, poster.name]
+    assert pipeline.kube.count("Job") == 5, "probe, 240p, audio, poster, the shared one"
     leader = tj(pipeline, "360p")
     assert [v.name for v in leader.spec.also_encodes or []] == SHARED[1:]
     owners = pipeline.kube.jobs[(TENANT, leader.name)]["metadata"]["ownerReferences"]
@@ -87,7 +71,7 @@ async def test_the_operator_killed_after_every_write_loses_and_duplicates_nothin
         assert asset.status.is_true(AssetCondition.COMPLETE), where
         assert asset.status.variant_summary == "7/7", where
         assert pipeline.kube.duplicates() == [], where
-        assert pipeline.kube.count("Job") == 4, where
+        assert pipeline.kube.count("Job") == 5, where
         assert all(tj(pipeline, v).phase is TranscodePhase.SUCCEEDED for v in SHARED), where
 
 
@@ -121,7 +105,7 @@ async def test_a_failed_shared_job_fails_its_rungs_and_each_is_retried_alone() -
     assert asset.status.manifests.variants == ["240p", "360p", "720p", "audio"]
     assert tj(pipeline, "480p").phase is TranscodePhase.FAILED
     assert tj(pipeline, "storyboard").phase is TranscodePhase.FAILED
-    assert pipeline.kube.count("Job") == 6, "four first runs, two retries"
+    assert pipeline.kube.count("Job") == 7, "five first runs, two retries"
     assert pipeline.kube.duplicates() == []
 
 
@@ -211,38 +195,3 @@ async def test_a_follower_reads_its_leader_only_in_its_own_tenant() -> None:
     assert after.status.result is None, "the other tenant's output is not handed over"
     assert after.phase is TranscodePhase.PENDING
     assert not [key for key in pipeline.kube.jobs if key[0] == "globex"]
-
-
-class PosterFailsBesideTheAudio(Pipeline):
-    """The audio's pod publishes its audio but cannot make the poster (its first run)."""
-
-    def result_of(self, tj: TranscodeJob) -> str:
-        if tj.spec.also_encodes and tj.spec.variant and tj.spec.variant.name == "audio" \
-                and not tj.status.retry:
-            return VariantOutcome(output=self.output_of(tj.spec.variant), also_failed={
-                "poster": "TranscodeFailed: ffmpeg wrote no picture"}).model_dump_json()
-        return super().result_of(tj)
-
-
-async def test_a_poster_failed_beside_the_audio_fails_alone_and_is_retried_alone() -> None:
-    pipeline = PosterFailsBesideTheAudio()
-    pipeline.add_video()
-    asset = await pipeline.run()
-    assert asset.playable, "the audio it rode with is published"
-    audio, poster = asset.status.variant("audio"), asset.status.variant("poster")
-    assert audio is not None
-    assert poster is not None
-    assert audio.state is VariantState.SUCCEEDED
-    assert poster.state is VariantState.FAILED
-    assert "ffmpeg wrote no picture" in (poster.message or "")
-    body = pipeline.kube.assets[(TENANT, pipeline.name)]
-    body["spec"]["retries"] = {"poster": 1}
-    body["metadata"]["generation"] += 1
-    asset = await pipeline.run()
-    poster = asset.status.variant("poster")
-    assert poster is not None
-    assert (poster.state, poster.retries) == (VariantState.SUCCEEDED, 1)
-    retry = tj(pipeline, "poster")
-    assert (TENANT, f"{retry.name}-r1") in pipeline.kube.jobs, "a Job of its own"
-    assert asset.status.is_true(AssetCondition.COMPLETE)
-    assert pipeline.kube.duplicates() == []

@@ -3,11 +3,8 @@
 The operator runs it as its worker command: `python faultyworker.py --hang storyboard
 --fail poster -- <the real worker>`. A task for a variant named after --hang sleeps until
 the kubelet's deadline kills it; one named after --fail leaves an error in its
-termination message and exits 5 (what a failed ffmpeg does); one made beside another
-variant (the poster in the audio's pod) is left out of the real worker's task and named
-failed in its result, as the real worker names a poster it could not make; every other
-task is handed to the real worker. It reads nothing but its pod's own environment, as a
-worker does.
+termination message and exits 5 (what a failed ffmpeg does); every other task is handed
+to the real worker. It reads nothing but its pod's own environment, as a worker does.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,24 +32,10 @@ def main() -> None:
     if variant in args.hang:
         while True:  # until activeDeadlineSeconds: the node agent kills the pod
             time.sleep(60)
-    result = Path(os.environ.get(RESULT_PATH_ENV, "/dev/termination-log"))
     if variant in args.fail:
-        result.write_text(f"TranscodeFailed: injected failure of {variant} (always fails)")
+        Path(os.environ.get(RESULT_PATH_ENV, "/dev/termination-log")).write_text(
+            f"TranscodeFailed: injected failure of {variant} (always fails)")
         sys.exit(5)
-    also = task.get("also") or []
-    failing = [a["variant"]["name"] for a in also if a["variant"]["name"] in args.fail]
-    if failing:
-        # A variant made beside another one (the poster in the audio's pod) fails alone, as
-        # the real worker reports it: the pod makes the rest and names the failed one's cause.
-        task["also"] = [a for a in also if a["variant"]["name"] not in failing]
-        env = {**os.environ, TASK_ENV: json.dumps(task)}
-        code = subprocess.run(worker, env=env, check=False).returncode
-        if code == 0:
-            outcome = json.loads(result.read_text())
-            outcome["alsoFailed"] = {name: f"TranscodeFailed: injected failure of {name} "
-                                     "(always fails)" for name in failing}
-            result.write_text(json.dumps(outcome))
-        sys.exit(code)
     os.execv(worker[0], worker)  # noqa: S606 (the real worker, argv as the operator gave)
 
 

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from mediaplane.core.ladder import (
-    Ladder,
-    first_wave,
-    plan_variants,
-    poster_with_audio,
-    shared_decode,
-    shared_groups,
-)
+from mediaplane.core.ladder import Ladder, first_wave, plan_variants, shared_decode
 from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
 
 
@@ -221,24 +214,3 @@ def test_a_shared_decode_leaves_out_rungs_above_1080p_and_beyond_six() -> None:
                                                       has_audio=True, duration_seconds=60))
     assert [v.name for v in shared_decode(plan)] == ["240p", "288p", "360p", "432p", "480p",
                                                      "540p", "storyboard"]
-
-
-def test_the_poster_rides_with_the_audio_of_a_video_that_is_not_split() -> None:
-    plan = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1280, height=720, has_video=True,
-                                                          has_audio=True, duration_seconds=20))
-    assert [v.name for v in poster_with_audio(plan)] == ["audio", "poster"]
-    assert [[v.name for v in group] for group in shared_groups(plan)] == [
-        ["360p", "480p", "720p", "storyboard"], ["audio", "poster"]]
-    silent = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1280, height=720,
-                                                            has_video=True, duration_seconds=20))
-    assert poster_with_audio(silent) == [], "no audio: the poster has a pod of its own"
-    long = plan_variants(MediaKind.VIDEO, Ladder(), probe(width=1920, height=1080,
-                                                          has_video=True, has_audio=True,
-                                                          duration_seconds=3600))
-    assert poster_with_audio(long) == [], "a long video keeps every variant apart"
-    no_poster = plan_variants(MediaKind.VIDEO, Ladder.model_validate({"poster": False}),
-                              probe(width=640, height=360, has_video=True, has_audio=True,
-                                    duration_seconds=20))
-    assert poster_with_audio(no_poster) == []
-    sound = plan_variants(MediaKind.AUDIO, Ladder(), probe(has_audio=True, duration_seconds=20))
-    assert poster_with_audio(sound) == [], "an audio asset has no poster"

@@ -15,14 +15,7 @@ import pytest
 import webvtt
 from mpegdash.parser import MPEGDASHParser
 
-from mediaplane.core.tasks import (
-    Expected,
-    SharedOutput,
-    TaskType,
-    VariantSpec,
-    VariantType,
-    WorkerTask,
-)
+from mediaplane.core.tasks import Expected, TaskType, VariantSpec, WorkerTask
 from tests.worker.conftest import ffprobe_report
 
 if TYPE_CHECKING:
@@ -277,77 +270,6 @@ def test_audio_passthrough_copies_the_sources_aac(
     assert packets(joined) == packets(media.clip)
     assert float(ffprobe_json(joined)["format"]["duration"]) == pytest.approx(
         out["durationSeconds"], abs=0.15)
-
-
-def test_audio_then_poster_in_one_pod_each_under_its_own_prefix(
-    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, ffprobe_json:
-    FfprobeJson,
-) -> None:
-    """`ladder.poster_with_audio`: the audio's task lists the poster (`also`); each lands
-    under its own prefix through its own policy, as if made by a pod of its own."""
-    url = source(s3_bucket, media.clip, "audio-poster", "video/mp4")
-    audio_prefix, poster_prefix = f"{ASSET}variants/ap-audio/", f"{ASSET}variants/ap-poster/"
-    audio = {"name": "audio", "type": "audio", "audio_codec": "aac",
-             "audio_bitrate_kbps": 128, "segment_seconds": 2}
-    poster = VariantSpec(name="poster", type=VariantType.POSTER, poster_at_seconds=1.0,
-                         image_format="jpeg")
-    task = variant_task(s3_bucket, url, audio, audio_prefix).model_copy(update={"also": [
-        SharedOutput(variant=poster, output=s3_bucket.presign_output(poster_prefix))]})
-    run = run_worker(task, tmp_path / "run")
-    assert run.returncode == 0, run.stderr + run.result_text
-    out, (still,) = run.result["output"], run.result["also"]
-    assert (out["name"], out["codecs"]) == ("audio", "mp4a.40.2")
-    assert (still["name"], still["file"], still["width"], still["height"]) == (
-        "poster", "poster.jpg", 640, 360)
-    assert s3_bucket.fetch_all(poster_prefix, tmp_path / "poster") == {
-        "poster.jpg": "image/jpeg"}
-    local = tmp_path / "audio"
-    types = s3_bucket.fetch_all(audio_prefix, local)
-    assert "poster.jpg" not in types
-    decoded = ffprobe_json(join_segments(local, m3u8.load(str(local / out["playlist"]))))
-    assert [s["codec_type"] for s in decoded["streams"]] == ["audio"]
-
-
-def test_a_poster_that_cannot_be_made_fails_alone_and_the_audio_is_published(
-    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
-) -> None:
-    """A source with sound and no picture: the poster's ffmpeg finds no video stream. The
-    pod still succeeds with the audio, and names the poster's cause for its TranscodeJob."""
-    url = source(s3_bucket, media.m4a, "audio-no-picture", "audio/mp4")
-    audio_prefix, poster_prefix = f"{ASSET}variants/np-audio/", f"{ASSET}variants/np-poster/"
-    audio = {"name": "audio", "type": "audio", "audio_codec": "aac",
-             "audio_bitrate_kbps": 128, "segment_seconds": 2}
-    poster = VariantSpec(name="poster", type=VariantType.POSTER, poster_at_seconds=1.0,
-                         image_format="jpeg")
-    task = variant_task(s3_bucket, url, audio, audio_prefix).model_copy(update={"also": [
-        SharedOutput(variant=poster, output=s3_bucket.presign_output(poster_prefix))]})
-    run = run_worker(task, tmp_path / "run")
-    assert run.returncode == 0, run.stderr + run.result_text
-    assert run.result["output"]["name"] == "audio"
-    assert "also" not in run.result
-    (cause,) = run.result["alsoFailed"].values()
-    assert set(run.result["alsoFailed"]) == {"poster"}
-    assert cause.startswith("TranscodeFailed"), cause
-    assert "init.m4s" in s3_bucket.fetch_all(audio_prefix, tmp_path / "audio")
-    assert s3_bucket.fetch_all(poster_prefix, tmp_path / "poster") == {}
-
-
-def test_only_a_whole_audio_rendition_and_the_poster_share_a_pod(
-    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
-) -> None:
-    url = source(s3_bucket, media.clip, "audio-bad-group", "video/mp4")
-    audio = {"name": "audio", "type": "audio", "audio_codec": "aac",
-             "audio_bitrate_kbps": 128, "segment_seconds": 2}
-    rung = VariantSpec(name="360p", type=VariantType.VIDEO, height=360, video_bitrate_kbps=800,
-                       segment_seconds=2)
-    task = variant_task(s3_bucket, url, audio, f"{ASSET}variants/bad-audio/").model_copy(
-        update={"also": [SharedOutput(variant=rung, output=s3_bucket.presign_output(
-            f"{ASSET}variants/bad-360p/"))]})
-    run = run_worker(task, tmp_path / "run")
-    assert run.returncode != 0
-    assert run.result_text.startswith("InvalidTask"), run.result_text
-    assert "cannot share a pod" in run.result_text
-    assert s3_bucket.fetch_all(f"{ASSET}variants/bad-audio/", tmp_path / "none") == {}
 
 
 # --- stills ---------------------------------------------------------------------------

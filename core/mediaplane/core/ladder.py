@@ -253,8 +253,7 @@ def shared_decode(plan: list[VariantSpec]) -> list[VariantSpec]:
     each has its own pod. The first wave keeps its own pods (it decides when viewers can
     start); rungs above 1080p, and beyond the sixth, run alone; so does every variant of a
     long video (one split into chunks): one pod encoding an hour on every rung would undo
-    the parallel Jobs' speed. The poster seeks to its frame: it rides with the audio
-    (`poster_with_audio`) rather than wait for a whole decode.
+    the parallel Jobs' speed. The poster seeks to its frame, and keeps its own pod.
     """
     if any(v.chunks is not None for v in plan if v.type is VariantType.VIDEO):
         return []  # a long video: its rungs run in parallel pods, across nodes if there are
@@ -264,28 +263,6 @@ def shared_decode(plan: list[VariantSpec]) -> list[VariantSpec]:
                    key=lambda v: v.height or 0)[:SHARED_MAX_RUNGS]
     group = rungs + [v for v in plan if v.type is VariantType.STORYBOARD][:1]
     return group if rungs and len(group) >= 2 else []
-
-
-def poster_with_audio(plan: list[VariantSpec]) -> list[VariantSpec]:
-    """The audio rendition and the poster, made one after the other by one pod (the audio's
-    TranscodeJob runs the Job); empty unless a video has both and its audio is one piece.
-
-    A pod costs about half a CPU second of worker start-up and control-plane writes, more
-    than a poster's own seek and frame. Beside the audio it is ready when the asset becomes
-    playable, where alone it followed the first wave. A long video (one split into chunks)
-    keeps every variant apart, like `shared_decode`."""
-    videos = [v for v in plan if v.type is VariantType.VIDEO]
-    audio = [v for v in plan if v.type is VariantType.AUDIO]
-    poster = [v for v in plan if v.type is VariantType.POSTER]
-    if (not videos or len(audio) != 1 or not poster
-            or any(v.chunks is not None for v in [*videos, *audio])):
-        return []
-    return [audio[0], poster[0]]
-
-
-def shared_groups(plan: list[VariantSpec]) -> list[list[VariantSpec]]:
-    """Every group of variants one Job makes (its first member's TranscodeJob runs it)."""
-    return [group for group in (shared_decode(plan), poster_with_audio(plan)) if group]
 
 
 # One pod holds every shared encoder (a 4K one wants its memory to itself), and its result

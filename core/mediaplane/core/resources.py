@@ -579,7 +579,6 @@ class WorkerResultStatus(Resource):
     probe: ProbeResult | None = None
     output: VariantOutput | None = None
     also: list[VariantOutput] | None = None
-    also_failed: dict[str, str] | None = None
     generated: GeneratedObject | None = None
 
 

@@ -313,9 +313,6 @@ class VariantOutcome(_Model):
     output: VariantOutput
     also: list[VariantOutput] | None = Field(
         default=None, description="the variants of `WorkerTask.also`, in the same order")
-    also_failed: dict[str, str] | None = Field(
-        default=None, description="the variants of `WorkerTask.also` the pod could not make "
-        "while its own succeeded (the poster beside the audio), each with its cause")
 
 
 class VariantChunkOutcome(_Model):

@@ -13,12 +13,7 @@ from typing import TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import (
-    first_wave,
-    plan_variants,
-    shared_groups,
-    speculative_rung,
-)
+from mediaplane.core.ladder import first_wave, plan_variants, speculative_rung
 from mediaplane.core.resources import (
     ManifestKeys,
     MediaAsset,
@@ -232,9 +227,6 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
     background: set[str] = set()
     if ctx.settings.playable_first:
         wave = first_wave(wanted)
-        if ctx.settings.shared_decode:  # what the first wave's own Jobs make beside it
-            wave |= {spec.name for group in shared_groups(wanted) if group[0].name in wave
-                     for spec in group}
         background = {spec.name for spec in wanted if spec.name not in wave}
         wave_tjs = [tjs.get(names.child_name(asset.name, n)) for n in wave]
         if not all(tj is not None and tj.phase.terminal for tj in wave_tjs):

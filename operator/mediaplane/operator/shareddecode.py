@@ -1,14 +1,12 @@
-"""Several variants from one pod: one Job, a TranscodeJob each.
+"""Several video rungs (and the storyboard) from one decode: one Job, a TranscodeJob each.
 
-The groups are `ladder.shared_groups`: the video rungs after the first wave and the
-storyboard from one decode, and the poster after the audio. Their variants keep a
-TranscodeJob each (their status, events, retries and the asset's per-variant view are
-unchanged), but only the first of them, the leader, gets a Job: its spec lists the others
-(`alsoEncodes`), its worker makes them all (the video rungs with one ffmpeg), and its
-result carries their outputs. Each follower names its leader (`encodedBy`) and takes its
-status from the leader's: pending and running with it, then succeeded with its own output
-from the leader's result, or failed with it. A follower's retry (and the leader's) runs
-alone, in a Job of its own, like any other retry.
+The variants `ladder.shared_decode` picks keep a TranscodeJob each (their status, events,
+retries and the asset's per-variant view are unchanged), but only the first of them, the
+leader, gets a Job: its spec lists the others (`alsoEncodes`), its worker encodes them all
+with one ffmpeg, and its result carries their outputs. Each follower names its leader
+(`encodedBy`) and takes its status from the leader's: pending and running with it, then
+succeeded with its own output from the leader's result, or failed with it. A follower's
+retry (and the leader's) runs alone, in a Job of its own, like any other retry.
 
 Every rung's TranscodeJob owns the Job that encodes it (the leader as its controller, the
 followers as co-owners), so the Job is made once all of them exist: by whichever of their
@@ -23,7 +21,7 @@ import asyncio
 from collections.abc import Mapping, Sequence, Set
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import shared_groups
+from mediaplane.core.ladder import shared_decode
 from mediaplane.core.resources import (
     MediaAsset,
     TranscodeJob,
@@ -41,28 +39,26 @@ from mediaplane.operator.context import Context
 def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
               missing: Sequence[VariantSpec], existing: Mapping[str, TranscodeJob],
               enabled: bool, background: Set[str] = frozenset()) -> list[TranscodeJob]:
-    """The TranscodeJobs to create for `missing`, the variants one Job makes together
-    (`ladder.shared_groups`) marked, those named in `background` as such
-    (`builders.transcode_job`).
+    """The TranscodeJobs to create for `missing`, the rungs that share a decode marked,
+    those named in `background` as such (`builders.transcode_job`).
 
     A group is formed only when none of it exists yet, or from its leader's own list once
     the leader exists (a follower made after a restart joins the Job that already encodes
-    it); variants made before (without the grouping) keep their own Jobs."""
-    also: dict[str, list[VariantSpec]] = {}
-    leader_of: dict[str, str] = {}
-    for group in shared_groups(list(wanted)) if enabled else []:
+    it); rungs made before (without the grouping) keep their own Jobs."""
+    group = shared_decode(list(wanted)) if enabled else []
+    followers: list[VariantSpec] = []
+    if group:
         leader = existing.get(names.child_name(asset.name, group[0].name))
-        followers: list[VariantSpec] = []
         if leader is not None:
             followers = list(leader.spec.also_encodes or [])
         elif not any(names.child_name(asset.name, spec.name) in existing for spec in group):
             followers = group[1:]
-        if followers:
-            also[group[0].name] = followers
-            leader_of.update({spec.name: names.child_name(asset.name, group[0].name)
-                              for spec in followers})
+    leader_name = names.child_name(asset.name, group[0].name) if followers else None
+    follower_names = {spec.name for spec in followers}
     return [builders.transcode_job(
-        asset, spec, also_encodes=also.get(spec.name), encoded_by=leader_of.get(spec.name),
+        asset, spec,
+        also_encodes=followers if leader_name and spec.name == group[0].name else None,
+        encoded_by=leader_name if spec.name in follower_names else None,
         background=spec.name in background) for spec in missing]
 
 
@@ -109,10 +105,8 @@ def follower_status(follower: TranscodeJob, leader: TranscodeJob,
         output = next((o for o in (shared.result.also or []) if o.name == variant), None
                       ) if shared.result else None
         if output is None:
-            cause = (shared.result.also_failed or {}).get(variant) if shared.result else None
             new.phase = TranscodePhase.FAILED
-            new.message = f"job {job} finished without {variant}" + (
-                f": {cause}" if cause else "")
+            new.message = f"job {job} finished without {variant}"
             condition(ConditionStatus.FALSE, "NotInSharedEncode", new.message)
         else:
             new.message = "done"

@@ -179,34 +179,6 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
 SHAREABLE = (VariantType.VIDEO, VariantType.STORYBOARD)
 
 
-def audio_then_poster(task: WorkerTask, group: Sequence[tuple[VariantSpec, PresignedPost]],
-                      scratch: Path
-                      ) -> tuple[VariantOutput, list[VariantOutput] | None,
-                                 dict[str, str] | None]:
-    """The audio rendition, then the poster (`ladder.poster_with_audio`), each with its own
-    ffmpeg and published under its own prefix: the audio first, as the asset's playable
-    moment waits for it. A poster that cannot be made fails alone (its cause is returned):
-    the audio it rode with stays published, and the poster's retry runs in a pod of its own.
-    (audio, [poster] or None, {poster: cause} or None)."""
-    kinds = [spec.type for spec, _ in group]
-    if kinds != [VariantType.AUDIO, VariantType.POSTER] or group[0][0].chunks is not None:
-        raise _invalid(f"{', '.join(spec.name for spec, _ in group)} cannot share a pod "
-                       "(a whole audio rendition and the poster can)")
-    (audio_spec, audio_post), (poster_spec, poster_post) = group
-    dirs = [scratch / "out-audio", scratch / "out-poster"]
-    for out_dir in dirs:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    audio = rendition(task, audio_spec, audio_post, dirs[0])
-    try:
-        return audio, [still(task, poster_spec, poster_post, dirs[1])], None
-    except InfraError as exc:
-        log.warning("%s failed beside %s: %s", poster_spec.name, audio_spec.name, exc)
-        return audio, None, {poster_spec.name: str(exc)[:MAX_CAUSE_CHARS]}
-
-
-MAX_CAUSE_CHARS = 300  # a cause per failed variant still fits the termination message
-
-
 def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir: Path,
                     index: int) -> VariantChunkOutcome:
     """One chunk of a segment-parallel rung: its segments, renumbered to their place in the
@@ -294,11 +266,9 @@ def run_variant(task: WorkerTask, scratch: Path,
     if TaskType.producing(spec.type) is not task.type:
         raise _invalid(f"task type {task.type} with a {spec.type} variant")
     if task.also:
-        group = [(spec, post), *((shared.variant, shared.output) for shared in task.also)]
-        if spec.type is not VariantType.VIDEO:
-            audio, poster, failed = audio_then_poster(task, group, scratch)
-            return VariantOutcome(output=audio, also=poster, also_failed=failed)
-        outputs = shared_renditions(task, group, scratch)
+        outputs = shared_renditions(
+            task, [(spec, post), *((shared.variant, shared.output) for shared in task.also)],
+            scratch)
         return VariantOutcome(output=outputs[0], also=outputs[1:])
     out_dir = scratch / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
