@@ -400,13 +400,16 @@ def raw_run(storage: Storage, key: str, spec: VariantSpec, scratch: Path) -> Raw
 def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
                      ) -> list[list[VariantSpec]]:
     """What each of the asset's variant Jobs encoded, read from its TranscodeJobs: one
-    variant, or a shared decode's rungs (the leader's own first)."""
+    variant, or a shared decode's rungs (the leader's own first). The audio the probe's pod
+    copied (`ladder.probe_audio`) counts as a variant of its own: the probe is not timed."""
     tjs = custom.list_namespaced_custom_object(
         names.GROUP, names.VERSION, tenant, names.JOB_PLURAL,
         label_selector=f"{names.LABEL_ASSET}={name}")["items"]
+    probes = {tj["metadata"]["name"] for tj in tjs if not tj["spec"].get("variant")}
     jobs = [[VariantSpec.model_validate(tj["spec"]["variant"]),
              *(VariantSpec.model_validate(v) for v in tj["spec"].get("alsoEncodes") or [])]
-            for tj in tjs if tj["spec"].get("variant") and not tj["spec"].get("encodedBy")]
+            for tj in tjs if tj["spec"].get("variant")
+            and tj["spec"].get("encodedBy") in (None, *probes)]
     return sorted(jobs, key=lambda job: (job[0].type, job[0].height or 0))
 
 

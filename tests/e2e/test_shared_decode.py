@@ -59,8 +59,13 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
         assert follower["status"]["jobName"] == leader
         assert follower["status"]["phase"] == "Succeeded"
     jobs = {j.metadata.name: j for j in assets.jobs(tenant, name)}
-    assert sorted(n.rsplit("-", 1)[-1] for n in jobs) == [
-        "240p", "360p", "audio", "poster", "probe"]
+    # Its stereo AAC is copied by the probe's pod (`ladder.probe_audio`): no audio Job.
+    assert sorted(n.rsplit("-", 1)[-1] for n in jobs) == ["240p", "360p", "poster", "probe"]
+    audio, probe = (tjs[names.child_name(name, v)] for v in ("audio", "probe"))
+    assert audio["spec"]["encodedBy"] == probe["metadata"]["name"]
+    assert audio["spec"]["variant"]["audioCopy"] is True
+    assert audio["status"]["phase"] == "Succeeded"
+    assert variants["audio"]["codecs"] == "mp4a.40.2"
     owners = jobs[leader].metadata.owner_references
     assert [(o.name, o.controller) for o in owners] == [
         (names.child_name(name, rung), rung == "360p") for rung in SHARED]

@@ -16,7 +16,7 @@ import kopf
 import pytest
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import Ladder
+from mediaplane.core.ladder import Ladder, audio_beside_probe
 from mediaplane.core.resources import MediaAsset, MediaAssetStatus, TranscodeJob
 from mediaplane.core.states import (
     AssetCondition,
@@ -95,9 +95,13 @@ class Pipeline:
         """What the worker of `tj` writes to its termination message (and to storage)."""
         if tj.spec.task is TaskType.PROBE:
             probe = self.probe if self.verdict is Verdict.ACCEPTED else None
+            # The audio the probe's pod copies once it accepts a source it can copy.
+            beside = [self.output_of(spec) for spec in tj.spec.also_encodes or []
+                      if probe is not None and audio_beside_probe(spec, probe)]
             return ProbeOutcome(verdict=self.verdict, probe=probe,
                                 reason=None if probe else "ChecksumMismatch",
-                                message=None if probe else "sha256 differs").model_dump_json()
+                                message=None if probe else "sha256 differs",
+                                also=beside or None).model_dump_json()
         variant = tj.spec.variant
         assert variant is not None
         # The Job a retry makes encodes its own rung only (`WorkerTask.also` is empty then).

@@ -7,8 +7,21 @@ from __future__ import annotations
 from mediaplane.core import names
 from mediaplane.core.ladder import Ladder
 from mediaplane.core.resources import MediaAsset, TranscodeJob, TranscodeJobStatus
-from mediaplane.core.states import AssetCondition, AssetPhase, TranscodePhase, VariantState
-from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
+from mediaplane.core.states import (
+    AssetCondition,
+    AssetPhase,
+    PodPhase,
+    TranscodePhase,
+    VariantState,
+)
+from mediaplane.core.tasks import (
+    MediaKind,
+    ProbeOutcome,
+    ProbeResult,
+    TaskType,
+    VariantSpec,
+    VariantType,
+)
 from mediaplane.operator import reconcile, shareddecode
 from mediaplane.operator.context import Context
 from mediaplane.operator.settings import OperatorSettings
@@ -195,3 +208,113 @@ async def test_a_follower_reads_its_leader_only_in_its_own_tenant() -> None:
     assert after.status.result is None, "the other tenant's output is not handed over"
     assert after.phase is TranscodePhase.PENDING
     assert not [key for key in pipeline.kube.jobs if key[0] == "globex"]
+
+
+PROBE_COPYABLE = PROBE_720.model_copy(update={
+    "audio_profile": "LC", "audio_channels": 2, "audio_sample_rate": 48000,
+    "audio_bitrate": 128_000})
+
+
+class AudioCopyFails(Pipeline):
+    """A probe whose pod could not copy the audio: its result names no audio."""
+
+    def result_of(self, tj: TranscodeJob) -> str:
+        text = super().result_of(tj)
+        if tj.spec.task is TaskType.PROBE:
+            return ProbeOutcome.model_validate_json(text).model_copy(
+                update={"also": None}).model_dump_json()
+        return text
+
+
+async def test_the_probes_pod_copies_the_audio_and_its_transcode_job_follows() -> None:
+    pipeline = Pipeline(probe=PROBE_COPYABLE)
+    pipeline.add_video()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    probe = tj(pipeline, "probe")
+    assert [(v.name, v.audio_copy) for v in probe.spec.also_encodes or []] == [("audio", True)]
+    asset = await pipeline.run()
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    assert asset.status.variant_summary == "7/7"
+    assert asset.status.manifests is not None
+    assert "audio" in asset.status.manifests.variants
+    audio = tj(pipeline, "audio")
+    assert audio.spec.encoded_by == probe.name
+    assert audio.phase is TranscodePhase.SUCCEEDED
+    assert audio.status.result is not None
+    assert audio.status.result.output is not None
+    assert audio.status.result.output.name == "audio"
+    assert (TENANT, audio.name) not in pipeline.kube.jobs, "no Job of its own"
+    assert pipeline.kube.count("Job") == 4, "probe (with the audio), 240p, poster, shared"
+    assert pipeline.kube.duplicates() == []
+
+
+async def test_playable_needs_only_the_lowest_rung_once_the_probe_copied_the_audio() -> None:
+    pipeline = Pipeline(probe=PROBE_COPYABLE)
+    pipeline.add_video()
+
+    async def finish(task: str) -> None:
+        job = tj(pipeline, task)
+        await reconcile.ensure_job(pipeline.ctx, job)
+        pod = pipeline.kube.run_pod(TENANT, job.name, PodPhase.SUCCEEDED,
+                                    pipeline.result_of(job))
+        await reconcile.sync_from_pod(pipeline.ctx, pod)
+        await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    await finish("probe")
+    await reconcile.ensure_job(pipeline.ctx, tj(pipeline, "audio"))  # its creation event
+    assert tj(pipeline, "audio").phase is TranscodePhase.SUCCEEDED
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert not pipeline.asset().playable, "the lowest rung is still encoding"
+    await finish("240p")
+    assert pipeline.asset().playable
+
+
+async def test_an_audio_the_probe_could_not_copy_gets_a_pod_of_its_own() -> None:
+    pipeline = AudioCopyFails(probe=PROBE_COPYABLE)
+    pipeline.add_video()
+    asset = await pipeline.run()
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    audio = tj(pipeline, "audio")
+    assert audio.spec.encoded_by is None
+    assert (TENANT, audio.name) in pipeline.kube.jobs
+    assert pipeline.kube.count("Job") == 5
+
+
+async def test_sound_that_must_be_encoded_gets_a_pod_of_its_own() -> None:
+    pipeline = Pipeline(probe=PROBE_720)  # AAC of unknown bitrate: not copied
+    pipeline.add_video()
+    asset = await pipeline.run()
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    audio = tj(pipeline, "audio")
+    assert audio.spec.encoded_by is None
+    assert audio.spec.variant is not None
+    assert audio.spec.variant.audio_copy is False
+    assert (TENANT, audio.name) in pipeline.kube.jobs
+
+
+async def test_the_probe_copies_nothing_with_shared_decode_off() -> None:
+    pipeline = Pipeline(probe=PROBE_COPYABLE,
+                        settings=OperatorSettings(shared_decode=False))
+    pipeline.add_video()
+    await pipeline.run()
+    assert tj(pipeline, "probe").spec.also_encodes is None
+    assert (TENANT, tj(pipeline, "audio").name) in pipeline.kube.jobs
+
+
+async def test_killed_after_every_write_with_the_audio_beside_the_probe() -> None:
+    clean = Pipeline(probe=PROBE_COPYABLE)
+    clean.add_video()
+    await clean.run()
+    total = clean.kube.writes
+    for crash_after in range(1, total + 1):
+        pipeline = Pipeline(probe=PROBE_COPYABLE)
+        pipeline.add_video()
+        pipeline.kube.crash_after = crash_after
+        asset = await pipeline.run()
+        where = f"killed after write {crash_after} of {total}"
+        assert pipeline.restarts == 1, where
+        assert asset.status.is_true(AssetCondition.COMPLETE), where
+        assert pipeline.kube.duplicates() == [], where
+        assert pipeline.kube.count("Job") == 4, where
+        assert tj(pipeline, "audio").spec.encoded_by == tj(pipeline, "probe").name, where

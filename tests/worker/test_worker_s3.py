@@ -15,7 +15,9 @@ import pytest
 import webvtt
 from mpegdash.parser import MPEGDASHParser
 
-from mediaplane.core.tasks import Expected, TaskType, VariantSpec, WorkerTask
+from mediaplane.core.ladder import Ladder, probe_audio
+from mediaplane.core.tasks import Expected, SharedOutput, TaskType, VariantSpec, WorkerTask
+from tests.support.media import video_clip
 from tests.worker.conftest import ffprobe_report
 
 if TYPE_CHECKING:
@@ -82,6 +84,63 @@ def test_probe_accepts_the_clip(
     assert 64_000 <= probe["audioBitrate"] <= 192_000
     assert probe["hasVideo"] is True
     assert probe["hasAudio"] is True
+
+
+def beside_probe(s3: S3Bucket, task: WorkerTask, prefix: str) -> WorkerTask:
+    """The probe task asking its pod to copy the audio once it accepts the source, as the
+    operator writes it for a video (`ladder.probe_audio`)."""
+    audio = probe_audio(Ladder())
+    assert audio is not None
+    return task.model_copy(update={"also": [
+        SharedOutput(variant=audio, output=s3.presign_output(prefix))]})
+
+
+def test_the_probes_pod_copies_the_audio_once_it_accepts_the_source(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path, ffprobe_json:
+    FfprobeJson,
+) -> None:
+    url = source(s3_bucket, media.clip, "probe-beside", "video/mp4")
+    prefix = f"{ASSET}variants/probe-beside-audio/"
+    task = beside_probe(s3_bucket, probe_task(url, media.clip, "video/mp4", "video"), prefix)
+    run = run_worker(task, tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert run.result["verdict"] == "accepted"
+    (out,) = run.result["also"]
+    assert (out["name"], out["codecs"]) == ("audio", "mp4a.40.2")
+    local = tmp_path / "fetched"
+    types = s3_bucket.fetch_all(prefix, local)
+    assert types["init.m4s"] == "audio/mp4"
+    joined = join_segments(local, m3u8.load(str(local / out["playlist"])))
+
+    def packets(path: Path) -> list[tuple[str, str]]:
+        report = ffprobe_json(path, "-select_streams", "a:0", "-show_packets")
+        return [(p["pts"], p["size"]) for p in report["packets"]]
+
+    assert packets(joined) == packets(media.clip), "copied: the source's own AAC packets"
+
+
+def test_the_probes_pod_copies_nothing_it_would_have_to_encode_or_refuses(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    """Mono sound must be encoded (its own pod does that); a refused source gets nothing."""
+    mono = video_clip(tmp_path, seconds=2, channels=1)
+    url = source(s3_bucket, mono.path, "probe-mono", "video/mp4")
+    prefix = f"{ASSET}variants/probe-mono-audio/"
+    run = run_worker(beside_probe(s3_bucket, probe_task(url, mono.path, "video/mp4",
+                                                        "video"), prefix), tmp_path / "a")
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert run.result["verdict"] == "accepted"
+    assert "also" not in run.result
+    assert s3_bucket.fetch_all(prefix, tmp_path / "none-a") == {}
+
+    url = source(s3_bucket, media.clip, "probe-refused", "video/mp4")
+    prefix = f"{ASSET}variants/probe-refused-audio/"
+    task = probe_task(url, media.clip, "video/mp4", "video", sha256="0" * 64)
+    run = run_worker(beside_probe(s3_bucket, task, prefix), tmp_path / "b")
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert run.result["verdict"] == "quarantined"
+    assert "also" not in run.result
+    assert s3_bucket.fetch_all(prefix, tmp_path / "none-b") == {}
 
 
 @pytest.mark.parametrize(("attr", "mime", "kind", "expect"), [

@@ -152,11 +152,45 @@ PASSTHROUGH_BITRATE_FACTOR = 1.5
 def copyable(rung: AudioRung, probe: ProbeResult) -> bool:
     """Whether the source's audio is already what `rung` would make of it. An unknown
     bitrate is not: it could be anything."""
-    return (rung.codec == "aac" and probe.audio_codec == "aac" and probe.audio_profile == "LC"
+    return _copyable(rung.codec, rung.bitrate_kbps, probe)
+
+
+def _copyable(codec: str, bitrate_kbps: int, probe: ProbeResult) -> bool:
+    return (codec == "aac" and probe.audio_codec == "aac" and probe.audio_profile == "LC"
             and probe.audio_channels == 2
             and probe.audio_sample_rate in PASSTHROUGH_SAMPLE_RATES
             and probe.audio_bitrate is not None
-            and probe.audio_bitrate <= rung.bitrate_kbps * 1000 * PASSTHROUGH_BITRATE_FACTOR)
+            and probe.audio_bitrate <= bitrate_kbps * 1000 * PASSTHROUGH_BITRATE_FACTOR)
+
+
+# The probe's pod copies a video's audio only up to this length: the copy is a read of the
+# file, and the probe's verdict, which the rest of the asset waits for, comes after it.
+BESIDE_PROBE_MAX_SECONDS = 600.0
+
+
+def probe_audio(ladder: Ladder) -> VariantSpec | None:
+    """The audio rendition a video's probe pod makes once it accepts the source, when the
+    source's sound can be copied (`audio_beside_probe`); None if the ladder never copies.
+
+    The audio is half of what makes a video playable, and its own pod (a worker's start,
+    a Job's and a pod's objects) cost more than the copy: its CPU landed while the lowest
+    rung encodes, and delayed it. The probe has just read the file and knows its streams."""
+    if not ladder.audio_passthrough:
+        return None
+    a = ladder.video_audio
+    return VariantSpec(name=a.name, type=VariantType.AUDIO, audio_codec=a.codec,
+                       audio_bitrate_kbps=a.bitrate_kbps, audio_copy=True,
+                       segment_seconds=ladder.segment_seconds)
+
+
+def audio_beside_probe(spec: VariantSpec, probe: ProbeResult) -> bool:
+    """Whether the probe's pod makes `spec` (`probe_audio`) for this source: a copy of its
+    sound, not too long. The plan's audio rendition is then `spec` itself, so the operator
+    and the worker, which both ask, agree on what was made."""
+    return (spec.type is VariantType.AUDIO and bool(spec.audio_copy) and probe.has_audio
+            and _copyable(str(spec.audio_codec), spec.audio_bitrate_kbps or 0, probe)
+            and probe.duration_seconds is not None
+            and probe.duration_seconds <= BESIDE_PROBE_MAX_SECONDS)
 
 
 class ChunkPlan(NamedTuple):

@@ -169,7 +169,8 @@ class WorkerTask(_Model):
     expected: Expected | None = None
     variant: VariantSpec | None = None
     # Variants made by the same ffmpeg as `variant` (one decode, a split filter): decoding
-    # is a large share of each one's cost, and one pod replaces several.
+    # is a large share of each one's cost, and one pod replaces several. For a probe: the
+    # audio its pod copies once it accepts the source (`ladder.probe_audio`).
     also: list[SharedOutput] | None = None
     speech: SpeechTask | None = None
     generation: GenerationTask | None = None
@@ -306,6 +307,9 @@ class ProbeOutcome(_Model):
     reason: str | None = Field(default=None, description="CamelCase, e.g. ChecksumMismatch")
     message: str | None = None
     probe: ProbeResult | None = None
+    also: list[VariantOutput] | None = Field(
+        default=None, description="what the probe's pod made once it accepted the source "
+        "(`ladder.probe_audio`): the variants of `WorkerTask.also` it could make")
 
 
 class VariantOutcome(_Model):

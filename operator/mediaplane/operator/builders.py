@@ -244,9 +244,10 @@ def worker_task(tj: TranscodeJob, asset: MediaAsset, input_url: str,
                 output: PresignedPost | None,
                 also: list[SharedOutput] | None = None) -> WorkerTask:
     """The task of `tj`; `output` is the presigned POST for its prefix (None for the probe),
-    `also` the rungs its ffmpeg encodes beside its own (`shareddecode`)."""
+    `also` the rungs its ffmpeg encodes beside its own (`shareddecode`), or the audio the
+    probe's pod copies once it accepts the source (`ladder.probe_audio`)."""
     if tj.spec.task is TaskType.PROBE:
         return WorkerTask(type=TaskType.PROBE, input_url=input_url,
-                          expected=expected_from_asset(asset))
+                          expected=expected_from_asset(asset), also=also or None)
     return WorkerTask(type=tj.spec.task, input_url=input_url, output=output,
                       variant=tj.spec.variant, also=also or None)

@@ -13,7 +13,7 @@ from typing import TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import first_wave, plan_variants, speculative_rung
+from mediaplane.core.ladder import first_wave, plan_variants, probe_audio, speculative_rung
 from mediaplane.core.resources import (
     ManifestKeys,
     MediaAsset,
@@ -98,7 +98,10 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     probe_name = names.child_name(name, builders.PROBE)
     probe_tj = tjs.get(probe_name)
     if uploaded and probe_tj is None:
-        probe_tj = builders.transcode_job(asset, None)
+        beside = probe_audio(ctx.ladder) if (asset.spec.kind is MediaKind.VIDEO
+                                             and ctx.settings.shared_decode) else None
+        probe_tj = builders.transcode_job(asset, None,
+                                          also_encodes=[beside] if beside else None)
         if await ctx.kube.create_transcode_job(probe_tj):
             ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
                                 "checking checksum, type and streams")
@@ -232,7 +235,9 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
         if not all(tj is not None and tj.phase.terminal for tj in wave_tjs):
             missing = [spec for spec in missing if spec.name in wave]
     to_create = shareddecode.plan_jobs(asset, wanted, missing, tjs,
-                                       ctx.settings.shared_decode, background)
+                                       ctx.settings.shared_decode, background,
+                                       made=shareddecode.made_by_probe(probe_tj, wanted,
+                                                                       verdict.probe))
     known = {spec.name: spec for spec in [*existing, *wanted]}
     order = {spec.name: i for i, spec in enumerate(wanted)}
     return sorted(known.values(), key=lambda s: order.get(s.name, len(order))), to_create
@@ -396,7 +401,7 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
             output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
                                                      ctx.settings.max_variant_bytes)
         co_owners: list[TranscodeJob] = []
-        if shareddecode.leads(tj):
+        if shareddecode.leads(tj) and tj.spec.task is not TaskType.PROBE:
             # Every rung's TranscodeJob owns the Job that encodes it: wait for all of them.
             followers = await shareddecode.followers(ctx, tj)
             if followers is None:

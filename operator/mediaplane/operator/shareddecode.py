@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Mapping, Sequence, Set
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import shared_decode
+from mediaplane.core.ladder import audio_beside_probe, shared_decode
 from mediaplane.core.resources import (
     MediaAsset,
     TranscodeJob,
@@ -31,16 +31,18 @@ from mediaplane.core.resources import (
     set_condition,
 )
 from mediaplane.core.states import ConditionStatus, JobCondition, TranscodePhase
-from mediaplane.core.tasks import SharedOutput, VariantSpec
+from mediaplane.core.tasks import ProbeResult, SharedOutput, VariantSpec
 from mediaplane.operator import builders
 from mediaplane.operator.context import Context
 
 
 def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
               missing: Sequence[VariantSpec], existing: Mapping[str, TranscodeJob],
-              enabled: bool, background: Set[str] = frozenset()) -> list[TranscodeJob]:
+              enabled: bool, background: Set[str] = frozenset(),
+              made: Mapping[str, str] | None = None) -> list[TranscodeJob]:
     """The TranscodeJobs to create for `missing`, the rungs that share a decode marked,
-    those named in `background` as such (`builders.transcode_job`).
+    those named in `background` as such (`builders.transcode_job`), and those `made`
+    already by another TranscodeJob's Job (`made_by_probe`) following it.
 
     A group is formed only when none of it exists yet, or from its leader's own list once
     the leader exists (a follower made after a restart joins the Job that already encodes
@@ -55,11 +57,28 @@ def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
             followers = group[1:]
     leader_name = names.child_name(asset.name, group[0].name) if followers else None
     follower_names = {spec.name for spec in followers}
+    made = made or {}
     return [builders.transcode_job(
         asset, spec,
         also_encodes=followers if leader_name and spec.name == group[0].name else None,
-        encoded_by=leader_name if spec.name in follower_names else None,
+        encoded_by=made.get(spec.name) or (
+            leader_name if spec.name in follower_names else None),
         background=spec.name in background) for spec in missing]
+
+
+def made_by_probe(probe_tj: TranscodeJob | None, wanted: Sequence[VariantSpec],
+                  probe: ProbeResult) -> dict[str, str]:
+    """The planned variants the probe's pod has made ({variant: the probe's TranscodeJob}):
+    what it was asked for (`ladder.probe_audio`), exactly as the plan wants it, and found in
+    its result. Such a variant's TranscodeJob follows the probe's and has no Job (nor owns
+    the probe's, which has ended); its retry runs in a Job of its own."""
+    if probe_tj is None or probe_tj.status.result is None:
+        return {}
+    outputs = {o.name for o in probe_tj.status.result.also or []}
+    plan = {spec.name: spec for spec in wanted}
+    return {spec.name: probe_tj.name for spec in probe_tj.spec.also_encodes or []
+            if spec.name in outputs and plan.get(spec.name) == spec
+            and audio_beside_probe(spec, probe)}
 
 
 def leads(tj: TranscodeJob) -> bool:

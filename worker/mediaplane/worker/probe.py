@@ -26,7 +26,7 @@ from mediaplane.worker.sniff import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mediaplane.core.tasks import Expected, WorkerTask
+    from mediaplane.core.tasks import Expected, VariantOutput, WorkerTask
 
 log = logging.getLogger(__name__)
 
@@ -232,4 +232,30 @@ def run_probe(task: WorkerTask, scratch: Path) -> ProbeOutcome:
     finding = hostile.inspect_bytes(source, family)
     if finding is not None:
         return quarantine(finding.reason, finding.message)
-    return inspect(source, expected, family, scratch)
+    outcome = inspect(source, expected, family, scratch)
+    if task.also and outcome.verdict is Verdict.ACCEPTED and outcome.probe is not None:
+        made = beside(task, outcome.probe, scratch)
+        if made:
+            outcome = outcome.model_copy(update={"also": made})
+    return outcome
+
+
+def beside(task: WorkerTask, probe: ProbeResult, scratch: Path) -> list[VariantOutput]:
+    """What the operator asked this pod to make once the source is accepted
+    (`ladder.probe_audio`), where this source allows it (`ladder.audio_beside_probe`). One
+    that fails is left out: the operator then gives it a pod of its own, as for a source
+    whose sound must be encoded."""
+    from mediaplane.core.ladder import audio_beside_probe
+    from mediaplane.worker.transcode import rendition
+
+    made = []
+    for shared in task.also or []:
+        if not audio_beside_probe(shared.variant, probe):
+            continue
+        out_dir = scratch / f"beside-{shared.variant.name}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            made.append(rendition(task, shared.variant, shared.output, out_dir))
+        except InfraError as exc:
+            log.warning("%s beside the probe failed: %s", shared.variant.name, exc)
+    return made
