@@ -50,6 +50,12 @@ def variant_task(s3: S3Bucket, url: str, variant: dict[str, Any], prefix: str) -
                       output=s3.presign_output(prefix))
 
 
+def audio_packets(ffprobe_json: FfprobeJson, path: Path) -> list[tuple[str, str]]:
+    """(pts, size) of each packet of the first audio stream: equal lists mean a copy."""
+    report = ffprobe_json(path, "-select_streams", "a:0", "-show_packets")
+    return [(p["pts"], p["size"]) for p in report["packets"]]
+
+
 def join_segments(root: Path, playlist: m3u8.M3U8) -> Path:
     """init + media segments in playlist order: what a player feeds its decoder."""
     joined = root / "joined.mp4"
@@ -112,11 +118,8 @@ def test_the_probes_pod_copies_the_audio_once_it_accepts_the_source(
     assert types["init.m4s"] == "audio/mp4"
     joined = join_segments(local, m3u8.load(str(local / out["playlist"])))
 
-    def packets(path: Path) -> list[tuple[str, str]]:
-        report = ffprobe_json(path, "-select_streams", "a:0", "-show_packets")
-        return [(p["pts"], p["size"]) for p in report["packets"]]
-
-    assert packets(joined) == packets(media.clip), "copied: the source's own AAC packets"
+    assert audio_packets(ffprobe_json, joined) == audio_packets(ffprobe_json, media.clip), \
+        "copied: the source's own AAC packets"
 
 
 def test_the_probes_pod_copies_nothing_it_would_have_to_encode_or_refuses(
@@ -321,12 +324,8 @@ def test_audio_passthrough_copies_the_sources_aac(
     s3_bucket.fetch_all(prefix, local)
     joined = join_segments(local, m3u8.load(str(local / out["playlist"])))
 
-    def packets(path: Path) -> list[tuple[str, str]]:
-        report = ffprobe_json(path, "-select_streams", "a:0", "-show_packets")
-        return [(p["pts"], p["size"]) for p in report["packets"]]
-
     # Copied, not encoded: the same AAC packets at the same times as in the source.
-    assert packets(joined) == packets(media.clip)
+    assert audio_packets(ffprobe_json, joined) == audio_packets(ffprobe_json, media.clip)
     assert float(ffprobe_json(joined)["format"]["duration"]) == pytest.approx(
         out["durationSeconds"], abs=0.15)
 
