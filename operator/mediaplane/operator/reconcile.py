@@ -401,7 +401,7 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
             output = ctx.storage.presign_post_prefix(tj.spec.output_prefix, seconds,
                                                      ctx.settings.max_variant_bytes)
         co_owners: list[TranscodeJob] = []
-        if shareddecode.leads(tj) and tj.spec.task is not TaskType.PROBE:
+        if shareddecode.shares_its_job(tj):
             # Every rung's TranscodeJob owns the Job that encodes it: wait for all of them.
             followers = await shareddecode.followers(ctx, tj)
             if followers is None:
@@ -430,7 +430,7 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
 async def _write_status(ctx: Context, tj: TranscodeJob, status: TranscodeJobStatus) -> None:
     """Merge-patches `tj`'s status; the rungs its Job encodes beside its own follow it."""
     await ctx.kube.patch_transcode_job_status(tj.namespace, tj.name, status)
-    if shareddecode.leads(tj):
+    if shareddecode.shares_its_job(tj):
         # What the API server now holds: a merge patch sets what `status` says.
         merged = TranscodeJobStatus.model_validate(
             {**tj.status.to_body(), **status.to_body()})

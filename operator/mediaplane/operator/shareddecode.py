@@ -31,7 +31,7 @@ from mediaplane.core.resources import (
     set_condition,
 )
 from mediaplane.core.states import ConditionStatus, JobCondition, TranscodePhase
-from mediaplane.core.tasks import ProbeResult, SharedOutput, VariantSpec
+from mediaplane.core.tasks import ProbeResult, SharedOutput, TaskType, VariantSpec
 from mediaplane.operator import builders
 from mediaplane.operator.context import Context
 
@@ -84,6 +84,13 @@ def made_by_probe(probe_tj: TranscodeJob | None, wanted: Sequence[VariantSpec],
 def leads(tj: TranscodeJob) -> bool:
     """`tj` runs a shared Job now (its first run: a retry encodes its own rung only)."""
     return bool(tj.spec.also_encodes) and not tj.status.retry
+
+
+def shares_its_job(tj: TranscodeJob) -> bool:
+    """`tj` leads followers made with it: its Job waits for all of them (each co-owns it)
+    and each of its status writes settles them. A probe's followers (`made_by_probe`) are
+    made only once it has ended, and settle themselves from its result when made."""
+    return leads(tj) and tj.spec.task is not TaskType.PROBE
 
 
 def follows(tj: TranscodeJob) -> bool:
