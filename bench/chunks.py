@@ -41,6 +41,7 @@ from kubernetes import client as k8s
 from bench.pipeline import bench_tenant, measure_one
 from bench.stats import row
 from mediaplane.core import keys, names
+from mediaplane.core.commands import audio_command, video_command
 from mediaplane.core.ladder import Ladder, plan_variants
 from mediaplane.core.manifests import dash
 from mediaplane.core.storage import Storage
@@ -53,7 +54,6 @@ from mediaplane.core.tasks import (
 )
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.services import start_operator
-from mediaplane.worker.commands import audio_command, video_command
 from tests.support.media import Media, video_clip
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mediaplane" / "bench"

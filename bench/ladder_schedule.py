@@ -30,9 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.stats import load_note
+from mediaplane.core import commands
 from mediaplane.core.ladder import Ladder, plan_variants
 from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
-from mediaplane.worker import commands
 from tests.support.media import video_clip
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mediaplane" / "bench"

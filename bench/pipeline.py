@@ -53,14 +53,13 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from bench.stats import load_note, percentile, row
-from mediaplane.core import keys, names
+from mediaplane.core import commands, keys, names
 from mediaplane.core.ladder import Ladder, plan_variants
 from mediaplane.core.states import PodPhase
 from mediaplane.core.storage import Storage
 from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.services import start_operator
-from mediaplane.worker import commands
 from tests.support.assets import manifest
 from tests.support.media import Media, video_clip
 

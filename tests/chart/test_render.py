@@ -195,6 +195,7 @@ def test_no_network_policy_and_a_custom_ladder() -> None:
     assert env["MEDIAPLANE_LADDER_FILE"] == "/etc/mediaplane/ladder/ladder.yaml"
     assert env["MEDIAPLANE_PLAYABLE_FIRST"] == "false"
     assert env["MEDIAPLANE_SHARED_DECODE"] == "false"
+    assert env["MEDIAPLANE_WORKER_LAUNCH"] == "false"
     assert env["MEDIAPLANE_WORKER_CPU_REQUEST"] == "1"
     assert env["MEDIAPLANE_WORKER_BACKGROUND_CPU_REQUEST"] == "100m"
     mounts = {m["name"]: m["mountPath"] for m in container(operator)["volumeMounts"]}

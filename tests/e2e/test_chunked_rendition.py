@@ -19,9 +19,8 @@ import m3u8
 from kubernetes import client as k8s
 from mpegdash.parser import MPEGDASHParser
 
-from mediaplane.core import keys, names
+from mediaplane.core import commands, keys, names
 from mediaplane.core.tasks import VariantSpec
-from mediaplane.worker import commands
 from tests.e2e.test_pipeline import download_prefix, variants_by_name
 from tests.support.assets import Assets
 from tests.support.media import decode_all, ffprobe, video_clip

@@ -41,8 +41,8 @@ def keyframe_times(playlist: Path) -> list[float]:
 
 
 def test_the_rungs_after_the_first_wave_share_one_decode(
-        tenant: str, assets: Assets, media_dir: Path, s3: S3Client, bucket: str,
-        tmp_path: Path) -> None:
+        tenant: str, assets: Assets, cluster: DevCluster, media_dir: Path, s3: S3Client,
+        bucket: str, tmp_path: Path) -> None:
     source = video_clip(media_dir, seconds=10, width=1280, height=720, channels=2)
     name = assets.upload(tenant, source)["metadata"]["name"]
     body = assets.wait_phase(tenant, name, "ready", timeout=300, complete=True)
@@ -94,6 +94,13 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
     assert (sprite["width"], sprite["height"]) == (160 * tiles, 90)
     vtt = (tmp_path / "variants/storyboard/storyboard.vtt").read_text()
     assert vtt.count("storyboard.jpg#xywh=") == tiles
+
+    # The 240p pod and the shared one ran the ffmpeg their Job's environment launched
+    # before the worker loaded (`worker.launch`); the poster's and the probe's have none.
+    adopted = {log.parent.name.removeprefix(f"{name}-").rsplit("-", 1)[0]  # <job>-<pod id>
+               for log in cluster.pods_dir.glob(f"{tenant}/{name}-*/worker.log")
+               if "adopting ffmpeg, started" in log.read_text()}
+    assert adopted == {"240p", "360p"}
 
 
 def test_a_shared_jobs_worker_killed_once_is_retried_and_every_rung_published(

@@ -32,7 +32,8 @@ FORBIDDEN = {
     "operator": ("kubernetes", "kubernetes_asyncio", "fastapi", "uvicorn", "mediaplane.api",
                  "mediaplane.worker", "mediaplane.cli", "mediaplane.devcluster", *SPEECH,
                  *MODERATION),
-    "api": ("kopf", "mediaplane.operator", "mediaplane.worker", "mediaplane.cli",
+    # The API renders no ffmpeg command: core without its [ffmpeg] extra.
+    "api": ("kopf", "ffmpeg", "mediaplane.operator", "mediaplane.worker", "mediaplane.cli",
             "mediaplane.devcluster", *SPEECH),
 }
 # What each image installs, as images/Dockerfile does: the worker with speech to text and

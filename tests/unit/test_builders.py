@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mediaplane.core import names
 from mediaplane.core.resources import MediaAsset
@@ -76,7 +77,8 @@ def test_worker_job_has_no_credentials_and_bounded_runtime() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert set(env) == {"MEDIAPLANE_TASK", "MEDIAPLANE_SCRATCH", "MEDIAPLANE_RESULT_PATH"}
+    assert set(env) == {"MEDIAPLANE_TASK", "MEDIAPLANE_SCRATCH", "MEDIAPLANE_RESULT_PATH",
+                        "MEDIAPLANE_LAUNCH"}
     assert not any("SECRET" in value or "AWS" in name for name, value in env.items())
     decoded = WorkerTask.model_validate_json(env["MEDIAPLANE_TASK"])
     assert decoded.output is not None
@@ -84,6 +86,35 @@ def test_worker_job_has_no_credentials_and_bounded_runtime() -> None:
     assert decoded.variant == RUNG
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert labels[names.LABEL_TRANSCODE_JOB] == tj.name
+
+
+def test_a_rendition_job_carries_its_first_command_for_the_pod_to_start_early() -> None:
+    """The launch in the pod's environment is the task's own first command, rendered by the
+    same builders the worker runs; a probe's pod, and any pod with the setting off, get
+    none."""
+    tj = builders.transcode_job(asset(), RUNG)
+    tj.metadata.uid = "uid-2"
+    assert tj.spec.output_prefix is not None
+    post = PresignedPost(url="http://s3/bucket", fields={"policy": "p"},
+                         key_prefix=tj.spec.output_prefix)
+    task = builders.worker_task(tj, asset(), "http://s3/get?X-Amz-Signature=s", post)
+
+    def launch(job: dict[str, Any]) -> dict[str, Any] | None:
+        env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]
+               ["env"]}
+        return json.loads(env["MEDIAPLANE_LAUNCH"]) if "MEDIAPLANE_LAUNCH" in env else None
+
+    on = launch(builders.worker_job(tj, task, OperatorSettings()))
+    assert on is not None
+    assert on["dirs"] == ["out"]
+    assert on["argv"][0] == "ffmpeg"
+    assert on["argv"][-1] == "out/manifest.mpd"
+    assert "http://s3/get?X-Amz-Signature=s" in on["argv"]
+    assert launch(builders.worker_job(tj, task, OperatorSettings(worker_launch=False))) is None
+    probe = builders.transcode_job(asset(), None)
+    probe.metadata.uid = "uid-3"
+    probe_task = builders.worker_task(probe, asset(), "http://s3/get", None)
+    assert launch(builders.worker_job(probe, probe_task, OperatorSettings())) is None
 
 
 def test_probe_task_carries_the_declared_facts() -> None:

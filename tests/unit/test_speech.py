@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mediaplane.core import keys, names
+from mediaplane.core import commands, keys, names
 from mediaplane.core.resources import (
     AutoCaptions,
     CaptionRequest,
@@ -38,7 +38,6 @@ from mediaplane.core.states import (
 from mediaplane.core.tasks import MediaKind, ProbeResult, TaskType, WorkerTask
 from mediaplane.operator import captionjobs, captions, captionstatus
 from mediaplane.operator.settings import OperatorSettings
-from mediaplane.worker import commands
 from mediaplane.worker.speech import Segment as Seg
 from mediaplane.worker.speech import Word, cues_of, parse_silences, snap_start, split_words
 

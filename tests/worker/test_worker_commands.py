@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from mediaplane.core.tasks import MediaKind, VariantSpec, VariantType
-from mediaplane.worker import commands
+from mediaplane.core import commands
+from mediaplane.core.tasks import (
+    MediaKind,
+    PresignedPost,
+    SharedOutput,
+    TaskType,
+    VariantSpec,
+    VariantType,
+    WorkerTask,
+)
 
 URL = "https://s3.example/bucket/tenants/t/assets/a/source?X-Amz-Signature=abc"
 OUT = Path("/scratch/out")
@@ -246,3 +255,56 @@ def test_the_storyboard_shares_the_decode_with_its_own_filters_and_still_output(
     sprite = argv[len(argv) - 1 - argv[::-1].index("-map"):]  # the last output's options
     assert flag(sprite, "-frames:v") == "1"
     assert flag(sprite, "-c:v") == "mjpeg"
+
+
+POST = PresignedPost(url="https://s3.example/bucket", fields={"policy": "p"},
+                     key_prefix="tenants/t/assets/a/variants/v/")
+
+
+def rendition_task(spec: VariantSpec, *also: VariantSpec, chunks: int | None = None
+                   ) -> WorkerTask:
+    if chunks is not None:
+        spec = spec.model_copy(update={"chunks": chunks, "chunk_seconds": 8})
+    return WorkerTask(type=TaskType.producing(spec.type), input_url=URL, output=POST,
+                      variant=spec,
+                      also=[SharedOutput(variant=v, output=POST) for v in also] or None)
+
+
+def test_a_rendition_pods_first_command_is_the_one_the_worker_runs_in_its_scratch() -> None:
+    """What the operator renders for a pod to start early (`first_command`) is the command
+    the worker would run, writing into the same directories under its scratch directory."""
+    rung = video_spec()
+    first = commands.first_command(rendition_task(rung))
+    assert first is not None
+    assert first.argv == commands.video_command(URL, rung, Path(commands.OUT_DIR))
+    assert first.dirs == [commands.OUT_DIR]
+    audio = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
+                        audio_bitrate_kbps=128)
+    first = commands.first_command(rendition_task(audio))
+    assert first is not None
+    assert first.argv == commands.audio_command(URL, audio, Path(commands.OUT_DIR))
+    board = VariantSpec(name="storyboard", type=VariantType.STORYBOARD, width=160,
+                        storyboard_interval_seconds=2.0, storyboard_columns=5,
+                        storyboard_tiles=5)
+    shared = commands.first_command(rendition_task(rung, video_spec(name="720p", height=720),
+                                                   board))
+    assert shared is not None
+    assert shared.dirs == ["out-0", "out-1", "out-2"]
+    assert shared.argv == commands.shared_video_command(URL, [
+        (rung, Path("out-0")), (video_spec(name="720p", height=720), Path("out-1")),
+        (board, Path("out-2"))])
+    assert json.loads(shared.to_json()) == {"dirs": shared.dirs, "argv": shared.argv}
+
+
+def test_no_first_command_where_the_first_step_is_not_one_known_command() -> None:
+    probe = WorkerTask(type=TaskType.PROBE, input_url=URL)
+    poster = VariantSpec(name="poster", type=VariantType.POSTER, width=640)
+    board = VariantSpec(name="storyboard", type=VariantType.STORYBOARD, width=160,
+                        storyboard_interval_seconds=2.0, storyboard_columns=5,
+                        storyboard_tiles=5)
+    mismatched = WorkerTask(type=TaskType.AUDIO, input_url=URL, output=POST,
+                            variant=video_spec())
+    invalid = rendition_task(VariantSpec(name="360p", type=VariantType.VIDEO))  # no height
+    for task in (probe, rendition_task(poster), rendition_task(board), mismatched, invalid,
+                 rendition_task(video_spec(), chunks=3)):
+        assert commands.first_command(task) is None, task

@@ -1,6 +1,8 @@
 """A worker pod's start-up is on the path to playable: the worker starts ffmpeg having loaded
 what it needs to read its task and build the command, and nothing that only publishing,
-other task types or the long-lived services need (`make bench` measures what that saves)."""
+other task types or the long-lived services need (`make bench` measures what that saves).
+Where the operator rendered the pod's first command into its environment, ffmpeg starts
+before even that (`worker.launch`), and only the task's own command is kept."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 
 import pytest
 
+from mediaplane.core import commands
+from mediaplane.core.tasks import WorkerTask
 from tests.support.origin import origin as serving
 
 ASSET = "mda_01arz3ndektsv4rrffq69g5fav"
@@ -80,3 +84,91 @@ def test_a_rendition_worker_starts_ffmpeg_before_loading_what_it_needs_later(
     assert lines, "the worker logged nothing"
     assert {(e["service"], e["task"], e["asset_id"]) for e in lines} == {
         ("worker", "video", ASSET)}
+
+
+RUNG: dict[str, Any] = {"name": "240p", "type": "video", "height": 240,
+                        "videoBitrateKbps": 400}
+RUNG_TASK: dict[str, Any] = {"type": "video", "variant": RUNG}
+
+
+def launched_run(origin: str, tmp_path: Path, launch: str) -> tuple[dict[str, Any], str]:
+    """The worker as `mediaplane-worker` runs it (`launch.start`, then `main.main`) with
+    `launch` in MEDIAPLANE_LAUNCH. Every process it spawns is recorded with whether
+    pydantic was loaded at that moment."""
+    task = {**RUNG_TASK, "input_url": f"{origin}/clip.mp4",
+            "output": {"url": f"{origin}/upload", "fields": {"policy": "p"},
+                       "keyPrefix": f"t-abc/{ASSET}/240p/"}}
+    scratch = tmp_path / "scratch"
+    env = {"MEDIAPLANE_TASK": json.dumps(task), "MEDIAPLANE_LAUNCH": launch,
+           "MEDIAPLANE_RESULT_PATH": str(tmp_path / "result"),
+           "MEDIAPLANE_SCRATCH": str(scratch)}
+    code = textwrap.dedent(f"""
+        import json, subprocess, sys
+
+        spawned = []
+        real_popen = subprocess.Popen
+
+        class Popen(real_popen):
+            def __init__(self, argv, **kwargs):
+                spawned.append([argv[0], "pydantic" in sys.modules])
+                super().__init__(argv, **kwargs)
+
+        subprocess.Popen = Popen
+        from mediaplane.worker import launch
+        env = {env!r}
+        launched = launch.start(env)
+        from mediaplane.worker import main
+        code = main.main(env, launched)
+        print(json.dumps({{"exit": code, "spawned": spawned}}))
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert report["exit"] == 0, (tmp_path / "result").read_text()
+    assert list(scratch.iterdir()) == [], "the scratch directory is left clean"
+    report["result"] = json.loads((tmp_path / "result").read_text())
+    return report, done.stderr
+
+
+def first_launch(origin: str, **variant: object) -> str:
+    task = WorkerTask.model_validate({**RUNG_TASK, "input_url": f"{origin}/clip.mp4",
+                                      "variant": {**RUNG, **variant}})
+    first = commands.first_command(task)
+    assert first is not None
+    return first.to_json()
+
+
+def test_a_launched_ffmpeg_starts_before_pydantic_loads_and_is_the_one_that_encodes(
+        origin: str, tmp_path: Path) -> None:
+    report, stderr = launched_run(origin, tmp_path, first_launch(origin))
+    assert report["spawned"] == [["ffmpeg", False]], "one ffmpeg, before pydantic was loaded"
+    assert report["result"]["output"]["name"] == "240p"
+    assert report["result"]["output"]["height"] == 240
+    assert "adopting ffmpeg, started" in stderr
+
+
+def test_a_launch_that_is_not_the_tasks_command_is_stopped_and_the_task_decides(
+        origin: str, tmp_path: Path) -> None:
+    """An operator of another version may render another command (here: 360p for a 240p
+    task): it is stopped, what it wrote removed, and the task's own command runs."""
+    report, stderr = launched_run(origin, tmp_path, first_launch(origin, height=360))
+    assert report["spawned"] == [["ffmpeg", False], ["ffmpeg", True]]
+    assert report["result"]["output"]["height"] == 240
+    assert "not this task's first command" in stderr
+
+
+@pytest.mark.parametrize("launch", [
+    json.dumps({"dirs": ["out"], "argv": ["touch", "launched-marker"]}),
+    json.dumps({"dirs": ["../../escape"], "argv": ["ffmpeg", "-version"]}),
+    json.dumps(["ffmpeg", "-version"]),
+    "not json",
+])
+def test_a_launch_that_is_not_an_ffmpeg_writing_in_its_scratch_is_never_started(
+        origin: str, tmp_path: Path, launch: str) -> None:
+    report, stderr = launched_run(origin, tmp_path, launch)
+    assert report["spawned"] == [["ffmpeg", True]], "only the task's own command ran"
+    assert report["result"]["output"]["height"] == 240
+    assert not (tmp_path / "launched-marker").exists()
+    assert not (tmp_path / "escape").exists()
+    assert "MEDIAPLANE_LAUNCH holds no ffmpeg command" in stderr

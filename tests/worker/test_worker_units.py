@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from mediaplane.core import commands
 from mediaplane.core.tasks import (
     MAX_RESULT_BYTES,
     Expected,
@@ -18,7 +19,7 @@ from mediaplane.core.tasks import (
     ProbeOutcome,
     Verdict,
 )
-from mediaplane.worker import commands, process, upload
+from mediaplane.worker import process, upload
 from mediaplane.worker.main import render
 from mediaplane.worker.probe import check_declared, inspect
 from mediaplane.worker.sniff import Family, accepted_families, id3_length, sniff_file

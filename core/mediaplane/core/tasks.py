@@ -14,13 +14,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-TASK_ENV = "MEDIAPLANE_TASK"
+from mediaplane.core.podenv import LAUNCH_ENV as LAUNCH_ENV
+from mediaplane.core.podenv import RESULT_PATH_ENV as RESULT_PATH_ENV
+from mediaplane.core.podenv import SCRATCH_ENV as SCRATCH_ENV
+from mediaplane.core.podenv import TASK_ENV as TASK_ENV
+
 # Speech-to-text pods: the model directory (a mounted volume), and the chunk of an Indexed
 # Job, which the Job controller gives each pod (downward API, from its completion index).
 SPEECH_MODEL_ENV = "MEDIAPLANE_SPEECH_MODEL_DIR"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
-SCRATCH_ENV = "MEDIAPLANE_SCRATCH"
-RESULT_PATH_ENV = "MEDIAPLANE_RESULT_PATH"
 MAX_RESULT_BYTES = 4096
 # A CMAF rendition's manifests, beside its segments under the variant's prefix (the names
 # ffmpeg's dash muxer gives them; the operator writes them itself for a joined rendition).

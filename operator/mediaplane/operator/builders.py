@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mediaplane.core import keys, names
+from mediaplane.core import commands, keys, names
 from mediaplane.core.resources import (
     AssetRef,
     MediaAsset,
@@ -22,6 +22,7 @@ from mediaplane.core.resources import (
     TranscodeJobSpec,
 )
 from mediaplane.core.tasks import (
+    LAUNCH_ENV,
     RESULT_PATH_ENV,
     SCRATCH_ENV,
     TASK_ENV,
@@ -129,6 +130,13 @@ def cpu_request(tj: TranscodeJob, settings: OperatorSettings) -> str:
     return settings.worker_cpu_request
 
 
+def launch_env(task: WorkerTask, settings: OperatorSettings) -> list[dict[str, str]]:
+    """The pod's first ffmpeg command, which the worker starts before loading itself
+    (`worker.launch`); none for a task whose first step is not one known command."""
+    first = commands.first_command(task) if settings.worker_launch else None
+    return [{"name": LAUNCH_ENV, "value": first.to_json()}] if first else []
+
+
 def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings,
                co_owners: Sequence[TranscodeJob] = ()) -> Manifest:
     """The batch/v1 Job that runs `task`, owned by the TranscodeJob `tj` (its controller)
@@ -144,6 +152,7 @@ def worker_job(tj: TranscodeJob, task: WorkerTask, settings: OperatorSettings,
             {"name": TASK_ENV, "value": task.model_dump_json(exclude_none=True)},
             {"name": SCRATCH_ENV, "value": SCRATCH_PATH},
             {"name": RESULT_PATH_ENV, "value": TERMINATION_LOG},
+            *launch_env(task, settings),
         ],
         "resources": {
             "requests": {"cpu": cpu_request(tj, settings),

@@ -43,6 +43,11 @@ class OperatorSettings(BaseSettings):
     # Encode the video rungs after the first wave with one ffmpeg (one decode of the source,
     # one pod) instead of a pod each: less CPU per asset, the same renditions.
     shared_decode: bool = True
+    # Put each rendition pod's first ffmpeg command in its environment, which the worker
+    # starts before its Python has loaded pydantic and our models (`worker.launch`): the
+    # encode starts about 0.15 s sooner on each pod. The worker runs it only if it is its
+    # task's own first command, so an operator and workers of different versions still agree.
+    worker_launch: bool = True
     # The bucket's CORS rules (core.bucketcors), set at start-up when `bucket_cors` is on:
     # playback (GET/HEAD with Range) from these origins, browser uploads (POST) from those.
     bucket_cors: bool = False

@@ -13,13 +13,15 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mediaplane.core import logs
+from mediaplane.core import commands, logs
 from mediaplane.core.tasks import (
+    LAUNCH_ENV,
     MAX_RESULT_BYTES,
     RESULT_PATH_ENV,
     SCRATCH_ENV,
@@ -43,6 +45,8 @@ from mediaplane.worker.errors import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from types import FrameType
+
+    from mediaplane.worker.launch import Launched
 
 log = logging.getLogger("mediaplane.worker")
 
@@ -86,8 +90,16 @@ def write_result(path: Path, text: str) -> None:
 
 
 @contextmanager
-def scratch_dir(environ: Mapping[str, str]) -> Iterator[Path]:
-    """A fresh directory inside the pod's scratch volume (or a tempdir), always removed."""
+def scratch_dir(environ: Mapping[str, str], launched: Launched | None = None
+                ) -> Iterator[Path]:
+    """A fresh directory inside the pod's scratch volume (or a tempdir), always removed:
+    the launched ffmpeg's, when the worker adopts it."""
+    if launched is not None:
+        try:
+            yield launched.scratch
+        finally:
+            launched.discard()
+        return
     base = environ.get(SCRATCH_ENV) or None
     if base:
         Path(base).mkdir(parents=True, exist_ok=True)
@@ -98,8 +110,30 @@ def scratch_dir(environ: Mapping[str, str]) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def adoptable(launched: Launched | None, task: WorkerTask,
+              environ: Mapping[str, str]) -> Launched | None:
+    """The launched ffmpeg, if it is exactly `task`'s first command; anything else is
+    stopped and its files removed (an operator of another version renders another command:
+    the task decides)."""
+    if launched is None:
+        if environ.get(LAUNCH_ENV):
+            log.warning("%s holds no ffmpeg command and plain directory names: "
+                        "not started", LAUNCH_ENV)
+        return None
+    first = commands.first_command(task)
+    if first is not None and (launched.argv, launched.dirs) == (first.argv, first.dirs):
+        log.info("adopting ffmpeg, started %.3f s before the task was read",
+                 time.monotonic() - launched.started)
+        return launched
+    log.warning("the launched command is not this task's first command: stopped, "
+                "the task's own runs instead")
+    launched.discard()
+    return None
+
+
 def run_task(task: WorkerTask, scratch: Path,
-             environ: Mapping[str, str] | None = None) -> Outcome:
+             environ: Mapping[str, str] | None = None,
+             launched: Launched | None = None) -> Outcome:
     if task.type is TaskType.GENERATE:
         from mediaplane.worker.generate import run_generation
 
@@ -114,7 +148,7 @@ def run_task(task: WorkerTask, scratch: Path,
         return run_speech(task, scratch, os.environ if environ is None else environ)
     from mediaplane.worker.transcode import run_variant
 
-    return run_variant(task, scratch, os.environ if environ is None else environ)
+    return run_variant(task, scratch, os.environ if environ is None else environ, launched)
 
 
 def asset_of(task: WorkerTask) -> str | None:
@@ -134,7 +168,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise InfraError("Terminated", "stopped by SIGTERM", exit_code=EXIT_TERMINATED)
 
 
-def main(environ: Mapping[str, str] | None = None) -> int:
+def main(environ: Mapping[str, str] | None = None, launched: Launched | None = None) -> int:
+    """Runs the task in `environ`; `launched`: its first ffmpeg, started before the worker
+    was loaded (`launch`), which it adopts or stops."""
     env = os.environ if environ is None else environ
     # httpx imports its command-line tool (click, pygments, rich: 100 ms) whenever those are
     # installed. The worker image has none of them, a developer's virtualenv has them all:
@@ -151,8 +187,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         logs.bind(asset_id=asset_of(task), task=task.type.value,
                   variant=task.variant.name if task.variant else None)
         log.info("task %s%s", task.type, f" {task.variant.name}" if task.variant else "")
-        with scratch_dir(env) as scratch:
-            result = run_task(task, scratch, env)
+        adopted, launched = adoptable(launched, task, env), None
+        with scratch_dir(env, adopted) as scratch:
+            result = run_task(task, scratch, env, adopted)
         text = render(result)
     except InfraError as exc:
         log.error("%s", exc)
@@ -162,18 +199,21 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         log.exception("unexpected failure")
         write_result(result_path, f"Internal: {type(exc).__name__}: {exc}")
         return EXIT_INTERNAL
+    finally:
+        if launched is not None:  # the task could not be read: stopped, its files removed
+            launched.discard()
     write_result(result_path, text)
     log.info("result: %s", text)
     return 0
 
 
-def run() -> None:
-    """The `mediaplane-worker` command: `main`, then an exit that skips the interpreter's
-    teardown. Once the result is written nothing is left to finalize (ffmpeg waited for,
-    the upload's threads joined, the scratch removed), and the teardown of pydantic's,
-    httpx's and TLS's modules took 45 ms, on every rendition's way to being published.
-    An exception escaping `main` still exits the usual way, with its traceback."""
-    code = main()
+def run(launched: Launched | None = None) -> None:
+    """`main` (for the `mediaplane-worker` command, `launch.run`), then an exit that skips
+    the interpreter's teardown. Once the result is written nothing is left to finalize
+    (ffmpeg waited for, the upload's threads joined, the scratch removed), and the teardown
+    of pydantic's, httpx's and TLS's modules took 45 ms, on every rendition's way to being
+    published. An exception escaping `main` still exits the usual way, with its traceback."""
+    code = main(launched=launched)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

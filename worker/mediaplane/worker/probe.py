@@ -11,8 +11,9 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from mediaplane.core import commands
 from mediaplane.core.tasks import MediaKind, ProbeOutcome, ProbeResult, Verdict
-from mediaplane.worker import commands, hostile, process
+from mediaplane.worker import hostile, process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, InfraError
 from mediaplane.worker.sniff import (
     DEMUXED_AS,

@@ -14,9 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mediaplane.worker.launch import child_env
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import IO
+
+    from mediaplane.worker.launch import Launched
 
 STDERR_TAIL = 600  # characters: enough for ffmpeg's last error lines, fits a termination message
 STDERR_SCAN = 1024 * 1024  # bytes of stderr searched for watched phrases
@@ -35,11 +39,6 @@ class Completed:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out and self.flagged is None
-
-
-def _child_env() -> dict[str, str]:
-    """The task (with its presigned URLs) is none of ffmpeg's business."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("MEDIAPLANE_")}
 
 
 def _tail(handle: IO[bytes], limit: int) -> str:
@@ -72,16 +71,22 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
 
 
 def run(argv: Sequence[str], *, timeout: float, workdir: str | None = None,
-        watch: Sequence[str] = (), meanwhile: Callable[[], object] | None = None) -> Completed:
+        watch: Sequence[str] = (), meanwhile: Callable[[], object] | None = None,
+        adopt: Launched | None = None) -> Completed:
     """Run `argv`, killing it after `timeout` seconds. Never raises for the child's failure.
     `watch`: phrases that mean failure even when the exit code says success (ffmpeg exits 0
     after some input errors). `meanwhile`: work for this process while the child runs (it
-    counts against the timeout)."""
-    with (tempfile.TemporaryFile(dir=workdir) as out,
-          tempfile.TemporaryFile(dir=workdir) as err):
-        started = time.monotonic()
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=_child_env())
+    counts against the timeout). `adopt`: the same command, already started before the
+    task was read (`launch`): it is waited for instead of `argv` (its time counts from its
+    start)."""
+    with (adopt.stdout if adopt else tempfile.TemporaryFile(dir=workdir) as out,
+          adopt.stderr if adopt else tempfile.TemporaryFile(dir=workdir) as err):
+        if adopt is not None:
+            started, proc = adopt.started, adopt.proc
+        else:
+            started = time.monotonic()
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, env=child_env(os.environ))
         timed_out = False
         try:
             if meanwhile is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mediaplane.core import commands
 from mediaplane.core.speech import (
     ENGLISH,
     ChunkTranscript,
@@ -38,7 +39,7 @@ from mediaplane.core.tasks import (
     SpeechTask,
     TaskType,
 )
-from mediaplane.worker import commands, process
+from mediaplane.worker import process
 from mediaplane.worker.errors import (
     EXIT_INVALID_TASK,
     EXIT_LANGUAGE,

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import webvtt
 
+from mediaplane.core import commands
 from mediaplane.core.tasks import VariantOutput
-from mediaplane.worker import commands, process
+from mediaplane.worker import process
 from mediaplane.worker.errors import EXIT_TRANSCODE, InfraError
 from mediaplane.worker.upload import upload_all
 

@@ -16,6 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from mediaplane.core import commands
 from mediaplane.core.manifests import dash, hls
 from mediaplane.core.tasks import (
     COMPLETION_INDEX_ENV,
@@ -26,7 +27,7 @@ from mediaplane.core.tasks import (
     VariantOutput,
     VariantType,
 )
-from mediaplane.worker import commands, process
+from mediaplane.worker import process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
+    from mediaplane.worker.launch import Launched
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,10 @@ def _invalid(message: str) -> InfraError:
 
 
 def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
-            chunk: tuple[float, float | None] | None = None
+            chunk: tuple[float, float | None] | None = None, launched: Launched | None = None
             ) -> tuple[hls.MediaPlaylist, dash.Representation]:
-    """Runs ffmpeg for a rendition (or one chunk of it) and proves what it wrote."""
+    """Runs ffmpeg for a rendition (or one chunk of it), or waits for the same command
+    `launched` before the task was read, and proves what it wrote."""
     try:
         if spec.type is VariantType.VIDEO:
             argv = commands.video_command(task.input_url, spec, out_dir, chunk)
@@ -84,14 +87,15 @@ def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
             argv = commands.audio_command(task.input_url, spec, out_dir, chunk)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
-    done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}")
+    done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}", launched)
     return _proven(out_dir, done)
 
 
-def _run(argv: list[str], out_dir: Path, what: str) -> process.Completed:
-    started = time.monotonic()
+def _run(argv: list[str], out_dir: Path, what: str,
+         launched: Launched | None = None) -> process.Completed:
+    started = launched.started if launched is not None else time.monotonic()
     done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
-                       watch=INPUT_ERRORS, meanwhile=_load_upload)
+                       watch=INPUT_ERRORS, meanwhile=_load_upload, adopt=launched)
     if not done.ok:
         raise _failed("ffmpeg failed", done)
     log.info("ffmpeg wrote %s in %.2f s", what, time.monotonic() - started)
@@ -138,24 +142,24 @@ def _publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
 
 
 def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
-              out_dir: Path) -> VariantOutput:
-    playlist, rep = _encode(task, spec, out_dir)
+              out_dir: Path, launched: Launched | None = None) -> VariantOutput:
+    playlist, rep = _encode(task, spec, out_dir, launched=launched)
     return _publish(spec, post, out_dir, playlist, rep)
 
 
 def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, PresignedPost]],
-                      scratch: Path) -> list[VariantOutput]:
+                      scratch: Path, launched: Launched | None = None) -> list[VariantOutput]:
     """Several video rungs and the storyboard from one ffmpeg
     (`commands.shared_video_command`), each proven and uploaded under its own prefix with
     its own policy. All are proven before any is uploaded: one that failed fails the pod,
     and the retry makes them all again."""
     from mediaplane.worker import storyboard
 
-    dirs = [scratch / f"out-{index}" for index in range(len(rungs))]
+    dirs = [scratch / commands.shared_out_dir(index) for index in range(len(rungs))]
     for out_dir in dirs:
         out_dir.mkdir(parents=True, exist_ok=True)
     for spec, _ in rungs:
-        if spec.type not in SHAREABLE or spec.chunks is not None:
+        if spec.type not in commands.SHAREABLE or spec.chunks is not None:
             raise _invalid(f"{spec.name} cannot share a decode (whole video rungs and the "
                            "storyboard can)")
     try:
@@ -164,7 +168,7 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
                                                                             strict=True)])
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
-    done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs))
+    done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs), launched)
     uploads: list[Callable[[], VariantOutput]] = []
     for (spec, post), out_dir in zip(rungs, dirs, strict=True):
         if spec.type is VariantType.STORYBOARD:
@@ -174,9 +178,6 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
             playlist, rep = _proven(out_dir, done)
             uploads.append(functools.partial(_publish, spec, post, out_dir, playlist, rep))
     return [upload() for upload in uploads]
-
-
-SHAREABLE = (VariantType.VIDEO, VariantType.STORYBOARD)
 
 
 def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir: Path,
@@ -258,8 +259,10 @@ def chunk_index(environ: Mapping[str, str], spec: VariantSpec) -> int:
     return int(raw)
 
 
-def run_variant(task: WorkerTask, scratch: Path,
-                environ: Mapping[str, str]) -> VariantOutcome | VariantChunkOutcome:
+def run_variant(task: WorkerTask, scratch: Path, environ: Mapping[str, str],
+                launched: Launched | None = None) -> VariantOutcome | VariantChunkOutcome:
+    """`launched`: the task's first command (`commands.first_command`), already running in
+    `scratch`, which the rendition waits for instead of starting it."""
     spec, post = task.variant, task.output
     if spec is None or post is None:
         raise _invalid(f"a {task.type} task needs `variant` and `output`")
@@ -268,14 +271,14 @@ def run_variant(task: WorkerTask, scratch: Path,
     if task.also:
         outputs = shared_renditions(
             task, [(spec, post), *((shared.variant, shared.output) for shared in task.also)],
-            scratch)
+            scratch, launched)
         return VariantOutcome(output=outputs[0], also=outputs[1:])
-    out_dir = scratch / "out"
+    out_dir = scratch / commands.OUT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec.chunks is not None:
         return rendition_chunk(task, spec, post, out_dir, chunk_index(environ, spec))
     if spec.type in (VariantType.VIDEO, VariantType.AUDIO):
-        return VariantOutcome(output=rendition(task, spec, post, out_dir))
+        return VariantOutcome(output=rendition(task, spec, post, out_dir, launched))
     if spec.type is VariantType.STORYBOARD:
         from mediaplane.worker.storyboard import storyboard
 

@@ -1,5 +1,8 @@
 """Every ffmpeg and ffprobe command line the worker runs, as pure functions.
 
+They live in core because the operator renders a rendition pod's first command too
+(`first_command`): the pod starts it before its Python has loaded anything else.
+
 The inputs are hostile, so the safety of the worker lives in these argv lists: a protocol
 allow-list (ffmpeg never opens anything but the one input), a demuxer allow-list per kind
 (no playlist or concat demuxer that would follow references, no image2 pattern expansion),
@@ -9,25 +12,30 @@ without running anything.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ffmpeg
 
+from mediaplane.core.podenv import FFMPEG as FFMPEG
 from mediaplane.core.tasks import (
     RENDITION_MPD,
     RENDITION_PLAYLIST,
     MediaKind,
+    TaskType,
     VariantSpec,
     VariantType,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
 
-FFMPEG = "ffmpeg"
+    from mediaplane.core.tasks import WorkerTask
+
 FFPROBE = "ffprobe"
 
 # ffmpeg matches each entry against every alias of a demuxer ("mov,mp4,m4a,3gp,3g2,mj2").
@@ -427,3 +435,58 @@ def speech_pcm_command(input_url: str, start: float, seconds: float, out: Path) 
     output = ffmpeg.output(source["a:0"], str(out), t=f"{seconds:.3f}", ac=1, ar=SPEECH_RATE,
                            f="s16le", map_metadata=-1, **{"c:a": "pcm_s16le"})
     return _compile(output)
+
+
+# --- a rendition pod's first command --------------------------------------------------------
+
+# Where a rendition pod's ffmpeg writes, relative to the pod's scratch directory: one
+# rendition in OUT_DIR, the rungs of a shared decode each in their own (`shared_out_dir`).
+OUT_DIR = "out"
+# What one ffmpeg can make beside a video rung from the same decode.
+SHAREABLE = (VariantType.VIDEO, VariantType.STORYBOARD)
+
+
+def shared_out_dir(index: int) -> str:
+    return f"{OUT_DIR}-{index}"
+
+
+@dataclass(frozen=True)
+class FirstCommand:
+    """A command and the directories (under the pod's scratch directory) it writes into,
+    which must exist before it starts."""
+
+    argv: list[str]
+    dirs: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps({"dirs": self.dirs, "argv": self.argv})
+
+
+def first_command(task: WorkerTask) -> FirstCommand | None:
+    """The ffmpeg a rendition task runs first, writing under the pod's scratch directory
+    (its working directory); None where the first step is not one command known in advance
+    (a probe downloads first, a still may need a second try, a chunk's range comes from its
+    pod's index, speech and generation run models).
+
+    The operator puts it in the pod's environment (`podenv.LAUNCH_ENV`); the worker starts
+    it before loading pydantic and our models (0.15 s of a pod's start), and keeps it only
+    if it is exactly this function's answer for the task the worker then reads."""
+    spec = task.variant
+    if (spec is None or spec.chunks is not None
+            or TaskType.producing(spec.type) is not task.type):
+        return None
+    try:
+        if task.also:
+            rungs = [spec, *(shared.variant for shared in task.also)]
+            if any(r.type not in SHAREABLE or r.chunks is not None for r in rungs):
+                return None
+            dirs = [shared_out_dir(index) for index in range(len(rungs))]
+            return FirstCommand(shared_video_command(task.input_url, [
+                (rung, Path(out)) for rung, out in zip(rungs, dirs, strict=True)]), dirs)
+        if spec.type is VariantType.VIDEO:
+            return FirstCommand(video_command(task.input_url, spec, Path(OUT_DIR)), [OUT_DIR])
+        if spec.type is VariantType.AUDIO:
+            return FirstCommand(audio_command(task.input_url, spec, Path(OUT_DIR)), [OUT_DIR])
+    except ValueError:  # the worker reports the invalid task itself
+        return None
+    return None
