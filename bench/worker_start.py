@@ -3,12 +3,14 @@ running the same command, in the same run.
 
 Not a test. A 20 s 1280x720 clip is served over loopback HTTP by a stand-in for S3 (GET
 serves the clip, POST accepts the upload, as a presigned POST would), and each run encodes
-the lowest rung twice, alternately: raw ffmpeg with the worker's exact argv, then the worker
+the lowest rung three times, alternately: raw ffmpeg with the worker's exact argv, the worker
 command with the task in its environment (parsing the task, logging, ffmpeg, checking the
-manifests, uploading the segments). The difference is what a pod spends on Python, on the
-path to playable. Measured for the worker as its image installs it (its distribution alone
-in a fresh virtualenv, built from wheels) and for the development virtualenv's (the dev
-cluster's pods run that one), plus the import of the worker's modules alone.
+manifests, uploading the segments), and the same with the first command launched as the
+operator renders it (`MEDIAPLANE_LAUNCH`: ffmpeg starts before the worker loads). The
+difference is what a pod spends on Python, on the path to playable. Measured for the worker
+as its image installs it (its distribution alone in a fresh virtualenv, built from wheels)
+and for the development virtualenv's (the dev cluster's pods run that one), plus the import
+of the worker's modules alone.
 
     .venv/bin/python -m bench.worker_start [--runs N] [--worker PATH ...]
 """
@@ -27,8 +29,8 @@ from pathlib import Path
 
 from bench.pipeline import CACHE, lowest_rung
 from bench.stats import load_note, row
-from mediaplane.core.tasks import PresignedPost, TaskType, WorkerTask
-from mediaplane.worker.commands import video_command
+from mediaplane.core.commands import first_command, video_command
+from mediaplane.core.tasks import LAUNCH_ENV, PresignedPost, TaskType, WorkerTask
 from tests.support.images import build_wheelhouse, install
 from tests.support.media import video_clip
 from tests.support.origin import origin
@@ -59,14 +61,20 @@ def measure(worker: Path, url: str, upload: str, runs: int, scratch: Path) -> No
            "MEDIAPLANE_TASK": task.model_dump_json(exclude_none=True),
            "MEDIAPLANE_RESULT_PATH": str(scratch / "result"),
            "MEDIAPLANE_SCRATCH": str(scratch)}
+    first = first_command(task)
+    assert first is not None
+    launched_env = env | {LAUNCH_ENV: first.to_json()}
     raw: list[tuple[float, float]] = []
     ours: list[tuple[float, float]] = []
-    for index in range(runs + 1):  # the first pair warms the caches and is not counted
+    launched: list[tuple[float, float]] = []
+    for index in range(runs + 1):  # the first round warms the caches and is not counted
         out = Path(tempfile.mkdtemp(prefix="raw-", dir=scratch))
-        pair = timed(video_command(url, spec, out)), timed([str(worker)], env)
+        times = (timed(video_command(url, spec, out)), timed([str(worker)], env),
+                 timed([str(worker)], launched_env))
         if index:
-            raw.append(pair[0])
-            ours.append(pair[1])
+            raw.append(times[0])
+            ours.append(times[1])
+            launched.append(times[2])
     python = worker.parent / "python"
     imports = [timed([str(python), "-c", IMPORTS]) for _ in range(runs * 2)]
     print(f"\nworker {worker} ({runs} runs)")
@@ -74,6 +82,11 @@ def measure(worker: Path, url: str, upload: str, runs: int, scratch: Path) -> No
     print(row("worker command, same 240p", [w for w, _ in ours]))
     print(row("  worker - raw, wall", [o[0] - r[0] for o, r in zip(ours, raw, strict=True)]))
     print(row("  worker - raw, CPU", [o[1] - r[1] for o, r in zip(ours, raw, strict=True)]))
+    print(row("worker, its first ffmpeg launched", [w for w, _ in launched]))
+    print(row("  launched - raw, wall",
+              [o[0] - r[0] for o, r in zip(launched, raw, strict=True)]))
+    print(row("  launched - raw, CPU",
+              [o[1] - r[1] for o, r in zip(launched, raw, strict=True)]))
     print(row("import of main and transcode, CPU", [c for _, c in imports]))
     print(f"{'  (and the interpreter alone)':<34} "
           f"{statistics.median(timed([str(python), '-c', 'pass'])[1] for _ in range(5)):7.3f}s")

@@ -172,3 +172,17 @@ def test_a_launch_that_is_not_an_ffmpeg_writing_in_its_scratch_is_never_started(
     assert not (tmp_path / "launched-marker").exists()
     assert not (tmp_path / "escape").exists()
     assert "MEDIAPLANE_LAUNCH holds no ffmpeg command" in stderr
+
+
+def test_a_launch_that_cannot_start_is_left_to_the_worker(tmp_path: Path) -> None:
+    """No room for its scratch directory (here the scratch path is a file): nothing starts,
+    nothing is left behind, and the worker meets the same problem and reports it."""
+    from mediaplane.worker import launch
+
+    blocked = tmp_path / "scratch"
+    blocked.write_text("a file, not a directory")
+    launch_json = json.dumps({"dirs": ["out"], "argv": ["ffmpeg", "-version"]})
+    assert launch.start({"MEDIAPLANE_LAUNCH": launch_json,
+                         "MEDIAPLANE_SCRATCH": str(blocked)}) is None
+    assert blocked.read_text() == "a file, not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch"]

@@ -85,38 +85,38 @@ def child_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def start(environ: Mapping[str, str]) -> Launched | None:
-    """Starts the launch in `environ`, if it has one, in a fresh scratch directory."""
+    """Starts the launch in `environ`, if it has one, in a fresh scratch directory. A
+    launch that cannot start (no room for its directory, no ffmpeg) is left to the worker,
+    which then meets the same problem and reports it in its result."""
     launch = launchable(environ.get(LAUNCH_ENV))
     if launch is None:
         return None
     argv, dirs = launch
     base = environ.get(SCRATCH_ENV) or None
-    if base:
-        Path(base).mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="task-", dir=base))
-    for name in dirs:
-        (scratch / name).mkdir(exist_ok=True)
-    stdout = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 (handed to process.run)
-    stderr = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115
+    scratch: Path | None = None
     try:
+        if base:
+            Path(base).mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="task-", dir=base))
+        for name in dirs:
+            (scratch / name).mkdir(exist_ok=True)
+        stdout = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 (handed to process.run)
+        stderr = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115
         proc = subprocess.Popen(argv, cwd=scratch, stdin=subprocess.DEVNULL, stdout=stdout,
                                 stderr=stderr, env=child_env(environ))
     except OSError:
-        stdout.close()
-        stderr.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         return None
     return Launched(argv=argv, dirs=dirs, scratch=scratch, proc=proc, stdout=stdout,
                     stderr=stderr)
 
 
-class _Stopped(BaseException):
-    """SIGTERM before the worker installed its own handler."""
-
-
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    del signum, frame
-    raise _Stopped
+    """SIGTERM before the worker installed its own handler: exit as a process killed by it
+    would, ffmpeg stopped on the way out (`run`)."""
+    del frame
+    raise SystemExit(128 + signum)
 
 
 def run() -> None:
