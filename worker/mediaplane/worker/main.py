@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mediaplane.core import commands, logs
+from mediaplane.core import logs
 from mediaplane.core.tasks import (
     LAUNCH_ENV,
     MAX_RESULT_BYTES,
@@ -120,6 +120,8 @@ def adoptable(launched: Launched | None, task: WorkerTask,
             log.warning("%s holds no ffmpeg command and plain directory names: "
                         "not started", LAUNCH_ENV)
         return None
+    from mediaplane.core import commands  # ffmpeg-python: only where there is a launch
+
     first = commands.first_command(task)
     if first is not None and (launched.argv, launched.dirs) == (first.argv, first.dirs):
         log.info("adopting ffmpeg, started %.3f s before the task was read",
