@@ -11,9 +11,10 @@ them in sequence).
 By default two clips, one asset at a time: 3 runs of a 60 s 1920x1080 clip and 5 of a 20 s
 1280x720 one, H.264 with stereo AAC (copied into the audio rendition, as a phone's or
 camera's is). Each run is preceded by a raw encode of the lowest rung, so both see the same
-machine. For one run of each clip it prints where the time to playable goes: the lowest
-rung's pod running, its worker's first log line, ffmpeg done, upload done, pod succeeded,
-playable, beside the probe's and the audio's pods that share the cores.
+machine. For one run of each clip it prints where the time to playable goes: the pod that
+encodes the lowest rung (the probe's own, by default) running, its worker's first log line,
+ffmpeg done, upload done, pod succeeded, playable, beside the other pods that share the
+cores.
 
 Then, for the 20 s clip, uploads that do not come one at a time: an asset created while an
 earlier one's rest of the ladder encodes (0.6 s after the earlier one is playable). Its
@@ -57,7 +58,13 @@ from mediaplane.core import commands, keys, names
 from mediaplane.core.ladder import Ladder, plan_variants
 from mediaplane.core.states import PodPhase
 from mediaplane.core.storage import Storage
-from mediaplane.core.tasks import MediaKind, ProbeResult, VariantSpec, VariantType
+from mediaplane.core.tasks import (
+    TASK_ENV,
+    MediaKind,
+    ProbeResult,
+    VariantSpec,
+    VariantType,
+)
 from mediaplane.devcluster.cluster import DevCluster
 from mediaplane.devcluster.services import start_operator
 from tests.support.assets import manifest
@@ -145,8 +152,21 @@ def cpu_between(before: dict[int, ProcCpu], after: dict[int, ProcCpu]) -> dict[s
 @dataclass
 class PodSeen:
     labels: dict[str, str]
+    videos: tuple[str, ...] = ()  # the video rungs it encodes (a probe's pod may encode one)
     running: float | None = None  # seconds since the asset's creation
     succeeded: float | None = None
+
+
+def video_rungs(pod: k8s.V1Pod) -> tuple[str, ...]:
+    """The video rungs a worker pod encodes, from the task in its environment: its own
+    variant and those it encodes beside it (a shared decode, or the probe's lowest rung)."""
+    env = {e.name: e.value for c in pod.spec.containers for e in c.env or []}
+    try:
+        task = json.loads(env.get(TASK_ENV) or "{}")
+    except ValueError:
+        return ()
+    specs = [task.get("variant") or {}, *((a.get("variant") or {}) for a in task.get("also") or [])]
+    return tuple(v["name"] for v in specs if v.get("type") == "video" and v.get("name"))
 
 
 @dataclass
@@ -166,7 +186,7 @@ class Timeline:
 
     def first_video_pod(self) -> float | None:
         times = [p.running for p in self.pods.values()
-                 if p.labels.get(names.LABEL_TASK) == "video" and p.running is not None]
+                 if p.videos and p.running is not None]
         return min(times) if times else None
 
     def hand_offs(self) -> tuple[float, float]:
@@ -268,7 +288,7 @@ class Watches:
             timeline = self.timelines.get(labels.get(names.LABEL_ASSET, ""))
             if timeline is None or math.isnan(timeline.created):
                 return
-            seen = timeline.pods.setdefault(pod.metadata.name, PodSeen(labels))
+            seen = timeline.pods.setdefault(pod.metadata.name, PodSeen(labels, video_rungs(pod)))
             phase = pod.status.phase if pod.status else None
             if phase in (PodPhase.RUNNING, PodPhase.SUCCEEDED) and seen.running is None:
                 seen.running = now - timeline.created
@@ -462,15 +482,17 @@ def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str,
             continue
         lines = worker_lines(cluster, tenant, pod)
         first = _since(timeline, lines[0]["timestamp"]) if lines else None
-        ffmpeg = next((ln for ln in lines if ln["event"].startswith("ffmpeg wrote")), None)
+        encodes_lowest = lowest in seen.videos
+        wrote = f"ffmpeg wrote {lowest} " if encodes_lowest else "ffmpeg wrote"
+        ffmpeg = next((ln for ln in lines if ln["event"].startswith(wrote)), None)
         upload = next((ln for ln in reversed(lines) if ln["event"].startswith("uploaded")),
                       None)  # the last: a shared decode uploads one rendition at a time
         end = _since(timeline, ffmpeg["timestamp"]) if ffmpeg else None
         took = float(ffmpeg["event"].split(" in ")[-1].split()[0]) if ffmpeg else None
         uploaded = _since(timeline, upload["timestamp"]) if upload else None
         label = task if task == variant else f"{task} {variant}"
-        label += " *" if variant == lowest else ""
-        if variant == lowest and end is not None and took is not None and timeline.playable:
+        label += " *" if encodes_lowest else ""
+        if encodes_lowest and end is not None and took is not None and timeline.playable:
             fixed = (seen.running, end - took - seen.running, timeline.playable - end)
         text.append(f"{label:<20} {_at(seen.running)} {_at(first)} "
                     f"{_at(end - took if end is not None and took is not None else None)} "

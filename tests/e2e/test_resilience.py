@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -50,7 +50,14 @@ def test_worker_killed_once_is_retried_and_asset_becomes_ready(
     os.killpg(pid, signal.SIGKILL)  # the agent starts each container in its own group
 
     body = assets.wait_phase(tenant, name, "ready", complete=True, timeout=300)
-    job = assets.batch.read_namespaced_job(job_name, tenant)
+
+    # The asset is complete from the pod's result; the Job controller counts a moment later
+    # (the killed worker's Job can be the asset's last: the probe's pod encodes the 240p).
+    def counted() -> Any:
+        job = assets.batch.read_namespaced_job(job_name, tenant)
+        return job if job.status.succeeded else None
+
+    job = eventually(counted, "the Job's count", timeout=30)
     assert job.status.failed == 1, "the killed attempt is counted by the Job controller"
     assert job.status.succeeded == 1
     tj = next(t for t in assets.transcode_jobs(tenant, name) if t["metadata"]["name"] == job_name)

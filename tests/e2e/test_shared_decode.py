@@ -59,12 +59,14 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
         assert follower["status"]["jobName"] == leader
         assert follower["status"]["phase"] == "Succeeded"
     jobs = {j.metadata.name: j for j in assets.jobs(tenant, name)}
-    # Its stereo AAC is copied by the probe's pod (`ladder.probe_audio`): no audio Job.
-    assert sorted(n.rsplit("-", 1)[-1] for n in jobs) == ["240p", "360p", "poster", "probe"]
-    audio, probe = (tjs[names.child_name(name, v)] for v in ("audio", "probe"))
-    assert audio["spec"]["encodedBy"] == probe["metadata"]["name"]
+    # Its stereo AAC is copied, and its 240p encoded, by the probe's pod
+    # (`ladder.probe_audio`, `ladder.rung_beside_probe`): no audio Job, no 240p Job.
+    assert sorted(n.rsplit("-", 1)[-1] for n in jobs) == ["360p", "poster", "probe"]
+    audio, lowest, probe = (tjs[names.child_name(name, v)] for v in ("audio", "240p", "probe"))
+    for made in (audio, lowest):
+        assert made["spec"]["encodedBy"] == probe["metadata"]["name"]
+        assert made["status"]["phase"] == "Succeeded"
     assert audio["spec"]["variant"]["audioCopy"] is True
-    assert audio["status"]["phase"] == "Succeeded"
     assert variants["audio"]["codecs"] == "mp4a.40.2"
     owners = jobs[leader].metadata.owner_references
     assert [(o.name, o.controller) for o in owners] == [
@@ -95,12 +97,12 @@ def test_the_rungs_after_the_first_wave_share_one_decode(
     vtt = (tmp_path / "variants/storyboard/storyboard.vtt").read_text()
     assert vtt.count("storyboard.jpg#xywh=") == tiles
 
-    # The 240p pod and the shared one ran the ffmpeg their Job's environment launched
-    # before the worker loaded (`worker.launch`); the poster's and the probe's have none.
+    # The probe's pod (its 240p) and the shared one ran the ffmpeg their Job's environment
+    # launched before the worker loaded (`worker.launch`); the poster's has none.
     adopted = {log.parent.name.removeprefix(f"{name}-").rsplit("-", 1)[0]  # <job>-<pod id>
                for log in cluster.pods_dir.glob(f"{tenant}/{name}-*/worker.log")
                if "adopting ffmpeg, started" in log.read_text()}
-    assert adopted == {"240p", "360p"}
+    assert adopted == {"probe", "360p"}
 
 
 def test_a_shared_jobs_worker_killed_once_is_retried_and_every_rung_published(

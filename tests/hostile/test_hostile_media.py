@@ -90,8 +90,8 @@ def test_hostile_media_is_quarantined_and_never_served(
         assert refused, f"{name}: {asset['status']} {asset.get('quarantineReason')}"
         stream = alice.client.get(f"/api/v1/media/{asset_id}/stream/hls/all/index.m3u8")
         assert stream.status_code in (403, 409, 451), stream.text
-        # Nothing made from it is kept: the source alone (a video's lowest rung may have
-        # started beside the probe; what it wrote is removed with it).
+        # Nothing made from it is kept: the source alone (a video's lowest rung encodes in
+        # the probe's pod while it checks, and is stopped there before any upload).
         only_source(assets, keys.asset_prefix(alice.tenant, asset_id), name)
 
     assert listener.connections == 0, "an SSRF vector reached the loopback listener"

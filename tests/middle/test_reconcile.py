@@ -16,7 +16,12 @@ import kopf
 import pytest
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import Ladder, audio_beside_probe
+from mediaplane.core.ladder import (
+    Ladder,
+    audio_beside_probe,
+    probe_rung_limit,
+    rung_beside_probe,
+)
 from mediaplane.core.resources import MediaAsset, MediaAssetStatus, TranscodeJob
 from mediaplane.core.states import (
     AssetCondition,
@@ -33,6 +38,7 @@ from mediaplane.core.tasks import (
     VariantOutcome,
     VariantOutput,
     VariantSpec,
+    VariantType,
     Verdict,
 )
 from mediaplane.operator import handlers, reconcile
@@ -55,6 +61,10 @@ RENDITION_MPD = """<?xml version="1.0"?>
       <SegmentTemplate timescale="1000" initialization="init.m4s" media="seg-$Number%05d$.m4s"
                        startNumber="1"><SegmentTimeline><S t="0" d="4000"/></SegmentTimeline>
       </SegmentTemplate></Representation></AdaptationSet></Period></MPD>"""
+
+
+# The lowest rung started beside the probe in a pod of its own, not in the probe's pod.
+RUNG_POD = OperatorSettings(probe_encodes_first_rung=False)
 
 
 class Pipeline:
@@ -95,9 +105,12 @@ class Pipeline:
         """What the worker of `tj` writes to its termination message (and to storage)."""
         if tj.spec.task is TaskType.PROBE:
             probe = self.probe if self.verdict is Verdict.ACCEPTED else None
-            # The audio the probe's pod copies once it accepts a source it can copy.
+            # The audio the probe's pod copies once it accepts a source it can copy, and the
+            # lowest rung it encodes meanwhile, for a source that keeps it.
             beside = [self.output_of(spec) for spec in tj.spec.also_encodes or []
-                      if probe is not None and audio_beside_probe(spec, probe)]
+                      if probe is not None and (
+                          audio_beside_probe(spec, probe) if spec.type is VariantType.AUDIO
+                          else rung_beside_probe(spec, probe, probe_rung_limit(Ladder())))]
             return ProbeOutcome(verdict=self.verdict, probe=probe,
                                 reason=None if probe else "ChecksumMismatch",
                                 message=None if probe else "sha256 differs",
@@ -182,6 +195,10 @@ class Pipeline:
         raise AssertionError("the pipeline did not settle")
 
 
+def tj_of(pipeline: Pipeline, variant: str) -> TranscodeJob:
+    return pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, variant))
+
+
 async def test_a_video_goes_from_source_to_complete() -> None:
     pipeline = Pipeline()
     pipeline.add_video()
@@ -197,7 +214,9 @@ async def test_a_video_goes_from_source_to_complete() -> None:
     assert pipeline.objects.get_text(prefix + "master.m3u8").count("#EXT-X-STREAM-INF") == 2
     assert "variants/audio/" in pipeline.objects.get_text(prefix + "manifest.mpd")
     assert pipeline.kube.count("TranscodeJob") == 6
-    assert pipeline.kube.count("Job") == 5, "the 360p and the storyboard share one decode"
+    assert pipeline.kube.count("Job") == 4, "the probe's pod encodes the 240p; the 360p and "\
+        "the storyboard share one decode"
+    assert tj_of(pipeline, "240p").spec.encoded_by == tj_of(pipeline, "probe").name
     assert pipeline.kube.duplicates() == []
     reasons = pipeline.kube.reasons(pipeline.name)
     assert reasons.index("Probing") < reasons.index("PlayableEarly") < reasons.index("Complete")
@@ -205,7 +224,7 @@ async def test_a_video_goes_from_source_to_complete() -> None:
 
 
 async def test_playable_first_holds_back_the_rest_of_the_ladder() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(settings=RUNG_POD)
     pipeline.add_video()
 
     async def finish(task: str) -> list[str]:
@@ -293,7 +312,7 @@ async def test_operator_killed_after_every_write_loses_and_duplicates_nothing() 
         assert asset.status.is_true(AssetCondition.COMPLETE), where
         assert pipeline.kube.duplicates() == [], where
         assert pipeline.kube.count("TranscodeJob") == 6, where
-        assert pipeline.kube.count("Job") == 5, where
+        assert pipeline.kube.count("Job") == 4, where
 
 
 async def test_duplicate_and_concurrent_events_create_each_child_once() -> None:
@@ -375,7 +394,7 @@ async def test_a_failing_read_is_retried_then_reported_never_taken_for_missing()
 
 
 async def test_quarantined_source_gets_no_variants() -> None:
-    pipeline = Pipeline(verdict=Verdict.QUARANTINED)
+    pipeline = Pipeline(verdict=Verdict.QUARANTINED, settings=RUNG_POD)
     pipeline.add_video()
     asset = await pipeline.run()
     assert asset.phase is AssetPhase.QUARANTINED
@@ -389,10 +408,60 @@ async def test_quarantined_source_gets_no_variants() -> None:
     assert {"Quarantined", "SpeculationDiscarded"} <= set(pipeline.kube.reasons(pipeline.name))
 
 
+async def test_a_refused_source_gets_nothing_from_the_probes_pod() -> None:
+    """The lowest rung encodes in the probe's pod, which uploads nothing of it before its
+    verdict: a refused source leaves the probe alone, nothing to stop or delete."""
+    pipeline = Pipeline(verdict=Verdict.QUARANTINED)
+    pipeline.add_video()
+    asset = await pipeline.run()
+    assert asset.phase is AssetPhase.QUARANTINED
+    assert asset.status.variants == []
+    assert [name for _, name in pipeline.kube.transcode_jobs_] == [
+        names.child_name(pipeline.name, "probe")]
+    assert pipeline.kube.count("Job") == 1
+    assert pipeline.kube.deletions == []
+    assert pipeline.objects.under(keys.asset_prefix(TENANT, ASSET_ID)) == [
+        asset.spec.source.key]
+
+
+class RungAlwaysMade(Pipeline):
+    """A probe's pod that stores the lowest rung whatever the source (as one started under
+    another ladder would)."""
+
+    def result_of(self, tj: TranscodeJob) -> str:
+        text = super().result_of(tj)
+        if tj.spec.task is not TaskType.PROBE or self.verdict is not Verdict.ACCEPTED:
+            return text
+        outcome = ProbeOutcome.model_validate_json(text)
+        rungs = [self.output_of(spec) for spec in tj.spec.also_encodes or []
+                 if spec.type is VariantType.VIDEO]
+        return outcome.model_copy(update={"also": [*(outcome.also or []), *rungs]}
+                                  ).model_dump_json()
+
+
+async def test_a_source_smaller_than_the_lowest_rung_gets_its_rung_from_its_own_pod() -> None:
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
+    pipeline.add_video()
+    asset = await pipeline.run()
+    assert [v.name for v in asset.status.variants] == ["180p", "audio", "poster", "storyboard"]
+    rung = tj_of(pipeline, "180p")
+    assert rung.spec.encoded_by is None
+    assert (TENANT, rung.job_name) in pipeline.kube.jobs
+    assert pipeline.kube.deletions == []
+
+    # A rung the probe's pod stored all the same (another ladder) is removed, unpublished.
+    stored = RungAlwaysMade(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
+    stored.add_video()
+    asset = await stored.run()
+    assert [v.name for v in asset.status.variants] == ["180p", "audio", "poster", "storyboard"]
+    assert stored.objects.under(keys.variant_prefix(TENANT, ASSET_ID, "240p")) == []
+    assert "SpeculationDiscarded" in stored.kube.reasons(stored.name)
+
+
 async def test_a_refused_source_keeps_nothing_its_early_rung_wrote_late() -> None:
     """The early rung's pod outlives its deleted TranscodeJob long enough to upload: its
     files stay while it may still write, and go once it has ended (its deletion event)."""
-    pipeline = Pipeline(verdict=Verdict.QUARANTINED)
+    pipeline = Pipeline(verdict=Verdict.QUARANTINED, settings=RUNG_POD)
     pipeline.add_video()
     await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
     probe = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "probe"))
@@ -454,7 +523,7 @@ async def test_delete_waits_for_workers_then_removes_every_object() -> None:
 
 
 async def test_the_lowest_rung_starts_with_the_probe_and_waits_to_be_published() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(settings=RUNG_POD)
     pipeline.add_video()
     await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
     rung = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
@@ -478,7 +547,8 @@ async def test_a_handler_run_again_on_an_old_body_makes_no_second_job() -> None:
     away with the body it had. If the early rung was discarded meanwhile and its Job
     collected, or its name now belongs to another TranscodeJob, no Job comes of it (the
     fault suite's API-server restart saw such a rung's Job made twice)."""
-    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}),
+                        settings=RUNG_POD)
     pipeline.add_video()
     await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
     stale = pipeline.kube.transcode_job(TENANT, names.child_name(pipeline.name, "240p"))
@@ -502,7 +572,8 @@ async def test_a_handler_run_again_on_an_old_body_makes_no_second_job() -> None:
 
 
 async def test_a_source_smaller_than_the_lowest_rung_drops_the_early_start() -> None:
-    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}))
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"width": 320, "height": 180}),
+                        settings=RUNG_POD)
     pipeline.add_video()
     asset = await pipeline.run()
     assert [v.name for v in asset.status.variants] == ["180p", "audio", "poster", "storyboard"]
@@ -516,7 +587,8 @@ async def test_a_discarded_early_rungs_job_is_not_taken_for_its_successors() -> 
     deleted and made again under the same name. Until the garbage collector removes the old
     Job, its outcome must not count for the new TranscodeJob; once it is gone, the new one
     gets its own (Indexed) Job."""
-    pipeline = Pipeline(probe=PROBE.model_copy(update={"duration_seconds": 600.0}))
+    pipeline = Pipeline(probe=PROBE.model_copy(update={"duration_seconds": 600.0}),
+                        settings=RUNG_POD)
     pipeline.kube.instant_gc = False
     pipeline.add_video()
     ctx, kube = pipeline.ctx, pipeline.kube

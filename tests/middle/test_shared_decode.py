@@ -4,9 +4,17 @@ when the operator dies after any write, and each failed rung retried in a Job of
 
 from __future__ import annotations
 
+import json
+
 from mediaplane.core import names
 from mediaplane.core.ladder import Ladder
-from mediaplane.core.resources import MediaAsset, TranscodeJob, TranscodeJobStatus
+from mediaplane.core.podenv import LAUNCH_ENV, TASK_ENV
+from mediaplane.core.resources import (
+    MediaAsset,
+    MediaAssetStatus,
+    TranscodeJob,
+    TranscodeJobStatus,
+)
 from mediaplane.core.states import (
     AssetCondition,
     AssetPhase,
@@ -21,11 +29,12 @@ from mediaplane.core.tasks import (
     TaskType,
     VariantSpec,
     VariantType,
+    WorkerTask,
 )
 from mediaplane.operator import reconcile, shareddecode
 from mediaplane.operator.context import Context
 from mediaplane.operator.settings import OperatorSettings
-from tests.middle.test_reconcile import ASSET_ID, SOURCE, TENANT, Pipeline
+from tests.middle.test_reconcile import ASSET_ID, RUNG_POD, SOURCE, TENANT, Pipeline
 from tests.middle.test_variant_retry import FlakyPipeline
 
 PROBE_720 = ProbeResult(detected_mime="video/mp4", format_name="mov,mp4", width=1280,
@@ -53,7 +62,7 @@ async def test_the_rungs_after_the_first_wave_are_encoded_by_one_job() -> None:
     assert asset.status.manifests is not None
     assert asset.status.manifests.variants == ["240p", "360p", "480p", "720p", "audio"]
     assert pipeline.kube.count("TranscodeJob") == 8, "the probe and one per variant"
-    assert pipeline.kube.count("Job") == 5, "probe, 240p, audio, poster, the shared one"
+    assert pipeline.kube.count("Job") == 4, "probe (with the 240p), audio, poster, shared"
     leader = tj(pipeline, "360p")
     assert [v.name for v in leader.spec.also_encodes or []] == SHARED[1:]
     owners = pipeline.kube.jobs[(TENANT, leader.name)]["metadata"]["ownerReferences"]
@@ -84,7 +93,7 @@ async def test_the_operator_killed_after_every_write_loses_and_duplicates_nothin
         assert asset.status.is_true(AssetCondition.COMPLETE), where
         assert asset.status.variant_summary == "7/7", where
         assert pipeline.kube.duplicates() == [], where
-        assert pipeline.kube.count("Job") == 5, where
+        assert pipeline.kube.count("Job") == 4, where
         assert all(tj(pipeline, v).phase is TranscodePhase.SUCCEEDED for v in SHARED), where
 
 
@@ -118,7 +127,7 @@ async def test_a_failed_shared_job_fails_its_rungs_and_each_is_retried_alone() -
     assert asset.status.manifests.variants == ["240p", "360p", "720p", "audio"]
     assert tj(pipeline, "480p").phase is TranscodePhase.FAILED
     assert tj(pipeline, "storyboard").phase is TranscodePhase.FAILED
-    assert pipeline.kube.count("Job") == 7, "five first runs, two retries"
+    assert pipeline.kube.count("Job") == 6, "four first runs, two retries"
     assert pipeline.kube.duplicates() == []
 
 
@@ -171,7 +180,7 @@ async def test_turned_off_every_rung_has_its_own_job() -> None:
     pipeline = hd(SoloPipeline())
     asset = await pipeline.run()
     assert asset.status.variant_summary == "7/7"
-    assert pipeline.kube.count("Job") == 8
+    assert pipeline.kube.count("Job") == 7, "the probe's pod still encodes the 240p"
     assert all(tj(pipeline, v).spec.encoded_by is None for v in SHARED)
 
 
@@ -226,30 +235,37 @@ class AudioCopyFails(Pipeline):
         return text
 
 
+def made_by_the_probe(pipeline: Pipeline, variant: str) -> None:
+    """`variant` was made by the probe's pod: its TranscodeJob follows the probe's, with its
+    output from the probe's result, and has no Job of its own."""
+    made = tj(pipeline, variant)
+    assert made.spec.encoded_by == tj(pipeline, "probe").name
+    assert made.phase is TranscodePhase.SUCCEEDED
+    assert made.status.result is not None
+    assert made.status.result.output is not None
+    assert made.status.result.output.name == variant
+    assert (TENANT, made.name) not in pipeline.kube.jobs, "no Job of its own"
+
+
 async def test_the_probes_pod_copies_the_audio_and_its_transcode_job_follows() -> None:
     pipeline = Pipeline(probe=PROBE_COPYABLE)
     pipeline.add_video()
     await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
     probe = tj(pipeline, "probe")
-    assert [(v.name, v.audio_copy) for v in probe.spec.also_encodes or []] == [("audio", True)]
+    assert [(v.name, v.audio_copy) for v in probe.spec.also_encodes or []] == [
+        ("audio", True), ("240p", False)]
     asset = await pipeline.run()
     assert asset.status.is_true(AssetCondition.COMPLETE)
     assert asset.status.variant_summary == "7/7"
     assert asset.status.manifests is not None
     assert "audio" in asset.status.manifests.variants
-    audio = tj(pipeline, "audio")
-    assert audio.spec.encoded_by == probe.name
-    assert audio.phase is TranscodePhase.SUCCEEDED
-    assert audio.status.result is not None
-    assert audio.status.result.output is not None
-    assert audio.status.result.output.name == "audio"
-    assert (TENANT, audio.name) not in pipeline.kube.jobs, "no Job of its own"
-    assert pipeline.kube.count("Job") == 4, "probe (with the audio), 240p, poster, shared"
+    made_by_the_probe(pipeline, "audio")
+    assert pipeline.kube.count("Job") == 3, "probe (with the audio and 240p), poster, shared"
     assert pipeline.kube.duplicates() == []
 
 
 async def test_playable_needs_only_the_lowest_rung_once_the_probe_copied_the_audio() -> None:
-    pipeline = Pipeline(probe=PROBE_COPYABLE)
+    pipeline = Pipeline(probe=PROBE_COPYABLE, settings=RUNG_POD)
     pipeline.add_video()
 
     async def finish(task: str) -> None:
@@ -278,7 +294,7 @@ async def test_an_audio_the_probe_could_not_copy_gets_a_pod_of_its_own() -> None
     audio = tj(pipeline, "audio")
     assert audio.spec.encoded_by is None
     assert (TENANT, audio.name) in pipeline.kube.jobs
-    assert pipeline.kube.count("Job") == 5
+    assert pipeline.kube.count("Job") == 5, "its copy and the 240p failed: a pod each"
 
 
 async def test_sound_that_must_be_encoded_gets_a_pod_of_its_own() -> None:
@@ -298,7 +314,7 @@ async def test_the_probe_copies_nothing_with_shared_decode_off() -> None:
                         settings=OperatorSettings(shared_decode=False))
     pipeline.add_video()
     await pipeline.run()
-    assert tj(pipeline, "probe").spec.also_encodes is None
+    assert [v.name for v in tj(pipeline, "probe").spec.also_encodes or []] == ["240p"]
     assert (TENANT, tj(pipeline, "audio").name) in pipeline.kube.jobs
 
 
@@ -316,5 +332,39 @@ async def test_killed_after_every_write_with_the_audio_beside_the_probe() -> Non
         assert pipeline.restarts == 1, where
         assert asset.status.is_true(AssetCondition.COMPLETE), where
         assert pipeline.kube.duplicates() == [], where
-        assert pipeline.kube.count("Job") == 4, where
+        assert pipeline.kube.count("Job") == 3, where
         assert tj(pipeline, "audio").spec.encoded_by == tj(pipeline, "probe").name, where
+
+
+async def test_the_probes_pod_is_the_whole_first_wave_and_its_result_makes_it_playable() -> None:
+    """With the audio copied and the lowest rung encoded in the probe's pod, the first wave
+    is that one pod: the asset's status write that follows its result says playable, before
+    any other TranscodeJob is made, and later writes never take it back."""
+    pipeline = Pipeline(probe=PROBE_COPYABLE)
+    pipeline.add_video()
+    writes: list[tuple[bool, list[str]]] = []
+    write_status = pipeline.kube.patch_asset_status
+
+    async def recording(namespace: str, name: str, status: MediaAssetStatus) -> None:
+        writes.append((bool(status.playable), sorted(
+            n.rsplit("-", 1)[-1] for _, n in pipeline.kube.transcode_jobs_)))
+        await write_status(namespace, name, status)
+
+    pipeline.kube.patch_asset_status = recording  # type: ignore[method-assign]
+    asset = await pipeline.run()
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    first = next(i for i, (playable, _) in enumerate(writes) if playable)
+    assert writes[first][1] == ["probe"], "playable with the probe's own result"
+    assert all(playable for playable, _ in writes[first:]), "never taken back"
+    probe = tj(pipeline, "probe")
+    made_by_the_probe(pipeline, "240p")
+    env = {e["name"]: e["value"] for e in pipeline.kube.jobs[(TENANT, probe.job_name)]
+           ["spec"]["template"]["spec"]["containers"][0]["env"]}
+    launch = json.loads(env[LAUNCH_ENV])
+    assert launch["dirs"] == ["out"], "the probe's pod starts with the rung's encode"
+    task = WorkerTask.model_validate_json(env[TASK_ENV])
+    assert [(a.variant.name, a.max_source_seconds) for a in task.also or []] == [
+        ("audio", None), ("240p", 300.0)], "kept only below the ladder's chunking"
+    assert asset.status.manifests is not None
+    assert asset.status.manifests.variants == ["240p", "360p", "480p", "720p", "audio"]
+    assert pipeline.kube.duplicates() == []

@@ -97,7 +97,7 @@ async def test_a_failed_rung_is_retried_in_a_new_job_and_published() -> None:
     pipeline.ask_retry("storyboard", 1)
     asset = await pipeline.run()
     assert asset.status.is_true(AssetCondition.COMPLETE)
-    assert pipeline.kube.count("Job") == 7, "the five first runs and two retries"
+    assert pipeline.kube.count("Job") == 6, "the four first runs and two retries"
 
 
 async def test_a_retry_that_fails_again_can_be_retried_again_and_repeats_are_ignored() -> None:
@@ -120,7 +120,7 @@ async def test_a_retry_that_fails_again_can_be_retried_again_and_repeats_are_ign
     rung = asset.status.variant("240p")
     assert rung is not None
     assert rung.retries is None
-    assert pipeline.kube.count("Job") == 7, "five first runs and two retries"
+    assert pipeline.kube.count("Job") == 6, "four first runs and two retries"
     assert pipeline.kube.duplicates() == []
 
 

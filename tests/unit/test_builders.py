@@ -10,6 +10,7 @@ from mediaplane.core.resources import MediaAsset
 from mediaplane.core.tasks import (
     MediaKind,
     PresignedPost,
+    SharedOutput,
     TaskType,
     VariantSpec,
     VariantType,
@@ -115,6 +116,13 @@ def test_a_rendition_job_carries_its_first_command_for_the_pod_to_start_early() 
     probe.metadata.uid = "uid-3"
     probe_task = builders.worker_task(probe, asset(), "http://s3/get", None)
     assert launch(builders.worker_job(probe, probe_task, OperatorSettings())) is None
+    # A probe whose pod encodes the lowest rung meanwhile starts with that encode.
+    also = [SharedOutput(variant=RUNG, output=post, max_source_seconds=300)]
+    encoding = builders.worker_task(probe, asset(), "http://s3/get", None, also)
+    rung_launch = launch(builders.worker_job(probe, encoding, OperatorSettings()))
+    assert rung_launch is not None
+    assert rung_launch["dirs"] == ["out"]
+    assert "http://s3/get" in rung_launch["argv"]
 
 
 def test_probe_task_carries_the_declared_facts() -> None:

@@ -308,3 +308,21 @@ def test_no_first_command_where_the_first_step_is_not_one_known_command() -> Non
     for task in (probe, rendition_task(poster), rendition_task(board), mismatched, invalid,
                  rendition_task(video_spec(), chunks=3)):
         assert commands.first_command(task) is None, task
+
+
+def test_a_probe_that_encodes_the_lowest_rung_starts_with_that_encode() -> None:
+    """The probe's own steps (download, ffprobe) are not one command known in advance, but
+    the rung its pod encodes meanwhile is: it is the pod's first command, in the same
+    directory as a rung pod's. The audio it copies comes after the verdict."""
+    rung = video_spec(name="240p", height=240)
+    audio = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
+                        audio_bitrate_kbps=128, audio_copy=True)
+    probe = WorkerTask(type=TaskType.PROBE, input_url=URL, also=[
+        SharedOutput(variant=audio, output=POST),
+        SharedOutput(variant=rung, output=POST, max_source_seconds=300)])
+    first = commands.first_command(probe)
+    assert first is not None
+    assert first.argv == commands.video_command(URL, rung, Path(commands.OUT_DIR))
+    assert first.dirs == [commands.OUT_DIR]
+    audio_only = probe.model_copy(update={"also": probe.also[:1] if probe.also else None})
+    assert commands.first_command(audio_only) is None

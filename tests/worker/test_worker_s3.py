@@ -15,10 +15,12 @@ import pytest
 import webvtt
 from mpegdash.parser import MPEGDASHParser
 
-from mediaplane.core.ladder import Ladder, probe_audio
+from mediaplane.core import commands
+from mediaplane.core.ladder import Ladder, probe_audio, speculative_rung
+from mediaplane.core.podenv import LAUNCH_ENV
 from mediaplane.core.tasks import Expected, SharedOutput, TaskType, VariantSpec, WorkerTask
 from tests.support.media import video_clip
-from tests.worker.conftest import ffprobe_report
+from tests.worker.conftest import ffprobe_report, run_worker_process
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -144,6 +146,82 @@ def test_the_probes_pod_copies_nothing_it_would_have_to_encode_or_refuses(
     assert run.result["verdict"] == "quarantined"
     assert "also" not in run.result
     assert s3_bucket.fetch_all(prefix, tmp_path / "none-b") == {}
+
+
+def with_rung(s3: S3Bucket, task: WorkerTask, prefix: str, *, launch: bool = False,
+              max_source_seconds: float = 300.0) -> tuple[WorkerTask, dict[str, str]]:
+    """The probe task asking its pod to encode the lowest rung meanwhile too, as the
+    operator writes it (`ladder.rung_beside_probe`), and the pod's launch of that encode
+    (`MEDIAPLANE_LAUNCH`) when `launch`."""
+    rung = speculative_rung(Ladder())
+    task = task.model_copy(update={"also": [*(task.also or []), SharedOutput(
+        variant=rung, output=s3.presign_output(prefix),
+        max_source_seconds=max_source_seconds)]})
+    first = commands.first_command(task)
+    assert first is not None, "the rung is the probe's first command"
+    return task, ({LAUNCH_ENV: first.to_json()} if launch else {})
+
+
+@pytest.mark.parametrize("launch", [True, False], ids=["launched", "started-by-the-worker"])
+def test_the_probes_pod_encodes_the_lowest_rung_while_it_checks_the_source(
+    s3_bucket: S3Bucket, media: Media, tmp_path: Path, ffprobe_json: FfprobeJson,
+    launch: bool,
+) -> None:
+    url = source(s3_bucket, media.clip, f"probe-rung-{launch}", "video/mp4")
+    audio_prefix = f"{ASSET}variants/probe-rung-{launch}-audio/"
+    rung_prefix = f"{ASSET}variants/probe-rung-{launch}-240p/"
+    task, env = with_rung(s3_bucket, beside_probe(s3_bucket, probe_task(
+        url, media.clip, "video/mp4", "video"), audio_prefix), rung_prefix, launch=launch)
+    run = run_worker_process(task, tmp_path / "run", extra_env=env)
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert run.result["verdict"] == "accepted"
+    assert [(o["name"], o.get("height")) for o in run.result["also"]] == [
+        ("audio", None), ("240p", 240)]
+    if launch:
+        assert "adopting ffmpeg" in run.stderr
+    local = tmp_path / "fetched"
+    s3_bucket.fetch_all(rung_prefix, local)
+    playlist = m3u8.load(str(local / run.result["also"][1]["playlist"]))
+    joined = join_segments(local, playlist)
+    (video,) = ffprobe_json(joined, "-select_streams", "v:0")["streams"]
+    assert (video["codec_name"], video["height"]) == ("h264", 240)
+    assert sum(s.duration for s in playlist.segments) == pytest.approx(4.0, abs=0.1)
+    assert not list((tmp_path / "run" / "scratch").rglob("*.m4s")), "the scratch is cleaned"
+
+
+def test_a_refused_source_stops_the_rung_and_stores_nothing(
+    s3_bucket: S3Bucket, media: Media, tmp_path: Path,
+) -> None:
+    """The encode started before the verdict; a refused source (a wrong checksum) stops it,
+    and nothing of it is uploaded, launched or not."""
+    long_clip = video_clip(tmp_path, seconds=20)  # its 240p takes longer than the checks
+    url = source(s3_bucket, long_clip.path, "probe-rung-refused", "video/mp4")
+    prefix = f"{ASSET}variants/probe-rung-refused-240p/"
+    task, env = with_rung(s3_bucket, probe_task(url, long_clip.path, "video/mp4", "video",
+                                                sha256="0" * 64), prefix, launch=True)
+    run = run_worker_process(task, tmp_path / "run", extra_env=env)
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert run.result["verdict"] == "quarantined"
+    assert "also" not in run.result
+    assert "stopped the 240p encode before its end" in run.stderr
+    assert s3_bucket.fetch_all(prefix, tmp_path / "none") == {}
+    assert not any((tmp_path / "run" / "scratch").iterdir()), "the scratch is cleaned"
+
+
+def test_a_source_too_long_for_the_probes_pod_gets_no_rung(
+    s3_bucket: S3Bucket, media: Media, tmp_path: Path,
+) -> None:
+    """A source as long as the ladder splits into chunks: the rung is stopped at the
+    verdict and left to its own pods (the operator's `made_by_probe` finds none)."""
+    url = source(s3_bucket, media.clip, "probe-rung-long", "video/mp4")
+    prefix = f"{ASSET}variants/probe-rung-long-240p/"
+    task, env = with_rung(s3_bucket, probe_task(url, media.clip, "video/mp4", "video"),
+                          prefix, launch=True, max_source_seconds=2.0)
+    run = run_worker_process(task, tmp_path / "run", extra_env=env)
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert run.result["verdict"] == "accepted"
+    assert "also" not in run.result
+    assert s3_bucket.fetch_all(prefix, tmp_path / "none") == {}
 
 
 @pytest.mark.parametrize(("attr", "mime", "kind", "expect"), [

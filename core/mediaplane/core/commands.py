@@ -462,15 +462,32 @@ class FirstCommand:
         return json.dumps({"dirs": self.dirs, "argv": self.argv})
 
 
+def probe_rung(task: WorkerTask) -> VariantSpec | None:
+    """The video rung a probe's pod encodes while it checks the source
+    (`ladder.rung_beside_probe`), if its task names one."""
+    if task.type is not TaskType.PROBE:
+        return None
+    return next((shared.variant for shared in task.also or []
+                 if shared.variant.type is VariantType.VIDEO and shared.variant.chunks is None),
+                None)
+
+
 def first_command(task: WorkerTask) -> FirstCommand | None:
     """The ffmpeg a rendition task runs first, writing under the pod's scratch directory
     (its working directory); None where the first step is not one command known in advance
-    (a probe downloads first, a still may need a second try, a chunk's range comes from its
-    pod's index, speech and generation run models).
+    (a still may need a second try, a chunk's range comes from its pod's index, speech and
+    generation run models). A probe's is the rung it encodes while it checks the source
+    (`probe_rung`); a probe without one downloads first.
 
     The operator puts it in the pod's environment (`podenv.LAUNCH_ENV`); the worker starts
     it before loading pydantic and our models (0.15 s of a pod's start), and keeps it only
     if it is exactly this function's answer for the task the worker then reads."""
+    rung = probe_rung(task)
+    if rung is not None:
+        try:
+            return FirstCommand(video_command(task.input_url, rung, Path(OUT_DIR)), [OUT_DIR])
+        except ValueError:
+            return None
     spec = task.variant
     if (spec is None or spec.chunks is not None
             or TaskType.producing(spec.type) is not task.type):

@@ -263,6 +263,27 @@ def speculative_rung(ladder: Ladder) -> VariantSpec:
                        segment_seconds=ladder.segment_seconds)
 
 
+def probe_rung_limit(ladder: Ladder) -> float:
+    """The longest source whose lowest rung the probe's pod encodes while it checks the
+    source (`rung_beside_probe`): longer ones are split into chunks (`chunk_plan`), and the
+    probe's verdict, which only the pod's end reports, must not wait for a long encode."""
+    if ladder.chunking is None:
+        return BESIDE_PROBE_MAX_SECONDS
+    return min(BESIDE_PROBE_MAX_SECONDS, ladder.chunking.min_seconds)
+
+
+def rung_beside_probe(spec: VariantSpec, probe: ProbeResult, max_seconds: float) -> bool:
+    """Whether the probe's pod keeps the video rung it started before its verdict
+    (`speculative_rung`) for this source: one the plan wants as it is, a whole rung (not
+    chunks) no taller than the picture, of a source shorter than `max_seconds`
+    (`probe_rung_limit`). The operator checks the plan itself (`made_by_probe`); this is
+    what the worker can tell without the ladder, to stop an encode that would be thrown
+    away."""
+    return (spec.type is VariantType.VIDEO and spec.chunks is None and probe.has_video
+            and (probe.height or 0) >= (spec.height or 0)
+            and probe.duration_seconds is not None and probe.duration_seconds < max_seconds)
+
+
 def first_wave(plan: list[VariantSpec]) -> set[str]:
     """The variants that make an asset playable, to run before the rest.
 

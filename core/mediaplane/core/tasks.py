@@ -162,6 +162,9 @@ class SharedOutput(_Model):
 
     variant: VariantSpec
     output: PresignedPost
+    # For the video rung a probe's pod encodes while it checks the source: kept only for a
+    # source shorter than this (`ladder.rung_beside_probe`); a longer one gets chunks.
+    max_source_seconds: float | None = None
 
 
 class WorkerTask(_Model):
@@ -172,7 +175,8 @@ class WorkerTask(_Model):
     variant: VariantSpec | None = None
     # Variants made by the same ffmpeg as `variant` (one decode, a split filter): decoding
     # is a large share of each one's cost, and one pod replaces several. For a probe: the
-    # audio its pod copies once it accepts the source (`ladder.probe_audio`).
+    # audio its pod copies once it accepts the source (`ladder.probe_audio`), and the lowest
+    # rung it encodes while it checks the source (`ladder.rung_beside_probe`).
     also: list[SharedOutput] | None = None
     speech: SpeechTask | None = None
     generation: GenerationTask | None = None
@@ -311,7 +315,8 @@ class ProbeOutcome(_Model):
     probe: ProbeResult | None = None
     also: list[VariantOutput] | None = Field(
         default=None, description="what the probe's pod made once it accepted the source "
-        "(`ladder.probe_audio`): the variants of `WorkerTask.also` it could make")
+        "(`ladder.probe_audio`, `ladder.rung_beside_probe`): the variants of "
+        "`WorkerTask.also` it could make")
 
 
 class VariantOutcome(_Model):

@@ -32,7 +32,14 @@ from mediaplane.core.states import (
     PodPhase,
     TranscodePhase,
 )
-from mediaplane.core.tasks import MediaKind, TaskType, VariantSpec, Verdict, WorkerResult
+from mediaplane.core.tasks import (
+    MediaKind,
+    TaskType,
+    VariantSpec,
+    VariantType,
+    Verdict,
+    WorkerResult,
+)
 from mediaplane.operator import (
     assetstatus,
     builders,
@@ -98,10 +105,8 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     probe_name = names.child_name(name, builders.PROBE)
     probe_tj = tjs.get(probe_name)
     if uploaded and probe_tj is None:
-        beside = probe_audio(ctx.ladder) if (asset.spec.kind is MediaKind.VIDEO
-                                             and ctx.settings.shared_decode) else None
         probe_tj = builders.transcode_job(asset, None,
-                                          also_encodes=[beside] if beside else None)
+                                          also_encodes=beside_probe(ctx, asset) or None)
         if await ctx.kube.create_transcode_job(probe_tj):
             ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
                                 "checking checksum, type and streams")
@@ -109,11 +114,21 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     planned, to_create = await ensure_variants(ctx, asset, probe_tj, tjs)
     if asset.spec.retries:
         tjs = await start_retries(ctx, asset, tjs)
-    observed = assetstatus.Observed(
-        asset=asset, source=source, probe_tj=probe_tj, planned=planned,
-        variant_tjs={spec.name: tjs[names.child_name(name, spec.name)]
-                     for spec in planned if names.child_name(name, spec.name) in tjs})
     now = now_rfc3339()
+    variant_tjs = {spec.name: tjs[names.child_name(name, spec.name)]
+                   for spec in planned if names.child_name(name, spec.name) in tjs}
+    if probe_tj is not None:
+        # What the probe's pod made is done with its result: its TranscodeJobs (made below,
+        # or made and not yet settled by their own handler) take that status from it
+        # (`shareddecode.follow`). Counting it now makes this write the one that says
+        # "playable", and the next one does not take it back.
+        for tj in [*to_create, *variant_tjs.values()]:
+            if (tj.spec.variant is not None and tj.spec.encoded_by == probe_tj.name
+                    and shareddecode.follows(tj) and not tj.status.terminal):
+                variant_tjs[tj.spec.variant.name] = tj.model_copy(update={
+                    "status": shareddecode.follower_status(tj, probe_tj, now)})
+    observed = assetstatus.Observed(asset=asset, source=source, probe_tj=probe_tj,
+                                    planned=planned, variant_tjs=variant_tjs)
     status, events = assetstatus.compute(observed, now)
     if not asset.awaiting_finalize:
         events += await captions.reconcile(ctx, asset, tjs, status, now)
@@ -132,6 +147,23 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     if status.pending_notifications:
         ctx.notify(namespace, name)
     return not uploaded and not asset.awaiting_finalize
+
+
+def beside_probe(ctx: Context, asset: MediaAsset) -> list[VariantSpec]:
+    """What a video's probe pod makes besides its verdict: the audio it copies
+    (`ladder.probe_audio`), and the lowest rung it encodes while it checks the source
+    (`OperatorSettings.probe_encodes_first_rung`)."""
+    if asset.spec.kind is not MediaKind.VIDEO:
+        return []
+    made = []
+    audio = probe_audio(ctx.ladder) if ctx.settings.shared_decode else None
+    if audio is not None:
+        made.append(audio)
+    settings = ctx.settings
+    if (settings.speculative_first_rung and settings.probe_encodes_first_rung
+            and settings.playable_first):
+        made.append(speculative_rung(ctx.ladder))
+    return made
 
 
 async def start_retries(ctx: Context, asset: MediaAsset,
@@ -224,6 +256,8 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
         return [], []
     wanted = plan_variants(asset.spec.kind, ctx.ladder, verdict.probe)
     tjs = await discard_speculative(ctx, asset, tjs, wanted)
+    made = shareddecode.made_by_probe(probe_tj, wanted, verdict.probe)
+    await discard_unplanned(ctx, asset, probe_tj, made, tjs)
     existing = [tj.spec.variant for tj in tjs.values() if tj.spec.variant is not None]
     have = {spec.name for spec in existing}
     missing = [spec for spec in wanted if spec.name not in have]
@@ -231,13 +265,12 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
     if ctx.settings.playable_first:
         wave = first_wave(wanted)
         background = {spec.name for spec in wanted if spec.name not in wave}
-        wave_tjs = [tjs.get(names.child_name(asset.name, n)) for n in wave]
-        if not all(tj is not None and tj.phase.terminal for tj in wave_tjs):
+        wave_tjs = {n: tjs.get(names.child_name(asset.name, n)) for n in wave}
+        if not all((tj is None and n in made) or (tj is not None and tj.phase.terminal)
+                   for n, tj in wave_tjs.items()):
             missing = [spec for spec in missing if spec.name in wave]
     to_create = shareddecode.plan_jobs(asset, wanted, missing, tjs,
-                                       ctx.settings.shared_decode, background,
-                                       made=shareddecode.made_by_probe(probe_tj, wanted,
-                                                                       verdict.probe))
+                                       ctx.settings.shared_decode, background, made=made)
     known = {spec.name: spec for spec in [*existing, *wanted]}
     order = {spec.name: i for i, spec in enumerate(wanted)}
     return sorted(known.values(), key=lambda s: order.get(s.name, len(order))), to_create
@@ -246,8 +279,14 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
 async def create_transcode_jobs(ctx: Context, asset: MediaAsset,
                                 to_create: Sequence[TranscodeJob]) -> None:
     """Creates the TranscodeJobs `ensure_variants` planned (those that exist already are
-    left as they are)."""
-    created = await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in to_create))
+    left as they are). Those of what the probe's pod made go last: they start no work (the
+    asset's status already counts them), and their handlers would otherwise queue in
+    front of those that start the rest of the ladder's Jobs."""
+    probe = names.child_name(asset.name, builders.PROBE)
+    made = [tj for tj in to_create if tj.spec.encoded_by == probe]
+    created = await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in to_create
+                                     if tj.spec.encoded_by != probe))
+    created += await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in made))
     if any(created):
         ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
                             f"created {sum(created)} transcode jobs for {asset.name}")
@@ -265,8 +304,9 @@ async def start_speculative(ctx: Context, asset: MediaAsset, probe_tj: Transcode
             or not ctx.settings.speculative_first_rung):
         return
     rung = speculative_rung(ctx.ladder)
-    if names.child_name(asset.name, rung.name) in tjs:
-        return
+    if names.child_name(asset.name, rung.name) in tjs or any(
+            spec.type is VariantType.VIDEO for spec in probe_tj.spec.also_encodes or []):
+        return  # the probe's own pod encodes the first rung (that of its ladder)
     if await ctx.kube.create_transcode_job(builders.transcode_job(asset, rung, speculative=True)):
         ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
                             f"started {rung.name} while the source is being probed")
@@ -290,11 +330,15 @@ async def refuse_speculative(ctx: Context, asset: MediaAsset,
     pods = await ctx.kube.job_pods(asset.tenant, names.child_name(asset.name, rung.name))
     if not all(pod.ended for pod in pods):
         return
-    prefix = keys.variant_prefix(asset.tenant, asset.asset_id, rung.name)
+    await discard_files(ctx, asset, rung.name,
+                        f"removed what {rung.name} wrote before the probe refused the source")
+
+
+async def discard_files(ctx: Context, asset: MediaAsset, variant: str, message: str) -> None:
+    """Deletes what is stored under a variant's prefix; an event says so if there was any."""
+    prefix = keys.variant_prefix(asset.tenant, asset.asset_id, variant)
     if await asyncio.to_thread(ctx.storage.delete_prefix, prefix):
-        ctx.kube.post_event(asset, EventType.NORMAL, "SpeculationDiscarded",
-                            f"removed what {rung.name} wrote before the probe refused "
-                            "the source")
+        ctx.kube.post_event(asset, EventType.NORMAL, "SpeculationDiscarded", message)
 
 
 async def discard_speculative(ctx: Context, asset: MediaAsset,
@@ -322,6 +366,19 @@ async def discard_speculative(ctx: Context, asset: MediaAsset,
                             f"stopped {variant.name}, started before the probe: "
                             "the probe's plan does not include it")
     return kept
+
+
+async def discard_unplanned(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJob | None,
+                            made: Mapping[str, str], tjs: Mapping[str, TranscodeJob]) -> None:
+    """Removes what the probe's pod stored that the plan does not take as it is (the ladder
+    changed while it ran), before the variant's own TranscodeJob, which writes under the
+    same prefix, is made. (A variant the new plan has no TranscodeJob for is looked at again
+    by each reconcile: one listing, for a case as rare as a ladder changed mid-probe.)"""
+    for output in shareddecode.unplanned_by_probe(probe_tj, made):
+        if names.child_name(asset.name, output.name) not in tjs:
+            await discard_files(ctx, asset, output.name,
+                                f"removed {output.name}, made beside the probe: the plan "
+                                "does not include it as it was made")
 
 
 async def write_manifests(ctx: Context, asset: MediaAsset, status: MediaAssetStatus) -> None:

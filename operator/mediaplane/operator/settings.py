@@ -86,6 +86,12 @@ class OperatorSettings(BaseSettings):
     # probe accepts the source; a refused or unplanned rung is deleted): saves the probe's
     # time on the way to the first playable rendition.
     speculative_first_rung: bool = True
+    # With `speculative_first_rung` and `playable_first`: that rung is encoded in the probe's
+    # own pod, beside its checks, rather than in a pod of its own (an interpreter's start and
+    # a Job's and a pod's objects less on the way to playable). The probe's verdict then
+    # arrives with the rung, at the pod's end; sources too long for it
+    # (`ladder.probe_rung_limit`) stop it at the verdict and get the rung's own pod.
+    probe_encodes_first_rung: bool = True
     # A REST upload whose object was stored but never finalized (so no MediaAsset names it)
     # is removed once it is this old: longer than the grant's 15 minutes, with slack for a
     # slow client between its POST and its finalize.

@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Mapping, Sequence, Set
 
 from mediaplane.core import keys, names
-from mediaplane.core.ladder import audio_beside_probe, shared_decode
+from mediaplane.core.ladder import audio_beside_probe, probe_rung_limit, shared_decode
 from mediaplane.core.resources import (
     MediaAsset,
     TranscodeJob,
@@ -31,7 +31,14 @@ from mediaplane.core.resources import (
     set_condition,
 )
 from mediaplane.core.states import ConditionStatus, JobCondition, TranscodePhase
-from mediaplane.core.tasks import ProbeResult, SharedOutput, TaskType, VariantSpec
+from mediaplane.core.tasks import (
+    ProbeResult,
+    SharedOutput,
+    TaskType,
+    VariantOutput,
+    VariantSpec,
+    VariantType,
+)
 from mediaplane.operator import builders
 from mediaplane.operator.context import Context
 
@@ -69,16 +76,26 @@ def plan_jobs(asset: MediaAsset, wanted: Sequence[VariantSpec],
 def made_by_probe(probe_tj: TranscodeJob | None, wanted: Sequence[VariantSpec],
                   probe: ProbeResult) -> dict[str, str]:
     """The planned variants the probe's pod has made ({variant: the probe's TranscodeJob}):
-    what it was asked for (`ladder.probe_audio`), exactly as the plan wants it, and found in
-    its result. Such a variant's TranscodeJob follows the probe's and has no Job (nor owns
-    the probe's, which has ended); its retry runs in a Job of its own."""
+    what it was asked for (`ladder.probe_audio`, the lowest rung: `ladder.rung_beside_probe`),
+    exactly as the plan wants it, and found in its result. Such a variant's TranscodeJob
+    follows the probe's and has no Job (nor owns the probe's, which has ended); its retry
+    runs in a Job of its own."""
     if probe_tj is None or probe_tj.status.result is None:
         return {}
     outputs = {o.name for o in probe_tj.status.result.also or []}
     plan = {spec.name: spec for spec in wanted}
     return {spec.name: probe_tj.name for spec in probe_tj.spec.also_encodes or []
             if spec.name in outputs and plan.get(spec.name) == spec
-            and audio_beside_probe(spec, probe)}
+            and (spec.type is not VariantType.AUDIO or audio_beside_probe(spec, probe))}
+
+
+def unplanned_by_probe(probe_tj: TranscodeJob | None, made: Mapping[str, str]
+                       ) -> list[VariantOutput]:
+    """What the probe's pod stored that the plan does not take as it is (a ladder changed
+    while it ran): files under a variant's prefix that nothing publishes."""
+    if probe_tj is None or probe_tj.status.result is None:
+        return []
+    return [o for o in probe_tj.status.result.also or [] if o.name not in made]
 
 
 def leads(tj: TranscodeJob) -> bool:
@@ -194,9 +211,12 @@ def shared_outputs(ctx: Context, tj: TranscodeJob, asset: MediaAsset,
     spec and a POST policy for that rung's own prefix."""
     if not leads(tj):
         return None
+    probe = tj.spec.task is TaskType.PROBE
     return [SharedOutput(
         variant=spec,
         output=ctx.storage.presign_post_prefix(
             keys.variant_prefix(asset.tenant, asset.asset_id, spec.name), seconds,
-            ctx.settings.max_variant_bytes))
+            ctx.settings.max_variant_bytes),
+        max_source_seconds=probe_rung_limit(ctx.ladder)
+        if probe and spec.type is VariantType.VIDEO else None)
         for spec in tj.spec.also_encodes or []]

@@ -143,7 +143,7 @@ def run_task(task: WorkerTask, scratch: Path,
     if task.type is TaskType.PROBE:
         from mediaplane.worker.probe import run_probe
 
-        return run_probe(task, scratch)
+        return run_probe(task, scratch, launched)
     if task.type in (TaskType.SPEECH_PLAN, TaskType.SPEECH_CHUNK):
         from mediaplane.worker.speech import run_speech
 

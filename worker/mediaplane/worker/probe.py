@@ -27,7 +27,8 @@ from mediaplane.worker.sniff import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mediaplane.core.tasks import Expected, VariantOutput, WorkerTask
+    from mediaplane.core.tasks import Expected, WorkerTask
+    from mediaplane.worker.launch import Launched
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,31 @@ def count_frames(path: Path, workdir: Path) -> int | None:
         return None
 
 
-def run_probe(task: WorkerTask, scratch: Path) -> ProbeOutcome:
+def run_probe(task: WorkerTask, scratch: Path, launched: Launched | None = None
+              ) -> ProbeOutcome:
+    """The verdict on the source, with what the pod made beside it once it is accepted
+    (`beside`). The lowest rung the task names encodes from the start, `launched` or
+    started here, and is stopped on every other way out: a refused source, an unreachable
+    one, a SIGTERM."""
+    from mediaplane.worker import beside
+
+    rung = beside.start_rung(task, scratch, launched)
+    try:
+        outcome = judge(task, scratch)
+        if task.also and outcome.verdict is Verdict.ACCEPTED and outcome.probe is not None:
+            made = beside.made_beside(task, outcome.probe, scratch, rung)
+            rung = None  # waited for, kept or stopped
+            if made:
+                outcome = outcome.model_copy(update={"also": made})
+        return outcome
+    finally:
+        if rung is not None:
+            rung.stop()
+
+
+def judge(task: WorkerTask, scratch: Path) -> ProbeOutcome:
+    """Downloads the source and decides: its size and checksum against the declared ones,
+    its sniffed type against the declared kind and MIME type, then ffprobe's view."""
     from mediaplane.worker.download import fetch  # deferred: httpx only when needed
 
     expected = task.expected
@@ -233,30 +258,4 @@ def run_probe(task: WorkerTask, scratch: Path) -> ProbeOutcome:
     finding = hostile.inspect_bytes(source, family)
     if finding is not None:
         return quarantine(finding.reason, finding.message)
-    outcome = inspect(source, expected, family, scratch)
-    if task.also and outcome.verdict is Verdict.ACCEPTED and outcome.probe is not None:
-        made = beside(task, outcome.probe, scratch)
-        if made:
-            outcome = outcome.model_copy(update={"also": made})
-    return outcome
-
-
-def beside(task: WorkerTask, probe: ProbeResult, scratch: Path) -> list[VariantOutput]:
-    """What the operator asked this pod to make once the source is accepted
-    (`ladder.probe_audio`), where this source allows it (`ladder.audio_beside_probe`). One
-    that fails is left out: the operator then gives it a pod of its own, as for a source
-    whose sound must be encoded."""
-    from mediaplane.core.ladder import audio_beside_probe
-    from mediaplane.worker.transcode import rendition
-
-    made = []
-    for shared in task.also or []:
-        if not audio_beside_probe(shared.variant, probe):
-            continue
-        out_dir = scratch / f"beside-{shared.variant.name}"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            made.append(rendition(task, shared.variant, shared.output, out_dir))
-        except InfraError as exc:
-            log.warning("%s beside the probe failed: %s", shared.variant.name, exc)
-    return made
+    return inspect(source, expected, family, scratch)

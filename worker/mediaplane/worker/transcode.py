@@ -31,6 +31,7 @@ from mediaplane.worker import process
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
@@ -75,11 +76,13 @@ def _invalid(message: str) -> InfraError:
     return InfraError("InvalidTask", message, exit_code=EXIT_INVALID_TASK)
 
 
-def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
-            chunk: tuple[float, float | None] | None = None, launched: Launched | None = None
-            ) -> tuple[hls.MediaPlaylist, dash.Representation]:
+def encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
+           chunk: tuple[float, float | None] | None = None, launched: Launched | None = None,
+           started: Callable[[subprocess.Popen[bytes]], None] | None = None
+           ) -> tuple[hls.MediaPlaylist, dash.Representation]:
     """Runs ffmpeg for a rendition (or one chunk of it), or waits for the same command
-    `launched` before the task was read, and proves what it wrote."""
+    `launched` before the task was read, and proves what it wrote. `started` is given the
+    running ffmpeg (to stop it from another thread)."""
     try:
         if spec.type is VariantType.VIDEO:
             argv = commands.video_command(task.input_url, spec, out_dir, chunk)
@@ -87,18 +90,21 @@ def _encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
             argv = commands.audio_command(task.input_url, spec, out_dir, chunk)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
-    done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}", launched)
+    done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}", launched,
+                started)
     return _proven(out_dir, done)
 
 
-def _run(argv: list[str], out_dir: Path, what: str,
-         launched: Launched | None = None) -> process.Completed:
-    started = launched.started if launched is not None else time.monotonic()
+def _run(argv: list[str], out_dir: Path, what: str, launched: Launched | None = None,
+         started: Callable[[subprocess.Popen[bytes]], None] | None = None
+         ) -> process.Completed:
+    since = launched.started if launched is not None else time.monotonic()
     done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
-                       watch=INPUT_ERRORS, meanwhile=_load_upload, adopt=launched)
+                       watch=INPUT_ERRORS, meanwhile=_load_upload, adopt=launched,
+                       on_start=started)
     if not done.ok:
         raise _failed("ffmpeg failed", done)
-    log.info("ffmpeg wrote %s in %.2f s", what, time.monotonic() - started)
+    log.info("ffmpeg wrote %s in %.2f s", what, time.monotonic() - since)
     return done
 
 
@@ -124,8 +130,8 @@ def _proven(out_dir: Path, done: process.Completed
     return playlist, rep
 
 
-def _publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
-             playlist: hls.MediaPlaylist, rep: dash.Representation) -> VariantOutput:
+def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
+            playlist: hls.MediaPlaylist, rep: dash.Representation) -> VariantOutput:
     """Uploads a proven rendition under its prefix; what the master playlists need of it."""
     (out_dir / commands.HLS_MEDIA_NAME).write_text(playlist.render())
     sizes = {n: (out_dir / n).stat().st_size for n in playlist.files}
@@ -143,8 +149,8 @@ def _publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
 
 def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
               out_dir: Path, launched: Launched | None = None) -> VariantOutput:
-    playlist, rep = _encode(task, spec, out_dir, launched=launched)
-    return _publish(spec, post, out_dir, playlist, rep)
+    playlist, rep = encode(task, spec, out_dir, launched=launched)
+    return publish(spec, post, out_dir, playlist, rep)
 
 
 def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, PresignedPost]],
@@ -176,7 +182,7 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
             uploads.append(functools.partial(storyboard.publish, spec, post, out_dir, tile))
         else:
             playlist, rep = _proven(out_dir, done)
-            uploads.append(functools.partial(_publish, spec, post, out_dir, playlist, rep))
+            uploads.append(functools.partial(publish, spec, post, out_dir, playlist, rep))
     return [upload() for upload in uploads]
 
 
@@ -191,7 +197,7 @@ def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, ou
         first = spec.chunk_first_segment(index)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
-    playlist, rep = _encode(task, spec, out_dir, chunk)
+    playlist, rep = encode(task, spec, out_dir, chunk)
     renames = {s.uri: commands.renumbered(s.uri, first) for s in playlist.segments}
     for old, new in sorted(renames.items(), key=lambda item: item[1], reverse=True):
         (out_dir / old).rename(out_dir / new)  # renumbered upwards: highest first
