@@ -266,7 +266,10 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
         wave = first_wave(wanted)
         background = {spec.name for spec in wanted if spec.name not in wave}
         wave_tjs = {n: tjs.get(names.child_name(asset.name, n)) for n in wave}
-        if not all((tj is None and n in made) or (tj is not None and tj.phase.terminal)
+        # Done: ended, or made by the probe's pod (its TranscodeJob, made or not yet, takes
+        # that outcome from the probe's).
+        if not all((tj is not None and tj.phase.terminal)
+                   or (n in made and (tj is None or shareddecode.follows(tj)))
                    for n, tj in wave_tjs.items()):
             missing = [spec for spec in missing if spec.name in wave]
     to_create = shareddecode.plan_jobs(asset, wanted, missing, tjs,
