@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from mediaplane.core import names
-from mediaplane.core.resources import MediaAsset
+from mediaplane.core.resources import MediaAsset, TranscodeJob
 from mediaplane.core.tasks import (
     MediaKind,
     PresignedPost,
@@ -162,3 +162,20 @@ def test_a_chunked_rung_is_an_indexed_job_retried_per_chunk() -> None:
     one = builders.variant_job(single, task, settings)["spec"]
     assert "completionMode" not in one
     assert one["completions"] == 1
+
+
+def test_only_an_encode_of_an_accepted_source_stores_segments_during_it() -> None:
+    """`stream_segments` reaches every task but a speculative one (started before the
+    probe's verdict, it must store nothing until then), and none when the setting is off."""
+    post = PresignedPost(url="http://s3/bucket", fields={}, key_prefix="p/")
+    rung = builders.transcode_job(asset(), RUNG)
+    speculative = builders.transcode_job(asset(), RUNG, speculative=True)
+    probe = builders.transcode_job(asset(), None)
+
+    def streams(tj: TranscodeJob, setting: bool = True) -> bool:
+        return builders.worker_task(tj, asset(), "http://s3/get", post,
+                                    stream_segments=setting).stream_segments
+
+    assert (streams(rung), streams(probe), streams(speculative)) == (True, True, False)
+    assert not streams(rung, setting=False)
+    assert not builders.worker_task(rung, asset(), "http://s3/get", post).stream_segments

@@ -119,22 +119,29 @@ def run_worker_process(task: WorkerTask | dict[str, Any], workdir: Path,
                        ) -> WorkerRun:
     """Run one task in a subprocess with the pod's environment contract (the task JSON as
     the operator's Job builder writes it)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    result_path = workdir / "termination-log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAPLANE_")}
-    raw = (task.model_dump_json(exclude_none=True) if isinstance(task, WorkerTask)
-           else json.dumps(task))
-    env |= {"MEDIAPLANE_TASK": raw,
-            "MEDIAPLANE_RESULT_PATH": str(result_path),
-            "MEDIAPLANE_SCRATCH": str(workdir / "scratch")} | (extra_env or {})
-    script = shutil.which("mediaplane-worker", path=str(Path(sys.executable).parent))
-    argv = [script] if script else [sys.executable, "-m", "mediaplane.worker.main"]
+    argv, env = worker_command(task, workdir, extra_env)
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                           check=False)
     seconds = time.perf_counter() - started
+    result_path = workdir / "termination-log"
     text = result_path.read_text() if result_path.exists() else ""
     return WorkerRun(done.returncode, text, done.stderr, seconds)
+
+
+def worker_command(task: WorkerTask | dict[str, Any], workdir: Path,
+                   extra_env: dict[str, str] | None = None
+                   ) -> tuple[list[str], dict[str, str]]:
+    """The worker's argv and environment as its pod has them, its files in `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAPLANE_")}
+    raw = (task.model_dump_json(exclude_none=True) if isinstance(task, WorkerTask)
+           else json.dumps(task))
+    env |= {"MEDIAPLANE_TASK": raw,
+            "MEDIAPLANE_RESULT_PATH": str(workdir / "termination-log"),
+            "MEDIAPLANE_SCRATCH": str(workdir / "scratch")} | (extra_env or {})
+    script = shutil.which("mediaplane-worker", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "mediaplane.worker.main"], env
 
 
 RunWorker = Callable[..., WorkerRun]

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import signal
+import subprocess
+import time
 from typing import TYPE_CHECKING, Any
 
 import m3u8
@@ -20,7 +23,7 @@ from mediaplane.core.ladder import Ladder, probe_audio, speculative_rung
 from mediaplane.core.podenv import LAUNCH_ENV
 from mediaplane.core.tasks import Expected, SharedOutput, TaskType, VariantSpec, WorkerTask
 from tests.support.media import video_clip
-from tests.worker.conftest import ffprobe_report, run_worker_process
+from tests.worker.conftest import ffprobe_report, run_worker_process, worker_command
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -151,12 +154,13 @@ def test_the_probes_pod_copies_nothing_it_would_have_to_encode_or_refuses(
 def with_rung(s3: S3Bucket, task: WorkerTask, prefix: str, *, launch: bool = False,
               max_source_seconds: float = 300.0) -> tuple[WorkerTask, dict[str, str]]:
     """The probe task asking its pod to encode the lowest rung meanwhile too, as the
-    operator writes it (`ladder.rung_beside_probe`), and the pod's launch of that encode
-    (`MEDIAPLANE_LAUNCH`) when `launch`."""
+    operator writes it (`ladder.rung_beside_probe`, segments stored during the encode once
+    the source is accepted), and the pod's launch of that encode (`MEDIAPLANE_LAUNCH`) when
+    `launch`."""
     rung = speculative_rung(Ladder())
-    task = task.model_copy(update={"also": [*(task.also or []), SharedOutput(
-        variant=rung, output=s3.presign_output(prefix),
-        max_source_seconds=max_source_seconds)]})
+    task = task.model_copy(update={"stream_segments": True, "also": [
+        *(task.also or []), SharedOutput(variant=rung, output=s3.presign_output(prefix),
+                                         max_source_seconds=max_source_seconds)]})
     first = commands.first_command(task)
     assert first is not None, "the rung is the probe's first command"
     return task, ({LAUNCH_ENV: first.to_json()} if launch else {})
@@ -189,11 +193,34 @@ def test_the_probes_pod_encodes_the_lowest_rung_while_it_checks_the_source(
     assert not list((tmp_path / "run" / "scratch").rglob("*.m4s")), "the scratch is cleaned"
 
 
+def test_the_probes_pod_stores_the_rungs_segments_from_its_verdict_on(
+    s3_bucket: S3Bucket, tmp_path: Path,
+) -> None:
+    """Once the source is accepted, the rung's segments written so far and those to come
+    are stored while the encode goes on; the rendition is the same whole one."""
+    clip = video_clip(tmp_path, seconds=30, width=1280, height=720)
+    url = source(s3_bucket, clip.path, "probe-rung-streamed", "video/mp4")
+    prefix = f"{ASSET}variants/probe-rung-streamed-240p/"
+    task, env = with_rung(s3_bucket, probe_task(url, clip.path, "video/mp4", "video"),
+                          prefix, launch=True)
+    run = run_worker_process(task, tmp_path / "run", extra_env=env)
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert "segments during the encode" in run.stderr, run.stderr
+    (rung,) = run.result["also"]
+    keys = s3_bucket.list_keys(prefix)
+    assert (len(keys), sum(keys.values())) == (rung["files"], rung["bytes"])
+    local = tmp_path / "fetched"
+    s3_bucket.fetch_all(prefix, local)
+    playlist = m3u8.load(str(local / rung["playlist"]))
+    assert sum(s.duration for s in playlist.segments) == pytest.approx(30.0, abs=0.1)
+    assert {f"{prefix}{s.uri}" for s in playlist.segments} < set(keys)
+
+
 def test_a_refused_source_stops_the_rung_and_stores_nothing(
     s3_bucket: S3Bucket, media: Media, tmp_path: Path,
 ) -> None:
     """The encode started before the verdict; a refused source (a wrong checksum) stops it,
-    and nothing of it is uploaded, launched or not."""
+    and nothing of it is uploaded, though the task asks for segments during the encode."""
     long_clip = video_clip(tmp_path, seconds=20)  # its 240p takes longer than the checks
     url = source(s3_bucket, long_clip.path, "probe-rung-refused", "video/mp4")
     prefix = f"{ASSET}variants/probe-rung-refused-240p/"
@@ -515,3 +542,65 @@ def test_invalid_task_fails_with_a_readable_message(run_worker: RunWorker, tmp_p
     run = run_worker({"type": "video"}, tmp_path)
     assert run.returncode == 2
     assert run.result_text.startswith("InvalidTask:")
+
+
+# --- segments stored during the encode -------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "after-the-encode"])
+def test_segments_stored_during_the_encode_make_the_same_rendition(
+    s3_bucket: S3Bucket, tmp_path: Path, ffprobe_json: FfprobeJson, stream: bool,
+) -> None:
+    """Segments uploaded while ffmpeg writes the rendition (`stream_segments`) leave the
+    same objects as an upload after the encode: every file the manifests name, once."""
+    clip = video_clip(tmp_path, seconds=20)
+    url = source(s3_bucket, clip.path, f"streamed-{stream}", "video/mp4")
+    prefix = f"{ASSET}variants/streamed-{stream}-240p/"
+    variant = {"name": "240p", "type": "video", "height": 240, "video_bitrate_kbps": 400,
+               "segment_seconds": 1}
+    task = variant_task(s3_bucket, url, variant, prefix).model_copy(
+        update={"stream_segments": stream})
+    run = run_worker_process(task, tmp_path / "run")
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert ("segments during the encode" in run.stderr) is stream, run.stderr
+    out = run.result["output"]
+    keys = s3_bucket.list_keys(prefix)
+    assert (len(keys), sum(keys.values())) == (out["files"], out["bytes"])
+    local = tmp_path / "fetched"
+    s3_bucket.fetch_all(prefix, local)
+    playlist = m3u8.load(str(local / "media_0.m3u8"))
+    assert {f"{prefix}{n}" for n in [s.uri for s in playlist.segments]} | {
+        f"{prefix}init.m4s", f"{prefix}media_0.m3u8", f"{prefix}manifest.mpd"} == set(keys)
+    decoded = ffprobe_json(join_segments(local, playlist), "-count_frames")
+    assert int(decoded["streams"][0]["nb_read_frames"]) == 500  # 20 s at 25 fps
+
+
+def test_a_pod_stopped_mid_encode_stores_no_manifest_beside_its_streamed_segments(
+    s3_bucket: S3Bucket, tmp_path: Path,
+) -> None:
+    """A pod stopped during its encode (SIGTERM: a node drained, the asset deleted) after
+    some segments were stored leaves no playlist or MPD naming them: no reader sees a
+    rendition, and its retry writes the same names."""
+    clip = video_clip(tmp_path, seconds=30, width=1280, height=720)
+    url = source(s3_bucket, clip.path, "streamed-stopped", "video/mp4")
+    prefix = f"{ASSET}variants/streamed-stopped-240p/"
+    variant = {"name": "240p", "type": "video", "height": 240, "video_bitrate_kbps": 400,
+               "segment_seconds": 1}
+    task = variant_task(s3_bucket, url, variant, prefix).model_copy(
+        update={"stream_segments": True})
+    argv, env = worker_command(task, tmp_path / "run")
+    worker = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not s3_bucket.list_keys(prefix) and worker.poll() is None:
+            assert time.monotonic() < deadline, "no segment stored during the encode"
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 128 + signal.SIGTERM, stderr
+    keys = s3_bucket.list_keys(prefix)
+    assert keys, stderr
+    assert all(commands.is_media_segment(k.removeprefix(prefix)) for k in keys), keys

@@ -82,6 +82,12 @@ STORYBOARD_VTT = "storyboard.vtt"
 _SEGMENT_NUMBER = re.compile(r"^seg-(\d+)\.m4s$")
 
 
+def is_media_segment(name: str) -> bool:
+    """A media segment under its final name: the dash muxer writes each one as
+    `<name>.tmp` and renames it once it is whole."""
+    return _SEGMENT_NUMBER.match(name) is not None
+
+
 def renumbered(name: str, first: int) -> str:
     """A chunk's segment file named by its place in the whole rendition: the chunk's
     segment 1 becomes `first`."""

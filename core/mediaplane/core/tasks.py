@@ -178,6 +178,11 @@ class WorkerTask(_Model):
     # audio its pod copies once it accepts the source (`ladder.probe_audio`), and the lowest
     # rung it encodes while it checks the source (`ladder.rung_beside_probe`).
     also: list[SharedOutput] | None = None
+    # Upload media segments while ffmpeg still writes the rendition (`segmentstream`). Off
+    # unless the operator says so: a speculative encode, whose source may yet be refused,
+    # stores nothing before its end (and a task from an operator that predates the field
+    # keeps its old behaviour).
+    stream_segments: bool = False
     speech: SpeechTask | None = None
     generation: GenerationTask | None = None
 

@@ -251,12 +251,17 @@ def variant_presign_seconds(tj: TranscodeJob, settings: OperatorSettings) -> int
 
 def worker_task(tj: TranscodeJob, asset: MediaAsset, input_url: str,
                 output: PresignedPost | None,
-                also: list[SharedOutput] | None = None) -> WorkerTask:
+                also: list[SharedOutput] | None = None, *,
+                stream_segments: bool = False) -> WorkerTask:
     """The task of `tj`; `output` is the presigned POST for its prefix (None for the probe),
     `also` the rungs its ffmpeg encodes beside its own (`shareddecode`), or the audio the
-    probe's pod copies once it accepts the source (`ladder.probe_audio`)."""
+    probe's pod copies once it accepts the source (`ladder.probe_audio`).
+    `stream_segments` (the setting) holds for every task but a speculative one, which must
+    store nothing before the probe's verdict; the probe's pod applies it from its verdict on."""
+    stream = stream_segments and tj.metadata.labels.get(names.LABEL_SPECULATIVE) != "true"
     if tj.spec.task is TaskType.PROBE:
         return WorkerTask(type=TaskType.PROBE, input_url=input_url,
-                          expected=expected_from_asset(asset), also=also or None)
+                          expected=expected_from_asset(asset), also=also or None,
+                          stream_segments=stream)
     return WorkerTask(type=tj.spec.task, input_url=input_url, output=output,
-                      variant=tj.spec.variant, also=also or None)
+                      variant=tj.spec.variant, also=also or None, stream_segments=stream)

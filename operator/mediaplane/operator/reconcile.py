@@ -469,8 +469,9 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
             co_owners = followers
         also = shareddecode.shared_outputs(ctx, tj, asset, seconds)
         job = builders.variant_job(
-            tj, builders.worker_task(tj, asset, input_url, output, also), ctx.settings,
-            co_owners)
+            tj, builders.worker_task(tj, asset, input_url, output, also,
+                                     stream_segments=ctx.settings.stream_segments),
+            ctx.settings, co_owners)
     if not await _still_wanted(ctx, tj):
         return
     if ctx.settings.worker_service_account:

@@ -92,6 +92,10 @@ class OperatorSettings(BaseSettings):
     # arrives with the rung, at the pod's end; sources too long for it
     # (`ladder.probe_rung_limit`) stop it at the verdict and get the rung's own pod.
     probe_encodes_first_rung: bool = True
+    # Workers upload each media segment as soon as ffmpeg has written it whole, instead of
+    # every file after the encode: the manifests still go last, once the rendition is
+    # proven. A speculative encode is never asked to (its source may yet be refused).
+    stream_segments: bool = True
     # A REST upload whose object was stored but never finalized (so no MediaAsset names it)
     # is removed once it is this old: longer than the grant's 15 minutes, with slack for a
     # slow client between its POST and its finalize.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mediaplane.core.ladder import audio_beside_probe, rung_beside_probe
 from mediaplane.core.tasks import VariantType
+from mediaplane.worker import segmentstream
 from mediaplane.worker.errors import InfraError
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class RungEncode:
         self._lock = threading.Lock()
         self._made: tuple[hls.MediaPlaylist, dash.Representation] | None = None
         self._error: InfraError | None = None
+        self._stream: segmentstream.SegmentStream | None = None
         self._thread = threading.Thread(target=self._encode, args=(task, launched),
                                          name=f"encode-{shared.variant.name}", daemon=True)
         self._thread.start()
@@ -68,6 +70,13 @@ class RungEncode:
                 self._proc.kill()
                 log.info("stopped the %s encode before its end", self.shared.variant.name)
         self._thread.join()
+        segmentstream.finish(self._stream)
+
+    def accepted(self, *, stream: bool) -> None:
+        """The source is accepted: the segments written so far, and those to come, may be
+        stored while the encode goes on (`segmentstream`), when the task says so."""
+        self._stream = segmentstream.start(
+            [segmentstream.Target(self.shared.output, self.out_dir)], enabled=stream)
 
     def publish(self) -> VariantOutput | None:
         """Waits for the encode and uploads the rendition; None if ffmpeg failed (the
@@ -75,12 +84,14 @@ class RungEncode:
         from mediaplane.worker.transcode import publish
 
         self._thread.join()
+        streamed = segmentstream.finish(self._stream)
         if self._made is None:
             log.warning("%s beside the probe failed: %s", self.shared.variant.name,
                         self._error)
             return None
         playlist, rep = self._made
-        return publish(self.shared.variant, self.shared.output, self.out_dir, playlist, rep)
+        return publish(self.shared.variant, self.shared.output, self.out_dir, playlist, rep,
+                       streamed.get(self.out_dir))
 
 
 def start_rung(task: WorkerTask, scratch: Path, launched: Launched | None) -> RungEncode | None:
@@ -100,10 +111,20 @@ def made_beside(task: WorkerTask, probe: ProbeResult, scratch: Path,
                 rung: RungEncode | None) -> list[VariantOutput]:
     """What the operator asked this pod to make once the source is accepted, where this
     source allows it: the audio copied (`ladder.audio_beside_probe`), then the rung, whose
-    encode ran meanwhile (`ladder.rung_beside_probe`). One that fails, or that this source
-    does not allow, is left out: the operator then gives it a pod of its own."""
+    encode ran meanwhile (`ladder.rung_beside_probe`) and whose segments are stored from
+    the verdict on. One that fails, or that this source does not allow, is left out: the
+    operator then gives it a pod of its own."""
     from mediaplane.worker.transcode import rendition
 
+    if rung is not None:
+        limit = rung.shared.max_source_seconds
+        if rung_beside_probe(rung.shared.variant, probe,
+                             float("inf") if limit is None else limit):
+            rung.accepted(stream=task.stream_segments)
+        else:
+            log.info("%s is not kept for this source: stopped", rung.shared.variant.name)
+            rung.stop()
+            rung = None
     made = []
     for shared in task.also or []:
         if shared.variant.type is not VariantType.AUDIO or not audio_beside_probe(
@@ -116,12 +137,6 @@ def made_beside(task: WorkerTask, probe: ProbeResult, scratch: Path,
         except InfraError as exc:
             log.warning("%s beside the probe failed: %s", shared.variant.name, exc)
     if rung is None:
-        return made
-    limit = rung.shared.max_source_seconds
-    if not rung_beside_probe(rung.shared.variant, probe,
-                             float("inf") if limit is None else limit):
-        log.info("%s is not kept for this source: stopped", rung.shared.variant.name)
-        rung.stop()
         return made
     try:
         output = rung.publish()

@@ -27,7 +27,7 @@ from mediaplane.core.tasks import (
     VariantOutput,
     VariantType,
 )
-from mediaplane.worker import process
+from mediaplane.worker import process, segmentstream
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
 
 if TYPE_CHECKING:
@@ -131,13 +131,18 @@ def _proven(out_dir: Path, done: process.Completed
 
 
 def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
-            playlist: hls.MediaPlaylist, rep: dash.Representation) -> VariantOutput:
-    """Uploads a proven rendition under its prefix; what the master playlists need of it."""
+            playlist: hls.MediaPlaylist, rep: dash.Representation,
+            streamed: Mapping[str, int] | None = None) -> VariantOutput:
+    """Uploads a proven rendition under its prefix, but for the segments `streamed` during
+    the encode (name → bytes stored); what the master playlists need of it."""
     (out_dir / commands.HLS_MEDIA_NAME).write_text(playlist.render())
     sizes = {n: (out_dir / n).stat().st_size for n in playlist.files}
     peak = hls.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)
     names = [*playlist.files, commands.HLS_MEDIA_NAME, commands.MPD_NAME]
-    sent = upload_all(post, out_dir, names, audio_only=spec.type is VariantType.AUDIO)
+    stored = {n: size for n, size in (streamed or {}).items() if sizes.get(n) == size}
+    sent = sum(stored.values()) + upload_all(
+        post, out_dir, [n for n in names if n not in stored],
+        audio_only=spec.type is VariantType.AUDIO)
     return VariantOutput(
         name=spec.name, files=len(names), bytes=sent,
         bandwidth=max(rep.bandwidth or 0, peak) or None,
@@ -149,16 +154,23 @@ def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
 
 def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
               out_dir: Path, launched: Launched | None = None) -> VariantOutput:
-    playlist, rep = encode(task, spec, out_dir, launched=launched)
-    return publish(spec, post, out_dir, playlist, rep)
+    stream = segmentstream.start(
+        [segmentstream.Target(post, out_dir, spec.type is VariantType.AUDIO)],
+        enabled=task.stream_segments)
+    try:
+        playlist, rep = encode(task, spec, out_dir, launched=launched)
+    finally:
+        streamed = segmentstream.finish(stream)
+    return publish(spec, post, out_dir, playlist, rep, streamed.get(out_dir))
 
 
 def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, PresignedPost]],
                       scratch: Path, launched: Launched | None = None) -> list[VariantOutput]:
     """Several video rungs and the storyboard from one ffmpeg
     (`commands.shared_video_command`), each proven and uploaded under its own prefix with
-    its own policy. All are proven before any is uploaded: one that failed fails the pod,
-    and the retry makes them all again."""
+    its own policy. Their segments are uploaded as ffmpeg writes them (when the task says
+    so), their manifests only once all are proven: one that failed fails the pod, and the
+    retry makes them all again."""
     from mediaplane.worker import storyboard
 
     dirs = [scratch / commands.shared_out_dir(index) for index in range(len(rungs))]
@@ -174,7 +186,14 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
                                                                             strict=True)])
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
-    done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs), launched)
+    stream = segmentstream.start(
+        [segmentstream.Target(post, out_dir) for (spec, post), out_dir
+         in zip(rungs, dirs, strict=True) if spec.type is VariantType.VIDEO],
+        enabled=task.stream_segments)
+    try:
+        done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs), launched)
+    finally:
+        streamed = segmentstream.finish(stream)
     uploads: list[Callable[[], VariantOutput]] = []
     for (spec, post), out_dir in zip(rungs, dirs, strict=True):
         if spec.type is VariantType.STORYBOARD:
@@ -182,7 +201,8 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
             uploads.append(functools.partial(storyboard.publish, spec, post, out_dir, tile))
         else:
             playlist, rep = _proven(out_dir, done)
-            uploads.append(functools.partial(publish, spec, post, out_dir, playlist, rep))
+            uploads.append(functools.partial(publish, spec, post, out_dir, playlist, rep,
+                                             streamed.get(out_dir)))
     return [upload() for upload in uploads]
 
 

@@ -86,8 +86,14 @@ def _transient(status: int) -> bool:
     return status >= 500 or status in (408, 429)
 
 
-def _post_one(client: httpx.Client, post: PresignedPost, root: Path, name: str,
-              audio_only: bool) -> int:
+def client() -> httpx.Client:
+    return httpx.Client(timeout=TIMEOUT, verify=tls_context())
+
+
+def post_one(client: httpx.Client, post: PresignedPost, root: Path, name: str,
+             audio_only: bool) -> int:
+    """Uploads `root / name` under the policy's prefix, retrying what S3 may answer
+    differently next time; its size in bytes."""
     ctype = content_type(name, audio_only=audio_only)
     data = form_fields(post, name, ctype)
     path = root / name
@@ -116,10 +122,10 @@ def upload_all(post: PresignedPost, root: Path, names: Sequence[str], *,
     media, manifests = upload_order(names)
     started = time.monotonic()
     total = 0
-    with (httpx.Client(timeout=TIMEOUT, verify=tls_context()) as client,
+    with (client() as http,
           ThreadPoolExecutor(max_workers=POOL, thread_name_prefix="upload") as pool):
         for batch in (media, manifests):
-            futures = [pool.submit(_post_one, client, post, root, n, audio_only) for n in batch]
+            futures = [pool.submit(post_one, http, post, root, n, audio_only) for n in batch]
             try:
                 total += sum(f.result() for f in futures)
             except BaseException:
