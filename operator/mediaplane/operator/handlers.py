@@ -232,21 +232,24 @@ async def asset_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) 
                                   delay=dispatcher.delay(retry))
 
 
-@kopf.on.resume(*TRANSCODE_JOBS)
-@kopf.on.create(*TRANSCODE_JOBS)
-async def transcode_job_created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _seen()
-    await reconcile.ensure_job(_ctx(memo), TranscodeJob.model_validate(body))
-
-
 @kopf.on.event(*TRANSCODE_JOBS)
 async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A TranscodeJob's status moved: let its asset take the news into account."""
+    """A TranscodeJob made, or listed at start-up: its Job. Its status moved: let its asset
+    take the news into account.
+
+    Not kopf's creation and resume handlers: kopf records each object it handled that way
+    in an annotation (a copy of its spec), one more write per TranscodeJob, and one more
+    watch event, while the first pods start. `ensure_job` is idempotent (the Job's name is
+    the TranscodeJob's), and a failed attempt is made again by the asset's follow-up visit
+    (`followups`, every 30 s while the asset is unfinished), as kopf's retry would have."""
+    tj = TranscodeJob.model_validate(event["object"])
+    ctx = _ctx(memo)
+    if event["type"] in ("ADDED", None) and not tj.status.terminal:
+        _seen()
+        await reconcile.ensure_job(ctx, tj)
     if event["type"] == "ADDED":
         return
-    tj = TranscodeJob.model_validate(event["object"])
     key = f"{tj.namespace}/{tj.name}"
-    ctx = _ctx(memo)
     if event["type"] == "DELETED":
         metrics.JOB_PHASES.seen(key, None)
         ctx.transcode_job_gone(key)
