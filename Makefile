@@ -98,6 +98,7 @@ clean: ## Remove caches of this checkout (not the cached binaries)
 .PHONY: bench
 bench: setup ## Benchmarks (not tests): pipeline latency vs SLOs and raw ffmpeg, p50/p95/p99
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.api_requests
 	$(BIN)/python -m bench.ladder_schedule
 	$(BIN)/python -m bench.worker_start
 	$(BIN)/python -m bench.api_latency

@@ -441,6 +441,13 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
         if leader is not None and shareddecode.leads(leader) and not leader.status.job_name:
             await ensure_job(ctx, leader)  # the last of the group made starts the Job
         return
+    # One attempt at a time per TranscodeJob: a leader's Job is asked for by its own
+    # creation and by each follower's; the second finds the Job instead of a conflict.
+    async with ctx.lock(tj.namespace, tj.name):
+        await _make_job(ctx, tj)
+
+
+async def _make_job(ctx: Context, tj: TranscodeJob) -> None:
     namespace, name = tj.namespace, tj.job_name
     if await ctx.kube.get_job(namespace, name) is not None:
         # Ours, or an earlier TranscodeJob's of the same name that the garbage collector is
