@@ -139,6 +139,16 @@ def _all_free(ports: Sequence[int]) -> bool:
     return True
 
 
+# Every request at Metadata level (verb, object, user, times; no bodies), once it is
+# answered: enough to put the control plane's steps on a timeline.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+"""
+
+
 class DevCluster:
     """Start with `start()` (blocks until all is ready) or `with DevCluster(dir) as c:`."""
 
@@ -151,13 +161,17 @@ class DevCluster:
         bucket: str = seaweed.BUCKET,
         api_port: int = DEFAULT_API_PORT,
         node: str = "process",
+        audit: bool = False,
     ) -> None:
+        """`audit`: the API server logs every request's verb, object, user and times to
+        `audit_log_path` (for benchmarks that trace the control plane's steps)."""
         if node not in NODE_MODES:
             raise ValueError(f"node must be one of {NODE_MODES}, not {node!r}")
         self.state_dir = Path(state_dir).resolve()
         self.crds_dir = (crds_dir or crds.default_crds_dir()) if install_crds else None
         self.bucket = bucket
         self.api_port = api_port
+        self.audit = audit
         self._api_secrets: dict[str, str] | None = None
         self.timings: dict[str, float] = {}
         self._procs: dict[str, ManagedProcess] = {}
@@ -183,6 +197,10 @@ class DevCluster:
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.logs_dir / "audit.jsonl"
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -583,6 +601,12 @@ class DevCluster:
             "--endpoint-reconciler-type=none",
             "--profiling=false",
         ]
+        if self.audit:
+            policy = self.state_dir / "apiserver" / "audit-policy.yaml"
+            policy.parent.mkdir(parents=True, exist_ok=True)
+            policy.write_text(AUDIT_POLICY)
+            argv += [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log_path}",
+                     "--audit-log-mode=blocking"]
         if self.node is not None:
             from mediaplane.devcluster.realnode.node import override_flags
 

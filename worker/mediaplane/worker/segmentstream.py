@@ -80,9 +80,9 @@ class SegmentStream:
                                 return
                             self._sent[target.out_dir][name] = post_one(
                                 http, target.post, target.out_dir, name, target.audio_only)
-        except InfraError as exc:
+        except (InfraError, OSError) as exc:
             # What was not sent is sent by `publish`, which fails the pod if S3 still
-            # refuses it.
+            # refuses it (or the file is gone: then the rendition is not whole either).
             log.warning("stopped uploading segments during the encode: %s", exc)
         finally:
             count = sum(len(sent) for sent in self._sent.values())
