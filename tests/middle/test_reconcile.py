@@ -660,3 +660,47 @@ async def test_a_transcode_job_event_without_news_for_the_asset_reconciles_nothi
     assert await event("MODIFIED", body) == 1
     assert await event("DELETED", body) == 0
     assert pipeline.ctx.transcode_jobs_tracked == 0
+
+
+async def test_the_reconcile_that_creates_a_transcode_job_makes_its_job_at_once() -> None:
+    """The probe's Job comes from the reconcile that creates its TranscodeJob, with no read
+    of the Job, the asset or the TranscodeJob between them; the TranscodeJob's creation event
+    then leaves it alone (a second attempt would only meet a conflict)."""
+    pipeline = Pipeline()
+    pipeline.add_video()
+    reads = pipeline.count_asset_reads()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    probe = tj_of(pipeline, "probe")
+    assert (pipeline.kube.count("Job"), probe.status.phase) == (1, TranscodePhase.PENDING)
+    assert reads() == 1, "the reconcile's own read of the asset, no other"
+    assert pipeline.ctx.jobs_made_by_creator == set(), "nothing left named once it is done"
+
+    memo = kopf.Memo()
+    memo.ctx = pipeline.ctx
+    handle = cast("Callable[..., Awaitable[None]]", handlers.transcode_job_event)
+    key = f"{TENANT}/{probe.name}"
+    created = {**probe.to_body(), "status": {}}
+    del pipeline.kube.jobs[(TENANT, probe.job_name)]
+    pipeline.ctx.jobs_made_by_creator.add(key)
+    await handle(event={"type": "ADDED", "object": created}, memo=memo)
+    assert pipeline.kube.jobs == {}, "left to the reconcile that is making it"
+    pipeline.ctx.jobs_made_by_creator.discard(key)
+    await handle(event={"type": "ADDED", "object": created}, memo=memo)
+    assert list(pipeline.kube.jobs) == [(TENANT, probe.job_name)], \
+        "made by the event when nobody else makes it"
+
+
+async def test_a_job_the_creating_reconcile_failed_to_make_comes_with_the_follow_up() -> None:
+    """The API server refuses the Job the reconcile makes right after the TranscodeJob: the
+    reconcile still writes the asset's status, and the follow-up visit makes the Job."""
+    pipeline = Pipeline()
+    pipeline.add_video()
+    pipeline.kube.failures.plan["create_job"] = 1
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.kube.count("Job") == 0
+    assert pipeline.asset().status.phase is AssetPhase.PROCESSING
+    await reconcile.resync_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.kube.count("Job") == 1
+    asset = await pipeline.run()
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    assert pipeline.kube.duplicates() == []

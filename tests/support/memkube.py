@@ -193,14 +193,14 @@ class MemoryKube:
         body = self.transcode_jobs_.get((namespace, name))
         return TranscodeJob.model_validate(copy.deepcopy(body)) if body else None
 
-    async def create_transcode_job(self, tj: TranscodeJob) -> bool:
+    async def create_transcode_job(self, tj: TranscodeJob) -> TranscodeJob | None:
         self.failures.check("create_transcode_job")
         key = (tj.namespace, tj.name)
         if key in self.transcode_jobs_:
-            return False
+            return None
         self.transcode_jobs_[key] = self._stamp(tj.to_body(), "TranscodeJob")
         self._landed()
-        return True
+        return TranscodeJob.model_validate(copy.deepcopy(self.transcode_jobs_[key]))
 
     async def delete_transcode_job(self, namespace: str, name: str) -> None:
         self.transcode_jobs_.pop((namespace, name), None)

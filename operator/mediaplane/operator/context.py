@@ -53,6 +53,11 @@ class Context:
     # not change again), so this holds the work in flight, not every TranscodeJob.
     _tj_status: dict[str, str] = field(default_factory=dict)
 
+    # TranscodeJobs ("namespace/name") whose Job the reconcile that creates them makes
+    # (`reconcile.make_job_now`): their creation's watch event leaves the Job to it rather
+    # than racing it to a conflict. Named before the creation, dropped once it is done.
+    jobs_made_by_creator: set[str] = field(default_factory=set)
+
     def transcode_job_news(self, key: str, status: str, *, finished: bool) -> bool:
         """True unless `status` (the TranscodeJob's status as JSON) is the one last seen for
         `key`; remembers it while the TranscodeJob is unfinished."""

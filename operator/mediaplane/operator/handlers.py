@@ -241,15 +241,18 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
     in an annotation (a copy of its spec), one more write per TranscodeJob, and one more
     watch event, while the first pods start. `ensure_job` is idempotent (the Job's name is
     the TranscodeJob's), and a failed attempt is made again by the asset's follow-up visit
-    (`followups`, every 30 s while the asset is unfinished), as kopf's retry would have."""
+    (`followups`, every 30 s while the asset is unfinished), as kopf's retry would have.
+    The reconcile that creates a TranscodeJob makes its Job itself, at once
+    (`reconcile.make_job_now`): then the event leaves it alone."""
     tj = TranscodeJob.model_validate(event["object"])
     ctx = _ctx(memo)
-    if event["type"] in ("ADDED", None) and not tj.status.terminal:
+    key = f"{tj.namespace}/{tj.name}"
+    if event["type"] in ("ADDED", None) and not tj.status.terminal and \
+            key not in ctx.jobs_made_by_creator:  # the creating reconcile makes that Job
         _seen()
         await reconcile.ensure_job(ctx, tj)
     if event["type"] == "ADDED":
         return
-    key = f"{tj.namespace}/{tj.name}"
     if event["type"] == "DELETED":
         metrics.JOB_PHASES.seen(key, None)
         ctx.transcode_job_gone(key)

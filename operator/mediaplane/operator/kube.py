@@ -59,8 +59,9 @@ class OperatorKube(Protocol):
 
     async def get_transcode_job(self, namespace: str, name: str) -> TranscodeJob | None: ...
 
-    async def create_transcode_job(self, tj: TranscodeJob) -> bool:
-        """Creates it unless it exists; True when this call created it."""
+    async def create_transcode_job(self, tj: TranscodeJob) -> TranscodeJob | None:
+        """Creates it unless it exists; what the API server stored (its uid set) when this
+        call created it, None when it existed."""
         ...
 
     async def delete_transcode_job(self, namespace: str, name: str) -> None:
@@ -183,17 +184,21 @@ class Kube:
                       body: Any) -> bool:
         """True if created; False if it exists already, or if its namespace is being
         deleted (a tenant going away with its assets: nothing is left to make)."""
+        return await self._create_object(kind, namespace, body) is not None
+
+    async def _create_object(self, kind: tuple[str, str, str], namespace: str,
+                             body: Any) -> dict[str, Any] | None:
+        """`_create`, answering the object as stored (None where `_create` is False)."""
         try:
-            await self.rest.request("POST", path(*kind, namespace), body=body)
+            return await self.rest.request("POST", path(*kind, namespace), body=body)
         except KubeApiError as error:
             if error.exists:
-                return False
+                return None
             if error.namespace_terminating:
                 log.info("not creating %s %s: namespace %s is being deleted", kind[2],
                          body["metadata"].get("name"), namespace)
-                return False
+                return None
             raise
-        return True
 
     async def get_asset(self, namespace: str, name: str) -> MediaAsset | None:
         body = await self._get(ASSETS, namespace, name)
@@ -209,8 +214,9 @@ class Kube:
         body = await self._get(TRANSCODE_JOBS, namespace, name)
         return None if body is None else TranscodeJob.model_validate(body)
 
-    async def create_transcode_job(self, tj: TranscodeJob) -> bool:
-        return await self._create(TRANSCODE_JOBS, tj.namespace, tj.to_body())
+    async def create_transcode_job(self, tj: TranscodeJob) -> TranscodeJob | None:
+        stored = await self._create_object(TRANSCODE_JOBS, tj.namespace, tj.to_body())
+        return None if stored is None else TranscodeJob.model_validate(stored)
 
     async def delete_transcode_job(self, namespace: str, name: str) -> None:
         try:

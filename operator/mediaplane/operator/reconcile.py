@@ -6,8 +6,9 @@ missed event, or concurrently with another trigger) without duplicating anything
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -107,9 +108,12 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     if uploaded and probe_tj is None:
         probe_tj = builders.transcode_job(asset, None,
                                           also_encodes=beside_probe(ctx, asset) or None)
-        if await ctx.kube.create_transcode_job(probe_tj):
-            ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
-                                "checking checksum, type and streams")
+        with jobs_made_here(ctx, [probe_tj]):
+            created = await ctx.kube.create_transcode_job(probe_tj)
+            if created is not None:
+                ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
+                                    "checking checksum, type and streams")
+                await make_job_now(ctx, created, asset)
 
     planned, to_create = await ensure_variants(ctx, asset, probe_tj, tjs)
     if asset.spec.retries:
@@ -287,12 +291,49 @@ async def create_transcode_jobs(ctx: Context, asset: MediaAsset,
     front of those that start the rest of the ladder's Jobs."""
     probe = names.child_name(asset.name, builders.PROBE)
     made = [tj for tj in to_create if tj.spec.encoded_by == probe]
-    created = await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in to_create
-                                     if tj.spec.encoded_by != probe))
-    created += await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in made))
-    if any(created):
-        ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
-                            f"created {sum(created)} transcode jobs for {asset.name}")
+    with jobs_made_here(ctx, to_create):
+        created = await asyncio.gather(*(ctx.kube.create_transcode_job(tj)
+                                         for tj in to_create if tj.spec.encoded_by != probe))
+        created += await asyncio.gather(*(ctx.kube.create_transcode_job(tj) for tj in made))
+        made_now = [tj for tj in created if tj is not None]
+        if made_now:
+            ctx.kube.post_event(asset, EventType.NORMAL, "Transcoding",
+                                f"created {len(made_now)} transcode jobs for {asset.name}")
+        # After all of them: a shared decode's Job waits for every rung's TranscodeJob.
+        await asyncio.gather(*(make_job_now(ctx, tj, asset) for tj in made_now))
+
+
+def _makes_its_job_now(tj: TranscodeJob) -> bool:
+    """Caption and generation TranscodeJobs, and the rungs another Job encodes, are left to
+    their watch events (`ensure_job`)."""
+    return tj.spec.task not in (TaskType.CAPTION, TaskType.GENERATE) and \
+        not shareddecode.follows(tj)
+
+
+@contextlib.contextmanager
+def jobs_made_here(ctx: Context, tjs: Sequence[TranscodeJob]) -> Iterator[None]:
+    """While TranscodeJobs are created and their Jobs made (`make_job_now`), their watch
+    events leave the Jobs to this reconcile."""
+    keys = {f"{tj.namespace}/{tj.name}" for tj in tjs if _makes_its_job_now(tj)}
+    ctx.jobs_made_by_creator.update(keys)
+    try:
+        yield
+    finally:
+        ctx.jobs_made_by_creator.difference_update(keys)
+
+
+async def make_job_now(ctx: Context, tj: TranscodeJob, asset: MediaAsset) -> None:
+    """The Job of a TranscodeJob this reconcile has just made, without waiting for its watch
+    event: one event and three reads (the Job, the asset, the TranscodeJob) fewer on the
+    way to its pod. An attempt that fails is made again by the asset's follow-up visit
+    (`ensure_job`, as for a failure in the event's handler)."""
+    if not _makes_its_job_now(tj):
+        return
+    try:
+        async with ctx.lock(tj.namespace, tj.name):
+            await _make_job(ctx, tj, asset)
+    except Exception as error:  # the follow-up visit comes back to it
+        log.warning("the Job of %s was not made: %s", tj.name, error)
 
 
 async def start_speculative(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJob | None,
@@ -444,18 +485,20 @@ async def ensure_job(ctx: Context, tj: TranscodeJob) -> None:
     # One attempt at a time per TranscodeJob: a leader's Job is asked for by its own
     # creation and by each follower's; the second finds the Job instead of a conflict.
     async with ctx.lock(tj.namespace, tj.name):
-        await _make_job(ctx, tj)
+        if await ctx.kube.get_job(tj.namespace, tj.job_name) is not None:
+            # Ours, or an earlier TranscodeJob's of the same name that the garbage collector
+            # is removing: its deletion event brings us back here (`job_gone`).
+            return
+        asset = await ctx.kube.get_asset(tj.namespace, tj.spec.asset_ref.name)
+        if asset is None or asset.deleting or not await _still_wanted(ctx, tj):
+            return
+        await _make_job(ctx, tj, asset)
 
 
-async def _make_job(ctx: Context, tj: TranscodeJob) -> None:
+async def _make_job(ctx: Context, tj: TranscodeJob, asset: MediaAsset) -> None:
+    """Creates the Job of `tj`, as it is now, for `asset` (a Job of that name that exists
+    already is left as it is: the creation's conflict says so)."""
     namespace, name = tj.namespace, tj.job_name
-    if await ctx.kube.get_job(namespace, name) is not None:
-        # Ours, or an earlier TranscodeJob's of the same name that the garbage collector is
-        # removing: its deletion event brings us back here (`job_gone`).
-        return
-    asset = await ctx.kube.get_asset(namespace, tj.spec.asset_ref.name)
-    if asset is None or asset.deleting:
-        return
     if tj.spec.task is TaskType.GENERATE:
         job = await generation.job(ctx, tj, asset)
         if job is None:
@@ -479,8 +522,6 @@ async def _make_job(ctx: Context, tj: TranscodeJob) -> None:
             tj, builders.worker_task(tj, asset, input_url, output, also,
                                      stream_segments=ctx.settings.stream_segments),
             ctx.settings, co_owners)
-    if not await _still_wanted(ctx, tj):
-        return
     if ctx.settings.worker_service_account:
         # A pod can only use a ServiceAccount of its own namespace: the tenant's gets one.
         # Not cached: a tenant namespace can be deleted and made again under the same name.
