@@ -626,8 +626,8 @@ async def test_a_discarded_early_rungs_job_is_not_taken_for_its_successors() -> 
 
 
 async def test_a_transcode_job_event_without_news_for_the_asset_reconciles_nothing() -> None:
-    """kopf writes its annotations on each TranscodeJob after handling its creation: that
-    event changes no status, so the asset is not read and reconciled again for it."""
+    """An event that changes a TranscodeJob's metadata only (an annotation someone added)
+    changes no status, so the asset is not read and reconciled again for it."""
     pipeline = Pipeline()
     pipeline.add_video()
     await pipeline.run()

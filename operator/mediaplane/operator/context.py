@@ -48,7 +48,7 @@ class Context:
     _waiting: Counter[str] = field(default_factory=Counter)
 
     # The status of each unfinished TranscodeJob as its asset last took it into account: an
-    # event that changes only metadata (kopf's own annotations after its create handler)
+    # event that changes only metadata (a label or an annotation someone added)
     # brings nothing new to the asset. Finished ones are dropped (a status that ended does
     # not change again), so this holds the work in flight, not every TranscodeJob.
     _tj_status: dict[str, str] = field(default_factory=dict)

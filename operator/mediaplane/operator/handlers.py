@@ -266,7 +266,7 @@ async def transcode_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
     else:
         status = json.dumps(event["object"].get("status"), sort_keys=True)
         if not ctx.transcode_job_news(key, status, finished=tj.status.terminal):
-            return  # metadata only (kopf's annotations): the asset has seen this status
+            return  # metadata only (a label, an annotation): the asset has seen this status
     # Failures counted as they happen (not those of the initial listing after a restart).
     if event["type"] is not None and tj.status.phase is TranscodePhase.FAILED and \
             metrics.JOB_PHASES.phases.get(key) != TranscodePhase.FAILED.value:
