@@ -456,6 +456,16 @@ def worker_lines(cluster: DevCluster, tenant: str, pod: str) -> list[dict[str, A
     return lines
 
 
+def worker_cpu(lines: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """(the worker's own CPU seconds, its commands') from its last line (`main.log_cpu`)."""
+    for line in reversed(lines):
+        event = str(line.get("event", ""))
+        if event.startswith("cpu: worker "):
+            words = event.replace(",", "").split()
+            return float(words[2]), float(words[6])
+    return None
+
+
 def _since(timeline: Timeline, stamp: str) -> float:
     moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     return moment - timeline.created_wall
@@ -473,7 +483,8 @@ def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str,
     playable would be with the lowest rung's ffmpeg as fast as raw (`raw_lowest`): the
     fixed costs around the encode, which no encoder speed removes."""
     text = [f"{'pod (task variant)':<20} {'running':>8} {'1st log':>8} {'ffmpeg':>8} "
-            f"{'->':>6} {'uploaded':>8} {'succeeded':>9}"]
+            f"{'->':>6} {'uploaded':>8} {'succeeded':>9}  CPU-s: {'worker':>6} {'ffmpeg':>6}"]
+    cpu_total = [0.0, 0.0]
     fixed: tuple[float, float, float] | None = None  # pod start, worker start, after ffmpeg
     for pod, seen in sorted(timeline.pods.items(), key=lambda p: p[1].running or math.inf):
         task = seen.labels.get(names.LABEL_TASK, "?")
@@ -494,9 +505,15 @@ def breakdown(cluster: DevCluster, tenant: str, timeline: Timeline, lowest: str,
         label += " *" if encodes_lowest else ""
         if encodes_lowest and end is not None and took is not None and timeline.playable:
             fixed = (seen.running, end - took - seen.running, timeline.playable - end)
+        cpu = worker_cpu(lines)
+        for index, value in enumerate(cpu or ()):
+            cpu_total[index] += value
         text.append(f"{label:<20} {_at(seen.running)} {_at(first)} "
                     f"{_at(end - took if end is not None and took is not None else None)} "
-                    f"{_at(end, 6)} {_at(uploaded)} {_at(seen.succeeded, 9)}")
+                    f"{_at(end, 6)} {_at(uploaded)} {_at(seen.succeeded, 9)}         "
+                    f"{_at(cpu[0] if cpu else None, 6)} {_at(cpu[1] if cpu else None, 6)}")
+    text.append(f"{'all pods':<20} {'':>8} {'':>8} {'':>8} {'':>6} {'':>8} {'':>9}         "
+                f"{_at(cpu_total[0], 6)} {_at(cpu_total[1], 6)}")
     text.append(f"asset playable at {_at(timeline.playable, 0)} s, complete at "
                 f"{_at(timeline.complete, 0)} s (seconds since its creation; * the lowest rung)")
     if fixed is not None:
@@ -664,6 +681,29 @@ def report(result: ClipResult, channels: int) -> None:
           f"commands in turn: {sum(r.cpu for r in result.ladder):.2f})")
     for name, seconds in middle.cpu_to_complete.items():
         print(f"    {seconds:6.2f}  {name}")
+    for line in ladder_floor(total, middle.complete or math.nan, ladder_wall, ladder_cpu,
+                             os.cpu_count() or 1):
+        print("  " + line)
+
+
+def ladder_floor(spent: float, complete: float, ladder_wall: float, ladder_cpu: float,
+                 cores: int) -> list[str]:
+    """Why the whole ladder lands where it does against its commands in turn: no schedule
+    finishes sooner than the CPU it spends spread over every core. The commands in turn
+    leave cores idle (one ffmpeg keeps fewer than all of them busy); parallel Jobs can only
+    win that idle time back, and everything besides ffmpeg (interpreters, uploads, S3, the
+    control plane, all on the same cores here) is paid out of it."""
+    floor = spent / cores
+    idle = cores * ladder_wall - ladder_cpu
+    return [
+        f"the floor for this run's work: {spent:.2f} CPU-s / {cores} cores = {floor:.2f} s = "
+        f"{floor / ladder_wall:.2f}x the ladder in turn (complete took {complete:.2f} s: "
+        f"{floor / complete:.0%} of the cores' time used)",
+        f"the ladder in turn leaves {idle:.2f} CPU-s idle ({cores} x {ladder_wall:.2f} s - "
+        f"{ladder_cpu:.2f}); besides its ffmpeg commands this run spent "
+        f"{spent - ladder_cpu:.2f}: under 1.0x needs that below the idle time, and every "
+        "core busy throughout",
+    ]
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ import pytest
 import webvtt
 from mpegdash.parser import MPEGDASHParser
 
+from bench.pipeline import worker_cpu
 from mediaplane.core import commands
 from mediaplane.core.ladder import Ladder, probe_audio, speculative_rung
 from mediaplane.core.podenv import LAUNCH_ENV
@@ -206,6 +208,11 @@ def test_the_probes_pod_stores_the_rungs_segments_from_its_verdict_on(
     run = run_worker_process(task, tmp_path / "run", extra_env=env)
     assert run.returncode == 0, run.stderr + run.result_text
     assert "segments during the encode" in run.stderr, run.stderr
+    # The pod's CPU, split as `bench.pipeline` reads it from the worker's last line: the
+    # rung's ffmpeg (30 s of 720p) outweighs the worker's own interpreter.
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    own, commands_cpu = worker_cpu(lines) or (0.0, 0.0)
+    assert 0 < own < commands_cpu, lines[-1]
     (rung,) = run.result["also"]
     keys = s3_bucket.list_keys(prefix)
     assert (len(keys), sum(keys.values())) == (rung["files"], rung["bytes"])

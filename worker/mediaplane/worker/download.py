@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from mediaplane.worker.errors import EXIT_INPUT, InfraError
+from mediaplane.worker.upload import tls_context
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,7 +67,9 @@ def fetch(url: str, dest: Path, expected_size: int) -> Fetched:
     """Download `url` to `dest`; retries transient failures from the start (the hash must
     cover one consistent transfer). Raises InfraError when the source stays unreachable."""
     last = ""
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+    # The uploads' TLS context: loading the CAs once per pod, not once per client, keeps
+    # 20 ms of CPU off the cores the probe's rung encodes on.
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=tls_context()) as client:
         for attempt in range(ATTEMPTS):
             if attempt:
                 time.sleep(min(8.0, 0.5 * 2**attempt))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -209,6 +210,16 @@ def main(environ: Mapping[str, str] | None = None, launched: Launched | None = N
     return 0
 
 
+def log_cpu() -> None:
+    """The pod's CPU split between this interpreter (its imports, checks, uploads) and the
+    commands it ran and waited for (ffmpeg, ffprobe): what a pod costs beyond its encodes
+    (`bench.pipeline` reads it from the log)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    commands = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log.info("cpu: worker %.3f s, its commands %.3f s", own.ru_utime + own.ru_stime,
+             commands.ru_utime + commands.ru_stime)
+
+
 def run(launched: Launched | None = None) -> None:
     """`main` (for the `mediaplane-worker` command, `launch.run`), then an exit that skips
     the interpreter's teardown. Once the result is written nothing is left to finalize
@@ -216,6 +227,7 @@ def run(launched: Launched | None = None) -> None:
     of pydantic's, httpx's and TLS's modules took 45 ms, on every rendition's way to being
     published. An exception escaping `main` still exits the usual way, with its traceback."""
     code = main(launched=launched)
+    log_cpu()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
