@@ -112,6 +112,22 @@ def test_audio_copied_when_the_plan_says_so() -> None:
     assert flag(argv, "-seg_duration") == "4"
 
 
+def test_the_probes_local_copy_is_read_through_the_file_protocol_only(tmp_path: Path) -> None:
+    """The probe's pod copies the audio from the source it downloaded and checked: no
+    network options, no other protocol, the same demuxer allow-list and pixel cap."""
+    spec = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
+                       audio_bitrate_kbps=128, audio_copy=True)
+    local = tmp_path / "source"
+    argv = commands.audio_command(local, spec, OUT)
+    network = commands.audio_command(URL, spec, OUT)
+    assert flag(argv, "-i") == f"file:{local}"
+    assert flag(argv, "-protocol_whitelist") == "file"
+    assert not {"-reconnect", "-rw_timeout"} & set(input_options(argv))
+    for same in ("-format_whitelist", "-max_pixels"):
+        assert flag(argv, same) == flag(network, same)
+    assert argv[argv.index("-i") + 2:] == network[network.index("-i") + 2:]
+
+
 def test_image_resizes_without_upscaling_and_strips_metadata() -> None:
     spec = VariantSpec(name="w640", type=VariantType.IMAGE, width=640, image_format="webp")
     argv = commands.image_command(URL, spec, OUT)

@@ -129,6 +129,17 @@ def _network_input(url: str, kinds: tuple[MediaKind, ...],
                         reconnect_delay_max=8, **extra)
 
 
+def _input(source: str | Path, kinds: tuple[MediaKind, ...],
+           **extra: object) -> ffmpeg.nodes.FilterableStream:
+    """A presigned URL (str), or the probe's pod's local copy (a Path), whose bytes the
+    probe has checked: read through the file protocol only, with the same allow-lists."""
+    if isinstance(source, str):
+        return _network_input(source, kinds, **extra)
+    return ffmpeg.input(f"file:{source.resolve()}", protocol_whitelist=PROBE_PROTOCOLS,
+                        format_whitelist=demuxer_allowlist(*kinds),
+                        max_pixels=max(MAX_PIXELS[k] for k in kinds), **extra)
+
+
 def _compile(stream: ffmpeg.nodes.OutputStream) -> list[str]:
     argv: list[str] = ffmpeg.compile(stream, cmd=[FFMPEG, *_GLOBAL])
     return argv
@@ -284,12 +295,13 @@ def _audio_chunk_options(chunk: tuple[float, float | None] | None
     return before, after
 
 
-def audio_command(input_url: str, spec: VariantSpec, out_dir: Path,
+def audio_command(input_url: str | Path, spec: VariantSpec, out_dir: Path,
                   chunk: tuple[float, float | None] | None = None) -> list[str]:
     """One audio rendition, stereo 48 kHz (what Opus requires and what AAC players expect),
     or the source's AAC copied when the plan says it already is that. The source may be an
     audio file or the audio of a video, so both allow-lists apply. `chunk` ([start, end)
-    in seconds) encodes one chunk of a long source's AAC rendition."""
+    in seconds) encodes one chunk of a long source's AAC rendition. `input_url` may be the
+    probe's local copy (`_input`)."""
     codec = str(_require(spec.audio_codec, "audio_codec", spec))
     kbps = int(_require(spec.audio_bitrate_kbps, "audio_bitrate_kbps", spec))
     copy = bool(spec.audio_copy) and codec == "aac"
@@ -297,7 +309,7 @@ def audio_command(input_url: str, spec: VariantSpec, out_dir: Path,
         raise ValueError(f"variant {spec.name!r}: only an encoded AAC rendition is split "
                          "into chunks")
     before, after = _audio_chunk_options(chunk)
-    source = _network_input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO), **before)
+    source = _input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO), **before)
     encode: dict[str, object] = (
         {"c:a": "copy"} if copy else
         {"c:a": "libopus" if codec == "opus" else "aac", "b:a": f"{kbps}k", "ar": AUDIO_RATE,

@@ -108,12 +108,15 @@ def start_rung(task: WorkerTask, scratch: Path, launched: Launched | None) -> Ru
 
 
 def made_beside(task: WorkerTask, probe: ProbeResult, scratch: Path,
-                rung: RungEncode | None) -> list[VariantOutput]:
+                rung: RungEncode | None, source: Path) -> list[VariantOutput]:
     """What the operator asked this pod to make once the source is accepted, where this
     source allows it: the audio copied (`ladder.audio_beside_probe`), then the rung, whose
     encode ran meanwhile (`ladder.rung_beside_probe`) and whose segments are stored from
     the verdict on. One that fails, or that this source does not allow, is left out: the
-    operator then gives it a pod of its own."""
+    operator then gives it a pod of its own.
+
+    The audio is copied from `source`, the copy the probe downloaded and checked: no second
+    download of the whole source from storage, and exactly the bytes that were judged."""
     from mediaplane.worker.transcode import rendition
 
     if rung is not None:
@@ -133,7 +136,8 @@ def made_beside(task: WorkerTask, probe: ProbeResult, scratch: Path,
         out_dir = scratch / f"beside-{shared.variant.name}"
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            made.append(rendition(task, shared.variant, shared.output, out_dir))
+            made.append(rendition(task, shared.variant, shared.output, out_dir,
+                                  local_source=source))
         except InfraError as exc:
             log.warning("%s beside the probe failed: %s", shared.variant.name, exc)
     if rung is None:

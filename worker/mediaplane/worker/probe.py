@@ -222,7 +222,8 @@ def run_probe(task: WorkerTask, scratch: Path, launched: Launched | None = None
     try:
         outcome = judge(task, scratch)
         if task.also and outcome.verdict is Verdict.ACCEPTED and outcome.probe is not None:
-            made = beside.made_beside(task, outcome.probe, scratch, rung)
+            made = beside.made_beside(task, outcome.probe, scratch, rung,
+                                      scratch / SOURCE_NAME)
             rung = None  # waited for, kept or stopped
             if made:
                 outcome = outcome.model_copy(update={"also": made})

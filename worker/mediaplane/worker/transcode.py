@@ -78,16 +78,19 @@ def _invalid(message: str) -> InfraError:
 
 def encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
            chunk: tuple[float, float | None] | None = None, launched: Launched | None = None,
-           started: Callable[[subprocess.Popen[bytes]], None] | None = None
+           started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+           local_source: Path | None = None
            ) -> tuple[hls.MediaPlaylist, dash.Representation]:
     """Runs ffmpeg for a rendition (or one chunk of it), or waits for the same command
     `launched` before the task was read, and proves what it wrote. `started` is given the
-    running ffmpeg (to stop it from another thread)."""
+    running ffmpeg (to stop it from another thread). An audio rendition reads
+    `local_source` when given: the probe's pod's checked copy of the source."""
     try:
         if spec.type is VariantType.VIDEO:
             argv = commands.video_command(task.input_url, spec, out_dir, chunk)
         else:
-            argv = commands.audio_command(task.input_url, spec, out_dir, chunk)
+            argv = commands.audio_command(local_source or task.input_url, spec, out_dir,
+                                          chunk)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
     done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}", launched,
@@ -153,12 +156,14 @@ def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
 
 
 def rendition(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
-              out_dir: Path, launched: Launched | None = None) -> VariantOutput:
+              out_dir: Path, launched: Launched | None = None,
+              local_source: Path | None = None) -> VariantOutput:
     stream = segmentstream.start(
         [segmentstream.Target(post, out_dir, spec.type is VariantType.AUDIO)],
         enabled=task.stream_segments)
     try:
-        playlist, rep = encode(task, spec, out_dir, launched=launched)
+        playlist, rep = encode(task, spec, out_dir, launched=launched,
+                               local_source=local_source)
     finally:
         streamed = segmentstream.finish(stream)
     return publish(spec, post, out_dir, playlist, rep, streamed.get(out_dir))
