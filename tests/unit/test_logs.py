@@ -78,8 +78,8 @@ def test_api_requests_log_their_request_id_and_asset_id_on_every_line() -> None:
 
 
 def test_a_worker_binds_the_asset_of_its_task_to_every_line(tmp_path: Path) -> None:
-    """The real worker command, with a task it refuses: its lines and the error name the
-    asset (from the keys in the task; the task names no asset itself)."""
+    """The real worker command, with a task it refuses: its lines, the error and the CPU
+    line after it name the asset (from the keys in the task; the task names none itself)."""
     task = {"type": "probe",
             "input_url": f"http://127.0.0.1:9/mediaplane/t-abc/{ASSET}/source"}
     worker = Path(sys.executable).with_name("mediaplane-worker")
@@ -90,8 +90,11 @@ def test_a_worker_binds_the_asset_of_its_task_to_every_line(tmp_path: Path) -> N
     entries = json_lines(done.stderr)
     assert {e["asset_id"] for e in entries} == {ASSET}
     assert {(e["service"], e["task"]) for e in entries} == {("worker", "probe")}
-    assert entries[-1]["level"] == "error"
-    assert "expected" in entries[-1]["event"]
+    # The error, then the pod's CPU (`main.log_cpu`), which is logged on every way out.
+    error, cpu = entries[-2:]
+    assert error["level"] == "error"
+    assert "expected" in error["event"]
+    assert cpu["event"].startswith("cpu: worker ")
 
 
 def test_an_exception_stays_on_its_one_line() -> None:
