@@ -110,7 +110,7 @@ class Pipeline:
             beside = [self.output_of(spec) for spec in tj.spec.also_encodes or []
                       if probe is not None and (
                           audio_beside_probe(spec, probe) if spec.type is VariantType.AUDIO
-                          else rung_beside_probe(spec, probe, self.rung_limit()))]
+                          else rung_beside_probe(spec, probe, probe_rung_limit(Ladder())))]
             return ProbeOutcome(verdict=self.verdict, probe=probe,
                                 reason=None if probe else "ChecksumMismatch",
                                 message=None if probe else "sha256 differs",
@@ -122,11 +122,6 @@ class Pipeline:
         return VariantOutcome(output=self.output_of(variant),
                               also=[self.output_of(spec) for spec in shared] or None
                               ).model_dump_json()
-
-    def rung_limit(self) -> float:
-        """The longest source whose rung the probe's pod keeps (the task's
-        `max_source_seconds`, as `shareddecode.shared_outputs` writes it)."""
-        return min(probe_rung_limit(Ladder()), self.ctx.settings.rest_with_first_wave_seconds)
 
     def output_of(self, variant: VariantSpec) -> VariantOutput:
         """What a worker stores of `variant` (the MPD, which the master MPD is made from)."""

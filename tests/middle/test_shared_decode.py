@@ -5,7 +5,6 @@ when the operator dies after any write, and each failed rung retried in a Job of
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from mediaplane.core import names
 from mediaplane.core.ladder import Ladder
@@ -35,7 +34,6 @@ from mediaplane.core.tasks import (
 from mediaplane.operator import reconcile, shareddecode
 from mediaplane.operator.context import Context
 from mediaplane.operator.settings import OperatorSettings
-from mediaplane.operator.workloads import Pod
 from tests.middle.test_reconcile import ASSET_ID, RUNG_POD, SOURCE, TENANT, Pipeline
 from tests.middle.test_variant_retry import FlakyPipeline
 
@@ -370,57 +368,3 @@ async def test_the_probes_pod_is_the_whole_first_wave_and_its_result_makes_it_pl
     assert asset.status.manifests is not None
     assert asset.status.manifests.variants == ["240p", "360p", "480p", "720p", "audio"]
     assert pipeline.kube.duplicates() == []
-
-
-async def test_a_long_video_starts_the_rest_of_its_ladder_with_its_first_wave() -> None:
-    """With `rest_with_first_wave_seconds` set, a source at least that long: the probe's
-    pod keeps the audio it copied but stops its rung at the verdict, and the reconcile that
-    reads the verdict makes both the lowest rung's Job (the first wave's CPU request) and
-    the rest of the ladder's shared Job (the background request). A shorter one waits for
-    its first wave, as by default."""
-    settings = OperatorSettings(rest_with_first_wave_seconds=45.0)
-
-    async def pods_run(probe: ProbeResult) -> tuple[Pipeline, list[tuple[str, set[str]]]]:
-        pipeline = Pipeline(probe=probe, settings=settings)
-        pipeline.add_video()
-        seen: list[tuple[str, set[str]]] = []  # (the Job whose pod ran, TranscodeJobs then)
-        run_pod = pipeline.kube.run_pod
-
-        def recording(namespace: str, job: str, *args: Any, **kwargs: Any) -> Pod:
-            seen.append((job.rsplit("-", 1)[-1], {
-                n.rsplit("-", 1)[-1] for _, n in pipeline.kube.transcode_jobs_}))
-            return run_pod(namespace, job, *args, **kwargs)
-
-        pipeline.kube.run_pod = recording  # type: ignore[method-assign]
-        asset = await pipeline.run()
-        assert asset.status.is_true(AssetCondition.COMPLETE)
-        assert pipeline.kube.duplicates() == []
-        return pipeline, seen
-
-    long = PROBE_COPYABLE.model_copy(update={"duration_seconds": 60.0})
-    pipeline, seen = await pods_run(long)
-    made_by_the_probe(pipeline, "audio")
-    lowest = tj(pipeline, "240p")
-    assert lowest.spec.encoded_by is None, "the probe's pod stopped its rung"
-    assert [job for job, _ in seen][:2] == ["probe", "240p"]
-    assert {"360p", "480p", "720p", "storyboard", "poster"} <= seen[1][1], \
-        "the rest of the ladder exists when the first wave's pod starts"
-
-    def cpu(variant: str) -> str:
-        job = pipeline.kube.jobs[(TENANT, tj(pipeline, variant).job_name)]
-        return str(job["spec"]["template"]["spec"]["containers"][0]["resources"]
-                   ["requests"]["cpu"])
-
-    assert cpu("240p") == settings.worker_cpu_request
-    assert cpu("360p") == cpu("poster") == settings.worker_background_cpu_request
-    env = {e["name"]: e["value"] for e in pipeline.kube.jobs[
-        (TENANT, tj(pipeline, "probe").job_name)]["spec"]["template"]["spec"]["containers"][0]
-        ["env"]}
-    task = WorkerTask.model_validate_json(env[TASK_ENV])
-    assert [a.max_source_seconds for a in task.also or [] if a.variant.name == "240p"] == [45.0]
-
-    _, seen = await pods_run(PROBE_COPYABLE.model_copy(update={"duration_seconds": 20.0}))
-    job, made = seen[0]
-    assert (job, "360p" in made) == ("probe", False), \
-        "a short video's rest waits for the probe's pod, which makes its first wave"
-    assert "240p" not in {job for job, _ in seen}, "the probe's pod kept its rung"

@@ -35,7 +35,6 @@ from mediaplane.core.states import (
 )
 from mediaplane.core.tasks import (
     MediaKind,
-    ProbeResult,
     TaskType,
     VariantSpec,
     VariantType,
@@ -272,24 +271,16 @@ async def ensure_variants(ctx: Context, asset: MediaAsset, probe_tj: TranscodeJo
         background = {spec.name for spec in wanted if spec.name not in wave}
         wave_tjs = {n: tjs.get(names.child_name(asset.name, n)) for n in wave}
         # Done: ended, or made by the probe's pod (its TranscodeJob, made or not yet, takes
-        # that outcome from the probe's). A long source does not wait for it.
-        if not rest_with_first_wave(ctx, verdict.probe) and not all(
-                (tj is not None and tj.phase.terminal)
-                or (n in made and (tj is None or shareddecode.follows(tj)))
-                for n, tj in wave_tjs.items()):
+        # that outcome from the probe's).
+        if not all((tj is not None and tj.phase.terminal)
+                   or (n in made and (tj is None or shareddecode.follows(tj)))
+                   for n, tj in wave_tjs.items()):
             missing = [spec for spec in missing if spec.name in wave]
     to_create = shareddecode.plan_jobs(asset, wanted, missing, tjs,
                                        ctx.settings.shared_decode, background, made=made)
     known = {spec.name: spec for spec in [*existing, *wanted]}
     order = {spec.name: i for i, spec in enumerate(wanted)}
     return sorted(known.values(), key=lambda s: order.get(s.name, len(order))), to_create
-
-
-def rest_with_first_wave(ctx: Context, probe: ProbeResult) -> bool:
-    """Whether this source is long enough to start the rest of its ladder, at background
-    weight, with its first wave (`OperatorSettings.rest_with_first_wave_seconds`)."""
-    duration = probe.duration_seconds
-    return duration is not None and duration >= ctx.settings.rest_with_first_wave_seconds
 
 
 async def create_transcode_jobs(ctx: Context, asset: MediaAsset,

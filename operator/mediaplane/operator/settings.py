@@ -92,14 +92,6 @@ class OperatorSettings(BaseSettings):
     # arrives with the rung, at the pod's end; sources too long for it
     # (`ladder.probe_rung_limit`) stop it at the verdict and get the rung's own pod.
     probe_encodes_first_rung: bool = True
-    # With `playable_first`: a video at least this long starts the rest of its ladder (at
-    # background weight) with its first wave instead of after it. Its lowest rung then gets
-    # a pod of its own, as the probe's verdict, which only the probe pod's end reports, must
-    # not wait for that encode. Off by default (`inf`): where the rest's pods share a node
-    # with the lowest rung they slow it whatever their weight (the 60 s clip on 2 cores:
-    # the whole ladder 0.96x of its commands in turn instead of 1.04x, but playable 1.39x
-    # of raw instead of 1.10x). Worth it where nodes outnumber the uploads in flight.
-    rest_with_first_wave_seconds: float = Field(default=float("inf"), ge=0)
     # Workers upload each media segment as soon as ffmpeg has written it whole, instead of
     # every file after the encode: the manifests still go last, once the rendition is
     # proven. A speculative encode is never asked to (its source may yet be refused).

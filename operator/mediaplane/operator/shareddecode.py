@@ -217,7 +217,6 @@ def shared_outputs(ctx: Context, tj: TranscodeJob, asset: MediaAsset,
         output=ctx.storage.presign_post_prefix(
             keys.variant_prefix(asset.tenant, asset.asset_id, spec.name), seconds,
             ctx.settings.max_variant_bytes),
-        max_source_seconds=min(probe_rung_limit(ctx.ladder),
-                               ctx.settings.rest_with_first_wave_seconds)
+        max_source_seconds=probe_rung_limit(ctx.ladder)
         if probe and spec.type is VariantType.VIDEO else None)
         for spec in tj.spec.also_encodes or []]
