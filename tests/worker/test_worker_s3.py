@@ -7,10 +7,12 @@ exactly as the operator presigns them; assertions look at what landed in the buc
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import json
 import signal
 import subprocess
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +129,43 @@ def test_the_probes_pod_copies_the_audio_once_it_accepts_the_source(
 
     assert audio_packets(ffprobe_json, joined) == audio_packets(ffprobe_json, media.clip), \
         "copied: the source's own AAC packets"
+
+
+def test_the_probes_pod_reads_the_source_once_and_copies_the_audio_from_that_copy(
+    s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
+) -> None:
+    """The source comes from a loopback server that counts its requests: the probe's
+    download is the only one, so the audio was copied from the bytes the probe checked."""
+    body = media.clip.read_bytes()
+    requests: list[str] = []
+
+    class Source(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.headers.get("Range") or "whole")
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            del args
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Source)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{ASSET}probe-once/source"
+        prefix = f"{ASSET}variants/probe-once-audio/"
+        task = beside_probe(s3_bucket, probe_task(url, media.clip, "video/mp4", "video"),
+                            prefix)
+        run = run_worker(task, tmp_path / "run")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 0, run.stderr + run.result_text
+    (out,) = run.result["also"]
+    assert out["name"] == "audio"
+    assert requests == ["whole"], "one download: the audio copy read the checked copy"
 
 
 def test_the_probes_pod_copies_nothing_it_would_have_to_encode_or_refuses(
