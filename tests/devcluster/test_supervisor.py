@@ -28,8 +28,16 @@ def dev(state: Path, *args: str, env: dict[str, str], timeout: float = 240
 
 
 def component_pid(state: Path, name: str) -> int:
-    """The pid of this cluster's component: its command names it, and its command or its
-    environment (MEDIAPLANE_DEV_DIR) names the state dir."""
+    """The pid of this cluster's component, which must be running now."""
+    pid = find_component(state, name)
+    if pid is None:
+        raise AssertionError(f"no process of {name} under {state}")
+    return pid
+
+
+def find_component(state: Path, name: str) -> int | None:
+    """The pid of this cluster's component, or None (yet): its command names it, and its
+    command or its environment (MEDIAPLANE_DEV_DIR) names the state dir."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -40,7 +48,7 @@ def component_pid(state: Path, name: str) -> int:
             continue
         if name.encode() in argv and str(state).encode() in argv + environ:
             return int(proc.name)
-    raise AssertionError(f"no process of {name} under {state}")
+    return None
 
 
 def test_restart_one_component_revive_a_dead_one_and_wait_for_a_stopping_cluster(
@@ -69,7 +77,8 @@ def test_restart_one_component_revive_a_dead_one_and_wait_for_a_stopping_cluster
         eventually(lambda: "restarting kube-controller-manager" in
                    (state / "logs" / "supervisor.log").read_text(), "the supervisor's restart",
                    timeout=30)
-        eventually(lambda: component_pid(state, "kube-controller-manager"),
+        # The supervisor logs its restart before it spawns the process: poll, not assert.
+        eventually(lambda: find_component(state, "kube-controller-manager"),
                    "kube-controller-manager again", timeout=30)
         assert component_pid(state, "mediaplane.operator") == operator
 
