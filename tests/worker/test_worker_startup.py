@@ -186,3 +186,47 @@ def test_a_launch_that_cannot_start_is_left_to_the_worker(tmp_path: Path) -> Non
                          "MEDIAPLANE_SCRATCH": str(blocked)}) is None
     assert blocked.read_text() == "a file, not a directory"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch"]
+
+
+def test_the_worker_yields_to_its_launched_encode_and_not_to_its_own_commands(
+        tmp_path: Path) -> None:
+    """Once its launch runs, the worker's interpreter (and what it starts later) weighs
+    less than the launched ffmpeg, which keeps the pod's weight. Without a launch the
+    worker's own ffmpeg is the encode: nothing changes. In a child process, so the test's
+    own priority is untouched."""
+    code = textwrap.dedent(f"""
+        import json, os, subprocess
+        from mediaplane.worker import launch
+
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        launch.yield_to(None)
+        unlaunched = os.getpriority(os.PRIO_PROCESS, 0)
+        launched = launch.start({{"MEDIAPLANE_LAUNCH": json.dumps({{
+            "dirs": ["out"], "argv": ["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                                      "testsrc=size=320x240:rate=25", "-t", "60", "-f",
+                                      "null", "-"]}}),
+            "MEDIAPLANE_SCRATCH": {str(tmp_path / "scratch")!r}}})
+        assert launched is not None
+        launch.yield_to(launched)
+        later = subprocess.run(["sh", "-c", "cut -d' ' -f19 /proc/self/stat"],
+                               capture_output=True, text=True, check=True)
+        report = {{"base": base, "unlaunched": unlaunched,
+                   "worker": os.getpriority(os.PRIO_PROCESS, 0),
+                   "ffmpeg": os.getpriority(os.PRIO_PROCESS, launched.proc.pid),
+                   "ffmpeg_running": launched.proc.poll() is None,
+                   "started_later": int(later.stdout)}}
+        launched.discard()
+        print(json.dumps(report))
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    base = report["base"]
+    assert report["unlaunched"] == base, "no launch: the worker's own ffmpeg keeps the weight"
+    assert report["ffmpeg_running"]
+    assert report["ffmpeg"] == base, "the launched encode keeps the pod's weight"
+    expected = min(19, base + 5)
+    assert report["worker"] == expected
+    assert report["started_later"] == expected, "a command the worker starts later inherits it"
+    assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").iterdir())

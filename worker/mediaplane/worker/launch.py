@@ -12,6 +12,7 @@ it is a head start on the same command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,6 +113,24 @@ def start(environ: Mapping[str, str]) -> Launched | None:
                     stderr=stderr)
 
 
+# The worker's own work while its launched encode runs (loading pydantic and our models, the
+# probe's download and checks, storing segments) competes with that encode for the pod's
+# cores. Once the launch has started, the worker adds this to its nice value, and the
+# processes it starts later inherit it. The launched ffmpeg keeps the pod's weight. The
+# worker stays weighed against other pods of its class, a few steps lower. The change is
+# one way: an unprivileged process cannot lower its nice value again.
+WORKER_NICE_OFFSET = 5
+
+
+def yield_to(launched: Launched | None) -> None:
+    """Lowers the worker's priority under its launched encode; without a launch, the worker
+    runs its own ffmpeg, which must not inherit that."""
+    if launched is None:
+        return
+    with contextlib.suppress(OSError):  # not allowed here: the worker works as before
+        os.nice(WORKER_NICE_OFFSET)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM before the worker installed its own handler: exit as a process killed by it
     would, ffmpeg stopped on the way out (`run`)."""
@@ -126,6 +145,7 @@ def run() -> None:
     launched = None
     try:
         launched = start(os.environ)
+        yield_to(launched)
         from mediaplane.worker import main
     except BaseException:
         if launched is not None:
