@@ -320,3 +320,36 @@ def test_terminal_status_shape() -> None:
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     assert ready["reason"] == "PodCompleted"
+
+
+def test_a_pod_state_file_is_seen_whole_or_not_at_all(tmp_path: Path) -> None:
+    """A reader polling a container's pid or exit file (tests, users' scripts) never finds
+    it created and still empty, even while it is rewritten as fast as possible."""
+    import threading
+
+    from mediaplane.devcluster.nodeagent.runner import write_whole
+
+    path = tmp_path / "worker.pid"
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                seen.add(path.read_text())
+            except FileNotFoundError:
+                continue
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for pid in range(3000):
+            write_whole(path, f"{pid}\n")
+    finally:
+        done.set()
+        reader.join()
+    assert seen, "the reader ran"
+    assert all(text.endswith("\n") and text[:-1].isdigit() for text in seen), \
+        sorted(t for t in seen if not t.endswith("\n"))[:3]
+    assert path.read_text() == "2999\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["worker.pid"], "no partial file left"

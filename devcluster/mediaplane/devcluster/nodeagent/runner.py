@@ -71,6 +71,14 @@ AUTO_VOLUME_PREFIX = "kube-api-access-"
 SHUTDOWN = "AgentShutdown"
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Writes a small state file (a container's pid, its exit code) so that a reader polling
+    for it (a test, a user's script) sees it absent or whole, never created and still empty."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 @dataclass(frozen=True)
 class ContainerPlan:
     name: str
@@ -287,7 +295,7 @@ class PodRun:
                 )
             except OSError as err:
                 state.terminate(128, f"cannot start {plan.argv[0]!r}: {err}", reason="StartError")
-                self.dir.exit(state.name).write_text(f"{state.exit_code}\n")
+                write_whole(self.dir.exit(state.name), f"{state.exit_code}\n")
                 return None
         state.started_at = now()
         self.procs[state.name] = proc
@@ -295,7 +303,7 @@ class PodRun:
             task = asyncio.create_task(self._weigh(proc, plan.nice))
             self._weigh_tasks.add(task)
             task.add_done_callback(self._weigh_tasks.discard)
-        self.dir.pid(state.name).write_text(f"{proc.pid}\n")
+        write_whole(self.dir.pid(state.name), f"{proc.pid}\n")
         log.info("%s: container %s started, pid %d", self, state.name, proc.pid)
         if self.kill_reason:  # a kill that raced the start
             kill_group(proc.pid, signal.SIGKILL)
@@ -319,7 +327,7 @@ class PodRun:
         kill_group(proc.pid, signal.SIGKILL)
         code = exit_code(returncode)
         state.terminate(code, read_termination_message(plan, self.dir.log(state.name), code))
-        self.dir.exit(state.name).write_text(f"{code}\n")
+        write_whole(self.dir.exit(state.name), f"{code}\n")
         log.info("%s: container %s exited %d", self, state.name, code)
 
     # --- preparation ----------------------------------------------------------------------
