@@ -295,13 +295,13 @@ def _audio_chunk_options(chunk: tuple[float, float | None] | None
     return before, after
 
 
-def audio_command(input_url: str | Path, spec: VariantSpec, out_dir: Path,
+def audio_command(input_source: str | Path, spec: VariantSpec, out_dir: Path,
                   chunk: tuple[float, float | None] | None = None) -> list[str]:
     """One audio rendition, stereo 48 kHz (what Opus requires and what AAC players expect),
     or the source's AAC copied when the plan says it already is that. The source may be an
     audio file or the audio of a video, so both allow-lists apply. `chunk` ([start, end)
-    in seconds) encodes one chunk of a long source's AAC rendition. `input_url` may be the
-    probe's local copy (`_input`)."""
+    in seconds) encodes one chunk of a long source's AAC rendition. `input_source` is a
+    presigned URL or the probe's local copy (`_input`)."""
     codec = str(_require(spec.audio_codec, "audio_codec", spec))
     kbps = int(_require(spec.audio_bitrate_kbps, "audio_bitrate_kbps", spec))
     copy = bool(spec.audio_copy) and codec == "aac"
@@ -309,7 +309,7 @@ def audio_command(input_url: str | Path, spec: VariantSpec, out_dir: Path,
         raise ValueError(f"variant {spec.name!r}: only an encoded AAC rendition is split "
                          "into chunks")
     before, after = _audio_chunk_options(chunk)
-    source = _input(input_url, (MediaKind.AUDIO, MediaKind.VIDEO), **before)
+    source = _input(input_source, (MediaKind.AUDIO, MediaKind.VIDEO), **before)
     encode: dict[str, object] = (
         {"c:a": "copy"} if copy else
         {"c:a": "libopus" if codec == "opus" else "aac", "b:a": f"{kbps}k", "ar": AUDIO_RATE,
