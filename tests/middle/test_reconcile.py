@@ -690,6 +690,42 @@ async def test_the_reconcile_that_creates_a_transcode_job_makes_its_job_at_once(
         "made by the event when nobody else makes it"
 
 
+async def test_a_new_assets_first_reconcile_lists_no_children() -> None:
+    """An asset never reconciled has none: its probe's Job comes without a list of them.
+    The one case where it has one (a reconcile stopped between creating the probe's
+    TranscodeJob and writing the status) is told by that create, and then they are listed."""
+    pipeline = Pipeline()
+    pipeline.add_video()
+    pipeline.kube.failures.plan["transcode_jobs"] = 1  # would fail the reconcile if called
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.kube.failures.plan["transcode_jobs"] == 1, "no list of the children"
+    assert (pipeline.kube.count("TranscodeJob"), pipeline.kube.count("Job")) == (1, 1)
+    assert pipeline.asset().status.conditions, "the status says where it stands"
+
+    # An operator that stopped between the probe's Job and the status write; the probe's
+    # pod ran meanwhile. The next reconcile meets the probe's create refused, lists, and
+    # goes on from the probe's verdict at once.
+    pipeline = Pipeline()
+    pipeline.add_video()
+    pipeline.kube.crash_after = 3  # the probe's TranscodeJob, its status, its Job
+    with pytest.raises(SimulatedCrash):
+        await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    pipeline.restart()
+    probe = tj_of(pipeline, "probe")
+    assert (TENANT, probe.job_name) in pipeline.kube.jobs
+    assert not pipeline.asset().status.conditions
+    pod = pipeline.kube.run_pod(TENANT, probe.job_name, PodPhase.SUCCEEDED,
+                                pipeline.result_of(probe))
+    await reconcile.sync_from_pod(pipeline.ctx, pod)
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    assert pipeline.kube.count("TranscodeJob") > 1, "the rest made from the probe's verdict"
+    assert pipeline.asset().status.is_true(AssetCondition.PROBED)
+    assert pipeline.kube.duplicates() == []
+    asset = await pipeline.run()
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    assert pipeline.kube.duplicates() == []
+
+
 async def test_a_job_the_creating_reconcile_failed_to_make_comes_with_the_follow_up() -> None:
     """The API server refuses the Job the reconcile makes right after the TranscodeJob: the
     reconcile still writes the asset's status, and the follow-up visit makes the Job."""

@@ -90,8 +90,14 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
     if asset.generating:  # an AI asset whose source object is still being made
         await generation.reconcile(ctx, asset)
         return False
-    # An upload waiting for its finalize has no children yet: no need to list them.
-    tjs = {} if asset.awaiting_finalize else await ctx.kube.transcode_jobs(namespace, name)
+    # An upload waiting for its finalize has no children yet: no need to list them. Nor has
+    # an asset never reconciled (`unlisted`), unless a reconcile stopped between creating
+    # its probe's TranscodeJob, always its first child, and writing its status: the
+    # probe's create then says "exists", and the children are listed after all. That list
+    # was 10 to 20 ms of the way to the first pod: a consistent read waits for the API
+    # server's cache to catch up.
+    unlisted = asset.awaiting_finalize or not asset.status.conditions
+    tjs = {} if unlisted else await ctx.kube.transcode_jobs(namespace, name)
 
     source = None
     if not asset.status.is_true(AssetCondition.UPLOADED):
@@ -102,6 +108,8 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         else:
             source = await check_source(ctx, asset)
     uploaded = source.ok if source else True
+    if unlisted and not asset.awaiting_finalize and not uploaded:
+        tjs = await ctx.kube.transcode_jobs(namespace, name)  # no probe's create to tell
 
     probe_name = names.child_name(name, builders.PROBE)
     probe_tj = tjs.get(probe_name)
@@ -114,6 +122,9 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
                 ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
                                     "checking checksum, type and streams")
                 await make_job_now(ctx, created, asset)
+            elif unlisted:  # made by a reconcile that stopped before its status write
+                tjs = await ctx.kube.transcode_jobs(namespace, name)
+                probe_tj = tjs.get(probe_name, probe_tj)
 
     planned, to_create = await ensure_variants(ctx, asset, probe_tj, tjs)
     if asset.spec.retries:
