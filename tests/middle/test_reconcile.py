@@ -726,6 +726,23 @@ async def test_a_new_assets_first_reconcile_lists_no_children() -> None:
     assert pipeline.kube.duplicates() == []
 
 
+async def test_a_jobs_first_status_brings_no_write() -> None:
+    """The Job controller's first status for a new Job (no pod active yet, none failed) says
+    what the write that made the Job said: the TranscodeJob's status is not written again."""
+    pipeline = Pipeline()
+    pipeline.add_video()
+    await reconcile.reconcile_asset(pipeline.ctx, TENANT, pipeline.name)
+    probe = tj_of(pipeline, "probe")
+    assert probe.status.attempts == 0
+    writes = pipeline.kube.writes
+    job = pipeline.kube.set_job_status(TENANT, probe.job_name, {"active": 0})
+    await reconcile.sync_from_job(pipeline.ctx, job)
+    assert pipeline.kube.writes == writes, "nothing new to say"
+    job = pipeline.kube.set_job_status(TENANT, probe.job_name, {"active": 1})
+    await reconcile.sync_from_job(pipeline.ctx, job)
+    assert tj_of(pipeline, "probe").status.phase is TranscodePhase.RUNNING
+
+
 async def test_a_job_the_creating_reconcile_failed_to_make_comes_with_the_follow_up() -> None:
     """The API server refuses the Job the reconcile makes right after the TranscodeJob: the
     reconcile still writes the asset's status, and the follow-up visit makes the Job."""

@@ -542,8 +542,10 @@ async def _make_job(ctx: Context, tj: TranscodeJob, asset: MediaAsset) -> None:
         conditions = set_condition(tj.status.conditions, JobCondition.SUCCEEDED,
                                    ConditionStatus.UNKNOWN, "JobCreated",
                                    f"job {name} created", observed, now_rfc3339())
+        # `attempts` as the Job's first status will say (none failed): the write that
+        # status brings (`job_outcome`) then finds nothing to change.
         await _write_status(ctx, tj, TranscodeJobStatus(
-            phase=TranscodePhase.PENDING, job_name=name, retry=tj.status.retry,
+            phase=TranscodePhase.PENDING, job_name=name, retry=tj.status.retry, attempts=0,
             conditions=conditions, observed_generation=observed))
 
 
