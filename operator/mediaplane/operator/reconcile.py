@@ -91,13 +91,14 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         await generation.reconcile(ctx, asset)
         return False
     # An upload waiting for its finalize has no children yet: no need to list them. Nor has
-    # an asset never reconciled (`unlisted`), unless a reconcile stopped between creating
-    # its probe's TranscodeJob, always its first child, and writing its status: the
-    # probe's create then says "exists", and the children are listed after all. That list
-    # was 10 to 20 ms of the way to the first pod: a consistent read waits for the API
-    # server's cache to catch up.
-    unlisted = asset.awaiting_finalize or not asset.status.conditions
-    tjs = {} if unlisted else await ctx.kube.transcode_jobs(namespace, name)
+    # an asset never reconciled (`fresh`), unless a reconcile stopped between creating its
+    # probe's TranscodeJob, always its first child, and writing its status: the probe's
+    # create then says "exists", and the children are listed after all. That list was 10
+    # to 20 ms of the way to the first pod: a consistent read waits for the API server's
+    # cache to catch up.
+    fresh = not asset.awaiting_finalize and not asset.status.conditions
+    listed = not asset.awaiting_finalize and not fresh
+    tjs = await ctx.kube.transcode_jobs(namespace, name) if listed else {}
 
     source = None
     if not asset.status.is_true(AssetCondition.UPLOADED):
@@ -108,7 +109,7 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
         else:
             source = await check_source(ctx, asset)
     uploaded = source.ok if source else True
-    if unlisted and not asset.awaiting_finalize and not uploaded:
+    if fresh and not uploaded:
         tjs = await ctx.kube.transcode_jobs(namespace, name)  # no probe's create to tell
 
     probe_name = names.child_name(name, builders.PROBE)
@@ -122,7 +123,7 @@ async def _reconcile_asset(ctx: Context, namespace: str, name: str) -> bool:
                 ctx.kube.post_event(asset, EventType.NORMAL, "Probing",
                                     "checking checksum, type and streams")
                 await make_job_now(ctx, created, asset)
-            elif unlisted:  # made by a reconcile that stopped before its status write
+            elif fresh:  # made by a reconcile that stopped before its status write
                 tjs = await ctx.kube.transcode_jobs(namespace, name)
                 probe_tj = tjs.get(probe_name, probe_tj)
 
