@@ -94,7 +94,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # pages and a short idle keep a few hundred bodies alive at once instead of all of
     # them, and the heap never shrank back from that peak. A restart over 3,000 finished
     # assets: the whole list at once left 200 MB of RSS, pages of 100 103 MB, pages of 20
-    # 99 MB; the resync took 6 s in each case (README, "Many assets").
+    # 99 MB; the resync took 6 s in each case (docs/performance.md, "Many assets").
     settings.watching.chunk_size = LIST_CHUNK
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     memo.ctx = await Context.create()
