@@ -568,6 +568,61 @@ def test_storyboard_sprite_and_webvtt(
         ("00:00:03.000", "00:00:04.500", "storyboard.jpg#xywh=0,68,120,68")]
 
 
+SHARED_OUTPUTS: list[dict[str, Any]] = [
+    {"name": "240p", "type": "video", "height": 240, "video_bitrate_kbps": 400},
+    {"name": "360p", "type": "video", "height": 360, "video_bitrate_kbps": 700},
+    {"name": "storyboard", "type": "storyboard", "width": 120, "image_format": "jpeg",
+     "storyboard_interval_seconds": 1.5, "storyboard_columns": 2, "storyboard_tiles": 3}]
+
+
+@pytest.mark.parametrize("broken", [None, "360p"])
+def test_a_shared_encodes_outputs_are_published_at_once_and_manifests_only_once_all_are_proven(
+    s3_bucket: S3Bucket, media: Media, tmp_path: Path, broken: str | None,
+) -> None:
+    """The real shared ffmpeg writes two rungs and a storyboard; `publish_shared` stores
+    them in parallel, each under its own policy. With one rung's segment gone before the
+    proofs (`broken`), it fails with that rung's cause, and no output has a manifest in
+    the bucket: no reader can see any of them, although other outputs' media may be
+    stored (as streamed segments are)."""
+    from mediaplane.worker import process, transcode
+    from mediaplane.worker.errors import InfraError
+
+    name = f"shared-{broken or 'whole'}"
+    url = source(s3_bucket, media.clip, name, "video/mp4")
+    specs = [VariantSpec.model_validate(v) for v in SHARED_OUTPUTS]
+    prefixes = [f"{ASSET}variants/{name}-{spec.name}/" for spec in specs]
+    rungs = [(spec, s3_bucket.presign_output(prefix)) for spec, prefix in zip(
+        specs, prefixes, strict=True)]
+    dirs = [tmp_path / commands.shared_out_dir(index) for index in range(len(specs))]
+    for out_dir in dirs:
+        out_dir.mkdir()
+    done = process.run(commands.shared_video_command(url, list(zip(specs, dirs, strict=True))),
+                       timeout=120, workdir=str(tmp_path))
+    assert done.ok, done.stderr_tail
+    if broken is not None:
+        out_dir = dirs[[spec.name for spec in specs].index(broken)]
+        segment = sorted(p for p in out_dir.iterdir() if commands.is_media_segment(p.name))[-1]
+        segment.unlink()
+        with pytest.raises(InfraError, match="incomplete rendition"):
+            transcode.publish_shared(rungs, dirs, done, {})
+        stored = [key for prefix in prefixes for key in s3_bucket.list_keys(prefix)]
+        assert not [key for key in stored if key.endswith((".m3u8", ".mpd", ".vtt"))], stored
+        return
+    outputs = transcode.publish_shared(rungs, dirs, done, {})
+    assert [o.name for o in outputs] == ["240p", "360p", "storyboard"]
+    for output, prefix in zip(outputs, prefixes, strict=True):
+        keys = s3_bucket.list_keys(prefix)
+        assert (len(keys), sum(keys.values())) == (output.files, output.bytes), output.name
+        if output.playlist is None:
+            assert set(keys) == {f"{prefix}storyboard.jpg", f"{prefix}storyboard.vtt"}
+            continue
+        local = tmp_path / "fetched" / output.name
+        s3_bucket.fetch_all(prefix, local)
+        playlist = m3u8.load(str(local / output.playlist))
+        assert {f"{prefix}{s.uri}" for s in playlist.segments} | {
+            f"{prefix}init.m4s", f"{prefix}media_0.m3u8", f"{prefix}manifest.mpd"} == set(keys)
+
+
 def test_refused_upload_is_an_infrastructure_failure(
     s3_bucket: S3Bucket, media: Media, run_worker: RunWorker, tmp_path: Path,
 ) -> None:

@@ -21,7 +21,7 @@ from mediaplane.worker.errors import EXIT_TRANSCODE, InfraError
 from mediaplane.worker.upload import upload_all
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
@@ -90,12 +90,15 @@ def prove(spec: VariantSpec, out_dir: Path, done: process.Completed) -> tuple[in
     return tile_width, tile_height
 
 
-def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path, tile: tuple[int, int]
-            ) -> VariantOutput:
-    """Uploads a proven sprite, then its WebVTT (`tile`: one tile's size, from `prove`)."""
+def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path, tile: tuple[int, int],
+            before_manifests: Callable[[], None] | None = None) -> VariantOutput:
+    """Uploads a proven sprite, then its WebVTT (`tile`: one tile's size, from `prove`);
+    `before_manifests` runs between the two (`upload.upload_all`)."""
     tile_width, tile_height = tile
     # The sprite first: the WebVTT must never name a sprite that is not there yet.
     sent = upload_all(post, out_dir, [commands.STORYBOARD_SPRITE])
+    if before_manifests is not None:
+        before_manifests()
     sent += upload_all(post, out_dir, [commands.STORYBOARD_VTT])
     return VariantOutput(name=spec.name, files=2, bytes=sent, width=tile_width,
                          height=tile_height, file=commands.STORYBOARD_VTT)

@@ -33,6 +33,7 @@ from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraErr
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Callable, Mapping, Sequence
+    from concurrent.futures import Future
     from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
@@ -57,10 +58,12 @@ def _load_upload() -> None:
 
 
 def upload_all(post: PresignedPost, out_dir: Path, names: Sequence[str], *,
-               audio_only: bool = False) -> int:
+               audio_only: bool = False,
+               before_manifests: Callable[[], None] | None = None) -> int:
     from mediaplane.worker.upload import upload_all as upload
 
-    return upload(post, out_dir, names, audio_only=audio_only)
+    return upload(post, out_dir, names, audio_only=audio_only,
+                  before_manifests=before_manifests)
 
 
 def _failed(what: str, done: process.Completed | None = None) -> InfraError:
@@ -99,11 +102,11 @@ def encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
 
 
 def _run(argv: list[str], out_dir: Path, what: str, launched: Launched | None = None,
-         started: Callable[[subprocess.Popen[bytes]], None] | None = None
-         ) -> process.Completed:
+         started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+         meanwhile: Callable[[], None] = _load_upload) -> process.Completed:
     since = launched.started if launched is not None else time.monotonic()
     done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
-                       watch=INPUT_ERRORS, meanwhile=_load_upload, adopt=launched,
+                       watch=INPUT_ERRORS, meanwhile=meanwhile, adopt=launched,
                        on_start=started)
     if not done.ok:
         raise _failed("ffmpeg failed", done)
@@ -135,9 +138,11 @@ def _proven(out_dir: Path, done: process.Completed
 
 def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
             playlist: hls.MediaPlaylist, rep: dash.Representation,
-            streamed: Mapping[str, int] | None = None) -> VariantOutput:
+            streamed: Mapping[str, int] | None = None,
+            before_manifests: Callable[[], None] | None = None) -> VariantOutput:
     """Uploads a proven rendition under its prefix, but for the segments `streamed` during
-    the encode (name → bytes stored); what the master playlists need of it."""
+    the encode (name → bytes stored); what the master playlists need of it.
+    `before_manifests`: see `upload.upload_all`."""
     (out_dir / commands.HLS_MEDIA_NAME).write_text(playlist.render())
     sizes = {n: (out_dir / n).stat().st_size for n in playlist.files}
     peak = hls.peak_bandwidth(playlist.segments, sizes, spec.segment_seconds)
@@ -145,7 +150,7 @@ def publish(spec: VariantSpec, post: PresignedPost, out_dir: Path,
     stored = {n: size for n, size in (streamed or {}).items() if sizes.get(n) == size}
     sent = sum(stored.values()) + upload_all(
         post, out_dir, [n for n in names if n not in stored],
-        audio_only=spec.type is VariantType.AUDIO)
+        audio_only=spec.type is VariantType.AUDIO, before_manifests=before_manifests)
     return VariantOutput(
         name=spec.name, files=len(names), bytes=sent,
         bandwidth=max(rep.bandwidth or 0, peak) or None,
@@ -174,10 +179,7 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
     """Several video rungs and the storyboard from one ffmpeg
     (`commands.shared_video_command`), each proven and uploaded under its own prefix with
     its own policy. Their segments are uploaded as ffmpeg writes them (when the task says
-    so), their manifests only once all are proven: one that failed fails the pod, and the
-    retry makes them all again."""
-    from mediaplane.worker import storyboard
-
+    so), the rest once ffmpeg is done (`publish_shared`)."""
     dirs = [scratch / commands.shared_out_dir(index) for index in range(len(rungs))]
     for out_dir in dirs:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -196,19 +198,60 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
          in zip(rungs, dirs, strict=True) if spec.type is VariantType.VIDEO],
         enabled=task.stream_segments)
     try:
-        done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs), launched)
+        done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs), launched,
+                    meanwhile=_load_shared_publishing)
     finally:
         streamed = segmentstream.finish(stream)
-    uploads: list[Callable[[], VariantOutput]] = []
-    for (spec, post), out_dir in zip(rungs, dirs, strict=True):
+    return publish_shared(rungs, dirs, done, streamed)
+
+
+def _load_shared_publishing() -> None:
+    """What `publish_shared` needs, loaded while ffmpeg encodes: the uploader, and the
+    storyboard's WebVTT library."""
+    _load_upload()
+    from mediaplane.worker import storyboard  # noqa: F401
+
+
+def publish_shared(rungs: Sequence[tuple[VariantSpec, PresignedPost]], dirs: Sequence[Path],
+                   done: process.Completed, streamed: Mapping[Path, Mapping[str, int]]
+                   ) -> list[VariantOutput]:
+    """Every output of a shared encode (each in its directory of `dirs`) published at once,
+    each under its own policy: its proof (the storyboard's sprite is read by ffprobe), its
+    media files, then, once every output is proven, its manifests. One after the other,
+    these uploads were the end of the rest of the ladder's path to complete. An output that
+    fails its proof leaves no manifest of any output: the pod fails, and its retry makes
+    them all again."""
+    from concurrent.futures import ThreadPoolExecutor  # loaded with the uploader
+
+    from mediaplane.worker import storyboard
+
+    post_of = {spec.name: post for spec, post in rungs}
+
+    def prove(spec: VariantSpec, out_dir: Path) -> Callable[[Callable[[], None]],
+                                                             VariantOutput]:
         if spec.type is VariantType.STORYBOARD:
             tile = storyboard.prove(spec, out_dir, done)
-            uploads.append(functools.partial(storyboard.publish, spec, post, out_dir, tile))
-        else:
-            playlist, rep = _proven(out_dir, done)
-            uploads.append(functools.partial(publish, spec, post, out_dir, playlist, rep,
-                                             streamed.get(out_dir)))
-    return [upload() for upload in uploads]
+            return functools.partial(storyboard.publish, spec, post_of[spec.name], out_dir,
+                                     tile)
+        playlist, rep = _proven(out_dir, done)
+        return functools.partial(publish, spec, post_of[spec.name], out_dir, playlist, rep,
+                                 streamed.get(out_dir))
+
+    # Room for every proof and every upload at once: an upload waits for all the proofs.
+    with ThreadPoolExecutor(max_workers=2 * len(rungs), thread_name_prefix="publish") as pool:
+        proofs = [pool.submit(prove, spec, out_dir)
+                  for (spec, _), out_dir in zip(rungs, dirs, strict=True)]
+
+        def all_proven() -> None:
+            for proof in proofs:
+                proof.result()  # the first failure, raised in every upload that waits
+
+        def upload(proof: Future[Callable[[Callable[[], None]], VariantOutput]]
+                   ) -> VariantOutput:
+            return proof.result()(all_proven)
+
+        uploads = [pool.submit(upload, proof) for proof in proofs]
+        return [future.result() for future in uploads]
 
 
 def rendition_chunk(task: WorkerTask, spec: VariantSpec, post: PresignedPost, out_dir: Path,

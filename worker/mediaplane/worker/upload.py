@@ -20,7 +20,7 @@ from mediaplane.worker.errors import EXIT_UPLOAD, InfraError
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost
@@ -117,14 +117,19 @@ def post_one(client: httpx.Client, post: PresignedPost, root: Path, name: str,
 
 
 def upload_all(post: PresignedPost, root: Path, names: Sequence[str], *,
-               audio_only: bool = False) -> int:
-    """Upload `names` (relative to `root`) under the policy's prefix; returns bytes sent."""
+               audio_only: bool = False,
+               before_manifests: Callable[[], None] | None = None) -> int:
+    """Upload `names` (relative to `root`) under the policy's prefix; returns bytes sent.
+    `before_manifests` runs between the media and the manifests, and stops the upload
+    there if it raises (a shared encode's other outputs failing their proof)."""
     media, manifests = upload_order(names)
     started = time.monotonic()
     total = 0
     with (client() as http,
           ThreadPoolExecutor(max_workers=POOL, thread_name_prefix="upload") as pool):
         for batch in (media, manifests):
+            if batch is manifests and before_manifests is not None:
+                before_manifests()
             futures = [pool.submit(post_one, http, post, root, n, audio_only) for n in batch]
             try:
                 total += sum(f.result() for f in futures)
