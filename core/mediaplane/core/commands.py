@@ -413,14 +413,6 @@ def count_packets_command(path: Path | str) -> list[str]:
             "stream=nb_read_packets", "-of", "json", str(path)]
 
 
-def still_probe_command(path: Path | str, image_format: str) -> list[str]:
-    """Dimensions of a still we wrote; the demuxer is forced, nothing is guessed."""
-    demuxer = "jpeg_pipe" if image_format == "jpeg" else "webp_pipe"
-    return [FFPROBE, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", PROBE_PROTOCOLS,
-            "-f", demuxer, "-select_streams", "v:0", "-show_entries", "stream=width,height",
-            "-of", "json", str(path)]
-
-
 # --- speech to text -------------------------------------------------------------------------
 
 SPEECH_RATE = 16000  # Whisper's sample rate

@@ -8,7 +8,6 @@ URL, so a player on any origin fetches both without credentials.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from mediaplane.core import commands
 from mediaplane.core.tasks import VariantOutput
 from mediaplane.worker import process
 from mediaplane.worker.errors import EXIT_TRANSCODE, InfraError
+from mediaplane.worker.pictures import picture_size
 from mediaplane.worker.upload import upload_all
 
 if TYPE_CHECKING:
@@ -76,10 +76,7 @@ def prove(spec: VariantSpec, out_dir: Path, done: process.Completed) -> tuple[in
     sprite = out_dir / commands.STORYBOARD_SPRITE
     if not done.ok or not sprite.is_file() or sprite.stat().st_size == 0:
         raise _failed("ffmpeg wrote no storyboard sprite", done)
-    probed = process.run(commands.still_probe_command(sprite, "jpeg"), timeout=60,
-                         workdir=str(out_dir.parent))
-    size = (json.loads(probed.stdout).get("streams") or [{}])[0] if probed.ok else {}
-    width, height = int(size.get("width") or 0), int(size.get("height") or 0)
+    width, height = picture_size(sprite) or (0, 0)
     if width < columns or height < rows:
         raise _failed(f"the sprite is {width}x{height}, not a {columns}x{rows} grid")
     tile_width, tile_height = width // columns, height // rows

@@ -11,7 +11,6 @@ storyboard's WebVTT library only for a storyboard.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from mediaplane.core.tasks import (
 )
 from mediaplane.worker import process, segmentstream
 from mediaplane.worker.errors import EXIT_INVALID_TASK, EXIT_TRANSCODE, InfraError
+from mediaplane.worker.pictures import picture_size
 
 if TYPE_CHECKING:
     import subprocess
@@ -315,15 +315,10 @@ def still(task: WorkerTask, spec: VariantSpec, post: PresignedPost,
     path = out_dir / name
     if not done.ok or not path.is_file() or path.stat().st_size == 0:
         raise _failed("ffmpeg wrote no picture", done)
-    image_format = "jpeg" if name.endswith(".jpg") else "webp"
-    probed = process.run(commands.still_probe_command(path, image_format), timeout=60,
-                         workdir=str(out_dir.parent))
-    size: dict[str, int] = {}
-    if probed.ok:
-        size = (json.loads(probed.stdout).get("streams") or [{}])[0]
+    size = picture_size(path)
     sent = upload_all(post, out_dir, [name])
-    return VariantOutput(name=spec.name, files=1, bytes=sent, width=size.get("width"),
-                         height=size.get("height"), file=name)
+    return VariantOutput(name=spec.name, files=1, bytes=sent, width=size and size[0],
+                         height=size and size[1], file=name)
 
 
 def chunk_index(environ: Mapping[str, str], spec: VariantSpec) -> int:
