@@ -4,6 +4,7 @@ when the operator dies after any write, and each failed rung retried in a Job of
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from mediaplane.core import names
@@ -368,3 +369,33 @@ async def test_the_probes_pod_is_the_whole_first_wave_and_its_result_makes_it_pl
     assert asset.status.manifests is not None
     assert asset.status.manifests.variants == ["240p", "360p", "480p", "720p", "audio"]
     assert pipeline.kube.duplicates() == []
+
+
+async def test_the_shared_job_goes_first_and_takes_the_rungs_made_with_it_unlisted() -> None:
+    """The reconcile that makes the rest of the ladder's TranscodeJobs makes the shared
+    decode's Job before the poster's (the Job controller, the scheduler and the node take
+    the pods in that order), from the follower TranscodeJobs it has just made: they are not
+    listed again on the way to that Job."""
+    pipeline = hd(Pipeline())
+    list_children = pipeline.kube.transcode_jobs
+
+    async def consistent_list(namespace: str, asset: str) -> dict[str, TranscodeJob]:
+        await asyncio.sleep(0.01)  # a list waits for the API server's cache to catch up
+        return await list_children(namespace, asset)
+
+    pipeline.kube.transcode_jobs = consistent_list  # type: ignore[method-assign]
+    asset = await pipeline.run()
+    assert asset.status.is_true(AssetCondition.COMPLETE)
+    pipeline.kube.transcode_jobs = list_children  # type: ignore[method-assign]
+    made = [name.rsplit("-", 1)[-1] for _, name in pipeline.kube.jobs]
+    assert made.index("360p") < made.index("poster"), made
+
+    leader = tj(pipeline, "360p")
+    followers = [tj(pipeline, v) for v in SHARED[1:]]
+    pipeline.kube.failures.plan["transcode_jobs"] = 1  # a list would raise
+    found = await shareddecode.followers(pipeline.ctx, leader, [leader, *followers])
+    assert found == followers
+    assert pipeline.kube.failures.plan["transcode_jobs"] == 1, "nothing listed"
+    # One of them not made with it (an operator restarted between the creations): listed.
+    pipeline.kube.failures.plan["transcode_jobs"] = 0
+    assert await shareddecode.followers(pipeline.ctx, leader, followers[:1]) == followers

@@ -18,7 +18,7 @@ between two writes loses nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 
 from mediaplane.core import keys, names
 from mediaplane.core.ladder import audio_beside_probe, probe_rung_limit, shared_decode
@@ -175,11 +175,21 @@ async def follow(ctx: Context, tj: TranscodeJob) -> TranscodeJob | None:
     return leader
 
 
-async def followers(ctx: Context, leader: TranscodeJob) -> list[TranscodeJob] | None:
+async def followers(ctx: Context, leader: TranscodeJob,
+                    made_with: Sequence[TranscodeJob] = ()) -> list[TranscodeJob] | None:
     """The TranscodeJobs of the rungs `leader`'s Job encodes beside its own, in its order;
-    None while one of them is not made yet (its creation comes back here)."""
-    tjs = await ctx.kube.transcode_jobs(leader.namespace, leader.spec.asset_ref.name)
-    mine = {tj.spec.variant.name: tj for tj in tjs.values()
+    None while one of them is not made yet (its creation comes back here). When the
+    reconcile that made the leader made all of them too (`made_with`, as the API server
+    stored them), they are not listed again: that list was on the way from the first
+    wave's end to the rest of the ladder's pod."""
+    return _followers_among(leader, made_with) or _followers_among(
+        leader, (await ctx.kube.transcode_jobs(leader.namespace,
+                                                leader.spec.asset_ref.name)).values())
+
+
+def _followers_among(leader: TranscodeJob, tjs: Iterable[TranscodeJob]
+                     ) -> list[TranscodeJob] | None:
+    mine = {tj.spec.variant.name: tj for tj in tjs
             if tj.spec.encoded_by == leader.name and tj.spec.variant is not None}
     wanted = [spec.name for spec in leader.spec.also_encodes or []]
     if not all(name in mine for name in wanted):
