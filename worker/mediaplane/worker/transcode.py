@@ -216,8 +216,8 @@ def publish_shared(rungs: Sequence[tuple[VariantSpec, PresignedPost]], dirs: Seq
                    done: process.Completed, streamed: Mapping[Path, Mapping[str, int]]
                    ) -> list[VariantOutput]:
     """Every output of a shared encode (each in its directory of `dirs`) published at once,
-    each under its own policy: its proof (the storyboard's sprite is read by ffprobe), its
-    media files, then, once every output is proven, its manifests. One after the other,
+    each under its own policy: its proof, its media files, then, once every output is
+    proven, its manifests. One after the other,
     these uploads were the end of the rest of the ladder's path to complete. An output that
     fails its proof leaves no manifest of any output: the pod fails, and its retry makes
     them all again."""
@@ -225,22 +225,19 @@ def publish_shared(rungs: Sequence[tuple[VariantSpec, PresignedPost]], dirs: Seq
 
     from mediaplane.worker import storyboard
 
-    post_of = {spec.name: post for spec, post in rungs}
-
-    def prove(spec: VariantSpec, out_dir: Path) -> Callable[[Callable[[], None]],
-                                                             VariantOutput]:
+    def prove(spec: VariantSpec, post: PresignedPost, out_dir: Path
+              ) -> Callable[[Callable[[], None]], VariantOutput]:
         if spec.type is VariantType.STORYBOARD:
             tile = storyboard.prove(spec, out_dir, done)
-            return functools.partial(storyboard.publish, spec, post_of[spec.name], out_dir,
-                                     tile)
+            return functools.partial(storyboard.publish, spec, post, out_dir, tile)
         playlist, rep = _proven(out_dir, done)
-        return functools.partial(publish, spec, post_of[spec.name], out_dir, playlist, rep,
+        return functools.partial(publish, spec, post, out_dir, playlist, rep,
                                  streamed.get(out_dir))
 
     # Room for every proof and every upload at once: an upload waits for all the proofs.
     with ThreadPoolExecutor(max_workers=2 * len(rungs), thread_name_prefix="publish") as pool:
-        proofs = [pool.submit(prove, spec, out_dir)
-                  for (spec, _), out_dir in zip(rungs, dirs, strict=True)]
+        proofs = [pool.submit(prove, spec, post, out_dir)
+                  for (spec, post), out_dir in zip(rungs, dirs, strict=True)]
 
         def all_proven() -> None:
             for proof in proofs:
