@@ -382,10 +382,10 @@ class Raw:
     cpu: float
 
 
-def timed(name: str, argv: list[str]) -> Raw:
+def timed(name: str, argv: list[str], cwd: Path | None = None) -> Raw:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    subprocess.run(argv, check=True, capture_output=True, timeout=3600)
+    subprocess.run(argv, check=True, capture_output=True, timeout=3600, cwd=cwd)
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return Raw(name, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
@@ -430,6 +430,14 @@ def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
              *(VariantSpec.model_validate(v) for v in tj["spec"].get("alsoEncodes") or [])]
             for tj in tjs if tj["spec"].get("variant")
             and tj["spec"].get("encodedBy") in (None, *probes)]
+    # The rung and the audio copy the probe's pod made come from its one ffmpeg
+    # (`commands.rung_and_audio_command`).
+    by_probe = [job[0] for job in jobs for tj in tjs if tj["spec"].get("encodedBy") in probes
+                and tj["spec"]["variant"]["name"] == job[0].name and len(job) == 1]
+    rung = next((v for v in by_probe if v.type is VariantType.VIDEO), None)
+    copy = next((v for v in by_probe if v.type is VariantType.AUDIO and v.audio_copy), None)
+    if rung is not None and copy is not None:
+        jobs = [job for job in jobs if job not in ([rung], [copy])] + [[rung, copy]]
     return sorted(jobs, key=lambda job: (job[0].type, job[0].height or 0))
 
 
@@ -437,6 +445,14 @@ def raw_job(storage: Storage, key: str, job: list[VariantSpec], scratch: Path) -
     """One Job's ffmpeg exactly as its worker runs it: one variant, or a shared decode."""
     if len(job) == 1:
         return raw_run(storage, key, job[0], scratch)
+    if [spec.type for spec in job] == [VariantType.VIDEO, VariantType.AUDIO]:
+        out = Path(tempfile.mkdtemp(prefix="raw-probe-", dir=scratch))
+        for name in (commands.OUT_DIR, commands.AUDIO_OUT_DIR):
+            (out / name).mkdir()
+        argv = commands.rung_and_audio_command(
+            storage.presign_get(key, 3600), job[0], job[1], Path(commands.OUT_DIR),
+            Path(commands.AUDIO_OUT_DIR))
+        return timed("+".join(spec.name for spec in job), argv, cwd=out)
     outs = [Path(tempfile.mkdtemp(prefix=f"raw-{spec.name}-", dir=scratch)) for spec in job]
     argv = commands.shared_video_command(storage.presign_get(key, 3600),
                                          list(zip(job, outs, strict=True)))

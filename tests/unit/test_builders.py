@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from mediaplane.core import names
+import pytest
+
+from mediaplane.core import commands, names
 from mediaplane.core.resources import MediaAsset, TranscodeJob
 from mediaplane.core.tasks import (
     MediaKind,
@@ -123,6 +126,39 @@ def test_a_rendition_job_carries_its_first_command_for_the_pod_to_start_early() 
     assert rung_launch is not None
     assert rung_launch["dirs"] == ["out"]
     assert "http://s3/get" in rung_launch["argv"]
+    # With the audio copied as well, the same ffmpeg writes both, through the tee muxer.
+    copy = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
+                       audio_bitrate_kbps=128, audio_copy=True)
+    both = builders.worker_task(probe, asset(), "http://s3/get", None,
+                                [SharedOutput(variant=copy, output=post), *also])
+    both_launch = launch(builders.worker_job(probe, both, OperatorSettings()))
+    assert both_launch is not None
+    assert both_launch["dirs"] == ["out", "out-audio"]
+    argv = both_launch["argv"]
+    assert argv[argv.index("-f") + 1] == "tee"
+    assert argv[argv.index("-c:a") + 1] == "copy"
+    video, audio = argv[-1].split("|")
+    assert video.startswith("[select=v:")
+    assert video.endswith("]out/manifest.mpd")
+    assert audio.startswith("[select=a:")
+    assert audio.endswith("]out-audio/manifest.mpd")
+    assert "onfail=ignore" in audio, "the audio may fail without failing the rung"
+    assert "onfail" not in video, "the rung's failure is the command's"
+
+
+def test_the_tee_muxer_gets_no_output_its_parser_would_split() -> None:
+    """The tee's outputs are `[options]path|...`: a path or value holding its separators
+    is refused, not passed on to be read as another output."""
+    copy = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
+                       audio_bitrate_kbps=128, audio_copy=True)
+    for bad in ("out|x", "out:x", "out[x]", "o'ut"):
+        with pytest.raises(ValueError, match="tee muxer"):
+            commands.rung_and_audio_command("http://s3/get", RUNG, copy, Path(bad),
+                                            Path("out-audio"))
+    encoded = copy.model_copy(update={"audio_copy": False})
+    with pytest.raises(ValueError, match="not a copy"):
+        commands.rung_and_audio_command("http://s3/get", RUNG, encoded, Path("out"),
+                                        Path("out-audio"))
 
 
 def test_probe_task_carries_the_declared_facts() -> None:

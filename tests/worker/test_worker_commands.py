@@ -329,7 +329,9 @@ def test_no_first_command_where_the_first_step_is_not_one_known_command() -> Non
 def test_a_probe_that_encodes_the_lowest_rung_starts_with_that_encode() -> None:
     """The probe's own steps (download, ffprobe) are not one command known in advance, but
     the rung its pod encodes meanwhile is: it is the pod's first command, in the same
-    directory as a rung pod's. The audio it copies comes after the verdict."""
+    directory as a rung pod's. The copy of the audio the task asks for comes out of the
+    same ffmpeg, in a directory of its own; without a rung, the audio waits for the
+    verdict."""
     rung = video_spec(name="240p", height=240)
     audio = VariantSpec(name="audio", type=VariantType.AUDIO, audio_codec="aac",
                         audio_bitrate_kbps=128, audio_copy=True)
@@ -338,7 +340,17 @@ def test_a_probe_that_encodes_the_lowest_rung_starts_with_that_encode() -> None:
         SharedOutput(variant=rung, output=POST, max_source_seconds=300)])
     first = commands.first_command(probe)
     assert first is not None
-    assert first.argv == commands.video_command(URL, rung, Path(commands.OUT_DIR))
-    assert first.dirs == [commands.OUT_DIR]
+    assert first.argv == commands.rung_and_audio_command(
+        URL, rung, audio, Path(commands.OUT_DIR), Path(commands.AUDIO_OUT_DIR))
+    assert first.dirs == [commands.OUT_DIR, commands.AUDIO_OUT_DIR]
+    rung_only = probe.model_copy(update={"also": probe.also[1:] if probe.also else None})
+    only = commands.first_command(rung_only)
+    assert only is not None
+    assert only.argv == commands.video_command(URL, rung, Path(commands.OUT_DIR))
+    assert only.dirs == [commands.OUT_DIR]
+    encoded = audio.model_copy(update={"audio_copy": False})
+    with_encoded = probe.model_copy(update={"also": [
+        SharedOutput(variant=encoded, output=POST), *(probe.also or [])[1:]]})
+    assert commands.first_command(with_encoded) == only, "an encode is not made beside"
     audio_only = probe.model_copy(update={"also": probe.also[:1] if probe.also else None})
     assert commands.first_command(audio_only) is None

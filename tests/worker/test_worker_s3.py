@@ -231,7 +231,72 @@ def test_the_probes_pod_encodes_the_lowest_rung_while_it_checks_the_source(
     (video,) = ffprobe_json(joined, "-select_streams", "v:0")["streams"]
     assert (video["codec_name"], video["height"]) == ("h264", 240)
     assert sum(s.duration for s in playlist.segments) == pytest.approx(4.0, abs=0.1)
+    # The rung's own ffmpeg copied the audio: no ffmpeg of its own, the source's packets.
+    assert "ffmpeg wrote 240p and audio" in run.stderr
+    assert "ffmpeg wrote audio" not in run.stderr
+    sound = tmp_path / "fetched-audio"
+    s3_bucket.fetch_all(audio_prefix, sound)
+    joined_sound = join_segments(sound, m3u8.load(str(sound / run.result["also"][0]["playlist"])))
+    assert audio_packets(ffprobe_json, joined_sound) == audio_packets(ffprobe_json, media.clip)
     assert not list((tmp_path / "run" / "scratch").rglob("*.m4s")), "the scratch is cleaned"
+
+
+def clip_with_sound(directory: Path, sound_seconds: float | None) -> Path:
+    """4 s of 640x360 H.264 with `sound_seconds` of stereo AAC (None: no audio stream)."""
+    path = directory / f"clip-sound-{sound_seconds}.mp4"
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=4"]
+    if sound_seconds is not None:
+        argv += ["-f", "lavfi", "-i",
+                 f"sine=frequency=440:sample_rate=48000:duration={sound_seconds}",
+                 "-ac", "2", "-c:a", "aac", "-b:a", "128k"]
+    subprocess.run([*argv, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                    str(path)], check=True, timeout=120)
+    return path
+
+
+def test_the_audio_copied_beside_the_rung_is_copied_again_when_it_is_not_whole(
+    s3_bucket: S3Bucket, tmp_path: Path, ffprobe_json: FfprobeJson,
+) -> None:
+    """Sound that ends 3 s before the picture: the rung's copy ends where the rung's
+    video does not, so the pod copies the audio again with an ffmpeg of its own, from the
+    checked local copy, and stores that (the same sound)."""
+    clip = clip_with_sound(tmp_path, 1.0)
+    url = source(s3_bucket, clip, "probe-short-sound", "video/mp4")
+    audio_prefix = f"{ASSET}variants/probe-short-sound-audio/"
+    task, env = with_rung(s3_bucket, beside_probe(s3_bucket, probe_task(
+        url, clip, "video/mp4", "video"), audio_prefix),
+        f"{ASSET}variants/probe-short-sound-240p/", launch=True)
+    run = run_worker_process(task, tmp_path / "run", extra_env=env)
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert [o["name"] for o in run.result["also"]] == ["audio", "240p"]
+    assert "not whole: copied again" in run.stderr
+    assert "ffmpeg wrote audio" in run.stderr
+    sound = tmp_path / "fetched"
+    s3_bucket.fetch_all(audio_prefix, sound)
+    joined = join_segments(sound, m3u8.load(str(sound / run.result["also"][0]["playlist"])))
+    assert audio_packets(ffprobe_json, joined) == audio_packets(ffprobe_json, clip)
+
+
+def test_a_source_without_sound_keeps_its_rung_when_the_audio_copy_was_asked_for(
+    s3_bucket: S3Bucket, tmp_path: Path,
+) -> None:
+    """The rung's ffmpeg was told to copy the audio before anyone knew there was none: that
+    output fails alone, and the rung is stored whole."""
+    clip = clip_with_sound(tmp_path, None)
+    url = source(s3_bucket, clip, "probe-no-sound", "video/mp4")
+    audio_prefix = f"{ASSET}variants/probe-no-sound-audio/"
+    rung_prefix = f"{ASSET}variants/probe-no-sound-240p/"
+    task, env = with_rung(s3_bucket, beside_probe(s3_bucket, probe_task(
+        url, clip, "video/mp4", "video"), audio_prefix), rung_prefix, launch=True)
+    run = run_worker_process(task, tmp_path / "run", extra_env=env)
+    assert run.returncode == 0, run.stderr + run.result_text
+    assert run.result["probe"]["hasAudio"] is False
+    (rung,) = run.result["also"]
+    assert rung["name"] == "240p"
+    assert rung["durationSeconds"] == pytest.approx(4.0, abs=0.1)
+    assert s3_bucket.fetch_all(audio_prefix, tmp_path / "none") == {}
+    assert len(s3_bucket.list_keys(rung_prefix)) == rung["files"]
 
 
 def test_the_probes_pod_stores_the_rungs_segments_from_its_verdict_on(

@@ -229,6 +229,52 @@ def video_command(input_url: str, spec: VariantSpec, out_dir: Path,
     return _compile(out)
 
 
+# The dash muxer's own options in `_cmaf` (the rest are ffmpeg's, for the whole output).
+_DASH_OPTIONS = ("dash_segment_type", "seg_duration", "use_template", "use_timeline",
+                 "hls_playlist", "hls_master_name", "init_seg_name", "media_seg_name")
+# What the tee muxer's parser reads as structure: `[options]path|[options]path`, `:`
+# between options, backslashes and quotes as escapes.
+_TEE_SPECIAL = frozenset("[]|:\\'\"")
+
+
+def _tee_slave(options: dict[str, object], path: Path) -> str:
+    """One output of the tee muxer: `[key=value:...]path`. Every value here is ours (muxer
+    settings, the pod's plain directory names); one that the tee's parser would split is
+    refused rather than escaped."""
+    for text in (*(f"{key}{value}" for key, value in options.items()), str(path)):
+        if any(char in _TEE_SPECIAL for char in text):
+            raise ValueError(f"{text!r} cannot be part of a tee muxer output")
+    return "[" + ":".join(f"{key}={value}" for key, value in options.items()) + f"]{path}"
+
+
+def rung_and_audio_command(input_url: str, rung: VariantSpec, audio: VariantSpec,
+                           rung_dir: Path, audio_dir: Path) -> list[str]:
+    """The probe's pod's first command: the lowest rung exactly as `video_command` writes
+    it, and the source's audio copied into `audio_dir` as `audio_command` copies it, from
+    the one read of the source. The tee muxer feeds each output its own streams; the
+    audio's is `onfail=ignore`, so a source with no audio, or with sound fMP4 cannot hold,
+    loses that output and not the rung (the worker then proves the audio or copies it
+    itself). `rung_dir` and `audio_dir` are relative to ffmpeg's working directory."""
+    if not (audio.type is VariantType.AUDIO and audio.audio_copy
+            and audio.audio_codec == "aac"):
+        raise ValueError(f"variant {audio.name!r} is not a copy of AAC sound")
+    source = _network_input(input_url, (MediaKind.VIDEO,))
+    height = _scaled_height(rung).replace(",", "\\,")
+    video = {**_h264(rung), **_cmaf(rung)}
+    muxer = {key: video.pop(key) for key in list(video)
+             if key in ("f", "adaptation_sets", *_DASH_OPTIONS)}
+    audio_muxer = {**{key: value for key, value in _cmaf(audio).items()
+                      if key in ("f", *_DASH_OPTIONS)},
+                   "adaptation_sets": "id=0,streams=a", "onfail": "ignore"}
+    tee = "|".join([_tee_slave({"select": "v", **muxer}, rung_dir / MPD_NAME),
+                    _tee_slave({"select": "a", **audio_muxer}, audio_dir / MPD_NAME)])
+    # The dash muxer asks encoders for global headers; through the tee, ffmpeg would not,
+    # and x264 would repeat its parameter sets in every keyframe.
+    out = ffmpeg.output(source["v:0"], source["a:0?"], tee, vf=f"scale=w=-2:h={height}",
+                        **{**video, "f": "tee", "c:a": "copy", "flags:v": "+global_header"})
+    return _compile(out)
+
+
 def shared_video_command(input_url: str, rungs: Sequence[tuple[VariantSpec, Path]]
                          ) -> list[str]:
     """Several H.264 rungs (and the storyboard) from one decode of the source: a split
@@ -452,6 +498,8 @@ def speech_pcm_command(input_url: str, start: float, seconds: float, out: Path) 
 # Where a rendition pod's ffmpeg writes, relative to the pod's scratch directory: one
 # rendition in OUT_DIR, the rungs of a shared decode each in their own (`shared_out_dir`).
 OUT_DIR = "out"
+# Where the probe's pod's first command copies the audio beside its rung.
+AUDIO_OUT_DIR = "out-audio"
 # What one ffmpeg can make beside a video rung from the same decode.
 SHAREABLE = (VariantType.VIDEO, VariantType.STORYBOARD)
 
@@ -482,6 +530,27 @@ def probe_rung(task: WorkerTask) -> VariantSpec | None:
                 None)
 
 
+def probe_audio_copy(task: WorkerTask) -> VariantSpec | None:
+    """The copy of the source's AAC a probe's task asks for (`ladder.probe_audio`), which
+    its first command makes beside the rung (`rung_and_audio_command`)."""
+    if task.type is not TaskType.PROBE:
+        return None
+    return next((shared.variant for shared in task.also or []
+                 if shared.variant.type is VariantType.AUDIO and shared.variant.audio_copy
+                 and shared.variant.audio_codec == "aac"), None)
+
+
+def probe_first_command(task: WorkerTask, rung: VariantSpec) -> FirstCommand:
+    """The rung a probe's pod encodes while it checks the source, with the audio copy its
+    task asks for when it asks for one."""
+    audio = probe_audio_copy(task)
+    if audio is None:
+        return FirstCommand(video_command(task.input_url, rung, Path(OUT_DIR)), [OUT_DIR])
+    return FirstCommand(rung_and_audio_command(task.input_url, rung, audio, Path(OUT_DIR),
+                                               Path(AUDIO_OUT_DIR)),
+                        [OUT_DIR, AUDIO_OUT_DIR])
+
+
 def first_command(task: WorkerTask) -> FirstCommand | None:
     """The ffmpeg a rendition task runs first, writing under the pod's scratch directory
     (its working directory); None where the first step is not one command known in advance
@@ -495,7 +564,7 @@ def first_command(task: WorkerTask) -> FirstCommand | None:
     rung = probe_rung(task)
     if rung is not None:
         try:
-            return FirstCommand(video_command(task.input_url, rung, Path(OUT_DIR)), [OUT_DIR])
+            return probe_first_command(task, rung)
         except ValueError:
             return None
     spec = task.variant

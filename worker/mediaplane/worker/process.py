@@ -73,13 +73,16 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
 def run(argv: Sequence[str], *, timeout: float, workdir: str | None = None,
         watch: Sequence[str] = (), meanwhile: Callable[[], object] | None = None,
         adopt: Launched | None = None,
-        on_start: Callable[[subprocess.Popen[bytes]], object] | None = None) -> Completed:
+        on_start: Callable[[subprocess.Popen[bytes]], object] | None = None,
+        cwd: str | None = None) -> Completed:
     """Run `argv`, killing it after `timeout` seconds. Never raises for the child's failure.
     `watch`: phrases that mean failure even when the exit code says success (ffmpeg exits 0
     after some input errors). `meanwhile`: work for this process while the child runs (it
     counts against the timeout). `adopt`: the same command, already started before the
     task was read (`launch`): it is waited for instead of `argv` (its time counts from its
-    start). `on_start`: told the child once it runs (another thread may kill it)."""
+    start). `on_start`: told the child once it runs (another thread may kill it). `cwd`:
+    the child's working directory, where `argv` names relative paths (`workdir` only holds
+    the files of its output)."""
     with (adopt.stdout if adopt else tempfile.TemporaryFile(dir=workdir) as out,
           adopt.stderr if adopt else tempfile.TemporaryFile(dir=workdir) as err):
         if adopt is not None:
@@ -87,7 +90,7 @@ def run(argv: Sequence[str], *, timeout: float, workdir: str | None = None,
         else:
             started = time.monotonic()
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, env=child_env(os.environ))
+                                    stderr=err, env=child_env(os.environ), cwd=cwd)
         timed_out = False
         try:
             if on_start is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mediaplane.core import commands
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     import subprocess
     from collections.abc import Callable, Mapping, Sequence
     from concurrent.futures import Future
-    from pathlib import Path
 
     from mediaplane.core.tasks import PresignedPost, VariantSpec, WorkerTask
     from mediaplane.worker.launch import Launched
@@ -101,13 +101,55 @@ def encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
     return _proven(out_dir, done)
 
 
+def encode_with_audio(task: WorkerTask, rung: VariantSpec, audio: VariantSpec,
+                      out_dir: Path, audio_dir: Path, launched: Launched | None = None,
+                      started: Callable[[subprocess.Popen[bytes]], None] | None = None
+                      ) -> tuple[tuple[hls.MediaPlaylist, dash.Representation],
+                                 process.Completed]:
+    """The probe's pod's first command when its task asks for the audio copied
+    (`commands.rung_and_audio_command`): the rung, proven, and ffmpeg's account of the
+    run, from which `copied_audio` judges the audio it wrote into `audio_dir`."""
+    if audio_dir.parent != out_dir.parent:
+        raise _invalid("the rung's and the audio's directories must share a parent")
+    try:
+        argv = commands.rung_and_audio_command(task.input_url, rung, audio,
+                                               Path(out_dir.name), Path(audio_dir.name))
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    done = _run(argv, out_dir, f"{rung.name} and {audio.name}", launched, started,
+                cwd=out_dir.parent)
+    return _proven(out_dir, done), done
+
+
+# How far the audio copied beside the rung may end from the rung's own end (both come from
+# one read of the source; a copy cut short by a failed output ends earlier).
+AUDIO_BESIDE_TOLERANCE_SECONDS = 0.5
+
+
+def copied_audio(audio_dir: Path, done: process.Completed, duration: float
+                 ) -> tuple[hls.MediaPlaylist, dash.Representation] | None:
+    """The audio `encode_with_audio` copied, if it is whole; None otherwise (the source has
+    no audio, fMP4 cannot hold it, or the tee muxer dropped that output midway and closed
+    it early), and the caller copies the audio with a command of its own."""
+    if "Slave muxer" in done.stderr_tail:
+        return None
+    try:
+        playlist, rep = _proven(audio_dir, done)
+    except InfraError:
+        return None
+    if abs(playlist.duration - duration) > AUDIO_BESIDE_TOLERANCE_SECONDS:
+        return None
+    return playlist, rep
+
+
 def _run(argv: list[str], out_dir: Path, what: str, launched: Launched | None = None,
          started: Callable[[subprocess.Popen[bytes]], None] | None = None,
-         meanwhile: Callable[[], None] = _load_upload) -> process.Completed:
+         meanwhile: Callable[[], None] = _load_upload, cwd: Path | None = None
+         ) -> process.Completed:
     since = launched.started if launched is not None else time.monotonic()
     done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
                        watch=INPUT_ERRORS, meanwhile=meanwhile, adopt=launched,
-                       on_start=started)
+                       on_start=started, cwd=None if cwd is None else str(cwd))
     if not done.ok:
         raise _failed("ffmpeg failed", done)
     log.info("ffmpeg wrote %s in %.2f s", what, time.monotonic() - since)
