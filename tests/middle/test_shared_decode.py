@@ -362,7 +362,8 @@ async def test_the_probes_pod_is_the_whole_first_wave_and_its_result_makes_it_pl
     env = {e["name"]: e["value"] for e in pipeline.kube.jobs[(TENANT, probe.job_name)]
            ["spec"]["template"]["spec"]["containers"][0]["env"]}
     launch = json.loads(env[LAUNCH_ENV])
-    assert launch["dirs"] == ["out"], "the probe's pod starts with the rung's encode"
+    assert launch["dirs"] == ["out", "out-audio"], \
+        "the probe's pod starts with the rung's encode, which copies the audio too"
     task = WorkerTask.model_validate_json(env[TASK_ENV])
     assert [(a.variant.name, a.max_source_seconds) for a in task.also or []] == [
         ("audio", None), ("240p", 300.0)], "kept only below the ladder's chunking"

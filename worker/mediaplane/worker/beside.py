@@ -124,7 +124,12 @@ class RungEncode:
                                     self.audio_dir, *copied, streamed.get(self.audio_dir))
             video = publish(self.shared.variant, self.shared.output, self.out_dir, playlist,
                             rep, streamed.get(self.out_dir))
-            return video, sound.result() if sound is not None else None
+            try:
+                return video, sound.result() if sound is not None else None
+            except InfraError as exc:  # the rung stands; the caller copies the audio again
+                log.warning("the audio copied beside the %s failed to upload: %s",
+                            self.shared.variant.name, exc)
+                return video, None
 
 
 def start_rung(task: WorkerTask, scratch: Path, launched: Launched | None) -> RungEncode | None:
