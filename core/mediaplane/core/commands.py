@@ -249,9 +249,9 @@ def _tee_slave(options: dict[str, object], path: Path) -> str:
 
 def rung_and_audio_command(input_url: str, rung: VariantSpec, audio: VariantSpec,
                            rung_dir: Path, audio_dir: Path) -> list[str]:
-    """The probe's pod's first command: the lowest rung exactly as `video_command` writes
-    it, and the source's audio copied into `audio_dir` as `audio_command` copies it, from
-    the one read of the source. The tee muxer feeds each output its own streams; the
+    """The probe's pod's first command: the lowest rung with `video_command`'s encoder and
+    muxer settings, and the source's audio copied into `audio_dir` as `audio_command`
+    copies it (the same bytes), from the one read of the source. The tee muxer feeds each output its own streams; the
     audio's is `onfail=ignore`, so a source with no audio, or with sound fMP4 cannot hold,
     loses that output and not the rung (the worker then proves the audio or copies it
     itself). `rung_dir` and `audio_dir` are relative to ffmpeg's working directory."""
