@@ -251,10 +251,11 @@ def rung_and_audio_command(input_url: str, rung: VariantSpec, audio: VariantSpec
                            rung_dir: Path, audio_dir: Path) -> list[str]:
     """The probe's pod's first command: the lowest rung with `video_command`'s encoder and
     muxer settings, and the source's audio copied into `audio_dir` as `audio_command`
-    copies it (the same bytes), from the one read of the source. The tee muxer feeds each output its own streams; the
-    audio's is `onfail=ignore`, so a source with no audio, or with sound fMP4 cannot hold,
-    loses that output and not the rung (the worker then proves the audio or copies it
-    itself). `rung_dir` and `audio_dir` are relative to ffmpeg's working directory."""
+    copies it (the same bytes), from the one read of the source. The tee muxer feeds each
+    output its own streams; the audio's is `onfail=ignore`, so a source with no audio, or
+    with sound fMP4 cannot hold, loses that output and not the rung (the worker then proves
+    the audio or copies it itself). `rung_dir` and `audio_dir` are relative to ffmpeg's
+    working directory."""
     if not (audio.type is VariantType.AUDIO and audio.audio_copy
             and audio.audio_codec == "aac"):
         raise ValueError(f"variant {audio.name!r} is not a copy of AAC sound")
