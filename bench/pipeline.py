@@ -420,8 +420,10 @@ def raw_run(storage: Storage, key: str, spec: VariantSpec, scratch: Path) -> Raw
 def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
                      ) -> list[list[VariantSpec]]:
     """What each of the asset's variant Jobs encoded, read from its TranscodeJobs: one
-    variant, or a shared decode's rungs (the leader's own first). The audio the probe's pod
-    copied (`ladder.probe_audio`) counts as a variant of its own: the probe is not timed."""
+    variant, or a shared decode's rungs (the leader's own first). What the probe's pod made
+    besides its verdict counts as a Job of its own, its one ffmpeg: the lowest rung with
+    the audio it copied (`commands.rung_and_audio_command`), or either alone. The probe's
+    checks are not timed."""
     tjs = custom.list_namespaced_custom_object(
         names.GROUP, names.VERSION, tenant, names.JOB_PLURAL,
         label_selector=f"{names.LABEL_ASSET}={name}")["items"]
@@ -442,7 +444,8 @@ def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
 
 
 def raw_job(storage: Storage, key: str, job: list[VariantSpec], scratch: Path) -> Raw:
-    """One Job's ffmpeg exactly as its worker runs it: one variant, or a shared decode."""
+    """One Job's ffmpeg exactly as its worker runs it: one variant, a shared decode, or the
+    probe's pod's rung with the audio it copies."""
     if len(job) == 1:
         return raw_run(storage, key, job[0], scratch)
     if [spec.type for spec in job] == [VariantType.VIDEO, VariantType.AUDIO]:
