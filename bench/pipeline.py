@@ -434,8 +434,9 @@ def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
             and tj["spec"].get("encodedBy") in (None, *probes)]
     # The rung and the audio copy the probe's pod made come from its one ffmpeg
     # (`commands.rung_and_audio_command`).
-    by_probe = [job[0] for job in jobs for tj in tjs if tj["spec"].get("encodedBy") in probes
-                and tj["spec"]["variant"]["name"] == job[0].name and len(job) == 1]
+    made = {tj["spec"]["variant"]["name"] for tj in tjs
+            if tj["spec"].get("variant") and tj["spec"].get("encodedBy") in probes}
+    by_probe = [job[0] for job in jobs if len(job) == 1 and job[0].name in made]
     rung = next((v for v in by_probe if v.type is VariantType.VIDEO), None)
     copy = next((v for v in by_probe if v.type is VariantType.AUDIO and v.audio_copy), None)
     if rung is not None and copy is not None:

@@ -110,18 +110,17 @@ class RungEncode:
                         self._error)
             return None, None
         playlist, rep = self._made
-        copied = None
-        if audio and self.audio is not None and self.audio_dir is not None \
-                and self._done is not None:
-            copied = copied_audio(self.audio_dir, self._done, playlist.duration)
-            if copied is None:
-                log.warning("the audio copied beside the %s is not whole: copied again",
-                            self.shared.variant.name)
         with ThreadPoolExecutor(max_workers=2) as pool:
             sound = None
-            if copied is not None and self.audio is not None and self.audio_dir is not None:
-                sound = pool.submit(publish, self.audio.variant, self.audio.output,
-                                    self.audio_dir, *copied, streamed.get(self.audio_dir))
+            if audio and self.audio is not None and self.audio_dir is not None \
+                    and self._done is not None:
+                copied = copied_audio(self.audio_dir, self._done, playlist.duration)
+                if copied is None:
+                    log.warning("the audio copied beside the %s is not whole: copied again",
+                                self.shared.variant.name)
+                else:
+                    sound = pool.submit(publish, self.audio.variant, self.audio.output,
+                                        self.audio_dir, *copied, streamed.get(self.audio_dir))
             video = publish(self.shared.variant, self.shared.output, self.out_dir, playlist,
                             rep, streamed.get(self.out_dir))
             try:
