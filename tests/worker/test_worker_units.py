@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import struct
 import subprocess
 import zlib
@@ -236,3 +237,19 @@ def test_run_hides_the_task_from_children(tmp_path: Path, monkeypatch: pytest.Mo
     done = process.run(["sh", "-c", "echo ${MEDIAPLANE_TASK:-none}"], timeout=10,
                        workdir=str(tmp_path))
     assert done.stdout == b"none\n"
+
+
+# --- TLS contexts -------------------------------------------------------------------------
+
+
+def test_a_plain_http_endpoint_loads_no_cas_and_its_context_trusts_nothing() -> None:
+    """The dev cluster's S3 speaks plain HTTP: its clients skip the 20 ms of loading the CAs.
+    Their context still verifies, against no CA at all, so it could not accept a peer."""
+    plain = upload.tls_context("http://127.0.0.1:9000/bucket/key?X-Amz-Signature=s")
+    assert plain.verify_mode is ssl.CERT_REQUIRED
+    assert plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    trusted = upload.tls_context("HTTPS://s3.example/bucket/key")
+    assert trusted.verify_mode is ssl.CERT_REQUIRED
+    assert trusted.cert_store_stats()["x509_ca"] > 0
+    assert upload.tls_context("https://other.example/") is trusted, "loaded once per pod"

@@ -72,7 +72,7 @@ class SegmentStream:
 
         started = time.monotonic()
         try:
-            with client() as http:
+            with client(self._targets[0].post.url) as http:
                 while not self._stop.wait(POLL_SECONDS):
                     for target in self._targets:
                         for name in self._ready(target):

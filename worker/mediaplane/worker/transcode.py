@@ -49,12 +49,13 @@ INPUT_ERRORS = ("Stream ends prematurely", "Input/output error", "Server returne
                 "Operation timed out")
 
 
-def _load_upload() -> None:
-    """Readies the uploader, httpx and its TLS context (passed to `process.run` as work to
-    do while ffmpeg runs)."""
+def _load_upload(endpoint: str) -> None:
+    """Readies the uploader, httpx and the TLS context for `endpoint` (passed to
+    `process.run` as work to do while ffmpeg runs). The source's URL stands for the
+    endpoint: a task's source and outputs are on one S3."""
     from mediaplane.worker.upload import tls_context
 
-    tls_context()
+    tls_context(endpoint)
 
 
 def upload_all(post: PresignedPost, out_dir: Path, names: Sequence[str], *,
@@ -96,8 +97,8 @@ def encode(task: WorkerTask, spec: VariantSpec, out_dir: Path,
                                           chunk)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
-    done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}", launched,
-                started)
+    done = _run(argv, out_dir, f"{spec.name}{f' {chunk}' if chunk else ''}", task.input_url,
+                launched, started)
     return _proven(out_dir, done)
 
 
@@ -116,8 +117,8 @@ def encode_with_audio(task: WorkerTask, rung: VariantSpec, audio: VariantSpec,
                                                Path(out_dir.name), Path(audio_dir.name))
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
-    done = _run(argv, out_dir, f"{rung.name} and {audio.name}", launched, started,
-                cwd=out_dir.parent)
+    done = _run(argv, out_dir, f"{rung.name} and {audio.name}", task.input_url, launched,
+                started, cwd=out_dir.parent)
     return _proven(out_dir, done), done
 
 
@@ -142,13 +143,16 @@ def copied_audio(audio_dir: Path, done: process.Completed, duration: float
     return playlist, rep
 
 
-def _run(argv: list[str], out_dir: Path, what: str, launched: Launched | None = None,
+def _run(argv: list[str], out_dir: Path, what: str, endpoint: str,
+         launched: Launched | None = None,
          started: Callable[[subprocess.Popen[bytes]], None] | None = None,
-         meanwhile: Callable[[], None] = _load_upload, cwd: Path | None = None
+         meanwhile: Callable[[str], None] = _load_upload, cwd: Path | None = None
          ) -> process.Completed:
+    """`meanwhile(endpoint)`: what publishing needs, loaded while ffmpeg runs."""
     since = launched.started if launched is not None else time.monotonic()
     done = process.run(argv, timeout=RENDITION_TIMEOUT, workdir=str(out_dir.parent),
-                       watch=INPUT_ERRORS, meanwhile=meanwhile, adopt=launched,
+                       watch=INPUT_ERRORS, meanwhile=functools.partial(meanwhile, endpoint),
+                       adopt=launched,
                        on_start=started, cwd=None if cwd is None else str(cwd))
     if not done.ok:
         raise _failed("ffmpeg failed", done)
@@ -240,17 +244,17 @@ def shared_renditions(task: WorkerTask, rungs: Sequence[tuple[VariantSpec, Presi
          in zip(rungs, dirs, strict=True) if spec.type is VariantType.VIDEO],
         enabled=task.stream_segments)
     try:
-        done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs), launched,
-                    meanwhile=_load_shared_publishing)
+        done = _run(argv, dirs[0], ", ".join(spec.name for spec, _ in rungs), task.input_url,
+                    launched, meanwhile=_load_shared_publishing)
     finally:
         streamed = segmentstream.finish(stream)
     return publish_shared(rungs, dirs, done, streamed)
 
 
-def _load_shared_publishing() -> None:
+def _load_shared_publishing(endpoint: str) -> None:
     """What `publish_shared` needs, loaded while ffmpeg encodes: the uploader, and the
     storyboard's WebVTT library."""
-    _load_upload()
+    _load_upload(endpoint)
     from mediaplane.worker import storyboard  # noqa: F401
 
 
@@ -331,10 +335,11 @@ def _encode_still(task: WorkerTask, spec: VariantSpec, out_dir: Path) -> process
     if spec.type is VariantType.IMAGE:
         argv = commands.image_command(task.input_url, spec, out_dir)
         return process.run(argv, timeout=STILL_TIMEOUT, workdir=str(out_dir.parent),
-                           watch=INPUT_ERRORS, meanwhile=_load_upload)
+                           watch=INPUT_ERRORS,
+                           meanwhile=functools.partial(_load_upload, task.input_url))
     done = process.run(commands.poster_command(task.input_url, spec, out_dir),
                        timeout=STILL_TIMEOUT, workdir=str(out_dir.parent), watch=INPUT_ERRORS,
-                       meanwhile=_load_upload)
+                       meanwhile=functools.partial(_load_upload, task.input_url))
     if done.ok and not (out_dir / commands.POSTER_NAME).is_file() and spec.poster_at_seconds:
         # Seeking past the last frame yields no picture: fall back to the first frame.
         log.info("no frame at %.3f s, taking the first one", spec.poster_at_seconds)
