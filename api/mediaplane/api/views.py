@@ -38,20 +38,26 @@ class Presenter:
 
     def stream_token(self, asset: MediaAsset, scope: str = ALL) -> tuple[str, datetime]:
         """A stream token for the caller: the whole asset, or one rendition (`scope`)."""
-        grant = self.context.signer.sign(self.principal, asset.asset_id, scope=scope)
+        return self._token(asset.asset_id, scope)
+
+    def _token(self, asset_id: str, scope: str = ALL) -> tuple[str, datetime]:
+        # By id: a list page presents 200 assets of about 7 tokens each, and the id is
+        # derived from the object's name (a pattern match) each time it is asked for.
+        grant = self.context.signer.sign(self.principal, asset_id, scope=scope)
         return self.context.signer.token(grant), datetime.fromtimestamp(grant.expires_at, UTC)
 
     def asset(self, asset: MediaAsset) -> models.MediaAsset:
         spec, status = asset.spec, asset.status
         probe = status.probe
-        token, expires = self.stream_token(asset)
-        links = Links(self.base, asset.asset_id)
+        asset_id = asset.asset_id
+        token, expires = self._token(asset_id)
+        links = Links(self.base, asset_id)
         streams = None
         if asset.playable and spec.kind in STREAMED_KINDS:
             streams = models.Streams(hls=with_token(links.hls(ALL), token),
                                      dash=with_token(links.dash(ALL), token), expires_at=expires)
         return models.MediaAsset(
-            id=asset.asset_id, kind=spec.kind, source=spec.source.origin, status=asset.phase,
+            id=asset_id, kind=spec.kind, source=spec.source.origin, status=asset.phase,
             playable=asset.playable, mime=spec.mime, filename=spec.filename,
             width=probe.width if probe else None, height=probe.height if probe else None,
             duration_seconds=probe.duration_seconds if probe else None,
@@ -78,14 +84,17 @@ class Presenter:
             provider_seconds=state.provider_seconds if state is not None else None)
 
     def variants(self, asset: MediaAsset, token: str | None = None) -> list[models.Variant]:
+        asset_id = asset.asset_id
         if token is None:
-            token, _ = self.stream_token(asset)
-        links = Links(self.base, asset.asset_id)
+            token, _ = self._token(asset_id)
+        links = Links(self.base, asset_id)
         serve = asset.playable
         out = []
         for v in asset.status.variants:
             done = v.state is VariantState.SUCCEEDED and serve
             streamable = done and v.streamable
+            # One token per rendition, for its HLS and its DASH link alike (same scope).
+            scoped = self._token(asset_id, v.name)[0] if streamable else None
             url = None
             if done and v.type is VariantType.STORYBOARD:
                 # Served through the façade: its cues name the sprite, presigned there.
@@ -97,10 +106,8 @@ class Presenter:
                 bandwidth=v.bandwidth, codecs=v.codecs, duration_seconds=v.duration_seconds,
                 size_bytes=v.bytes, retries=v.retries or 0,
                 error=v.message if v.state is VariantState.FAILED else None,
-                hls=with_token(links.hls(v.name), self.stream_token(asset, v.name)[0])
-                if streamable else None,
-                dash=with_token(links.dash(v.name), self.stream_token(asset, v.name)[0])
-                if streamable else None,
+                hls=with_token(links.hls(v.name), scoped) if scoped else None,
+                dash=with_token(links.dash(v.name), scoped) if scoped else None,
                 url=url))
         return out
 
