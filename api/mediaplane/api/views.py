@@ -36,13 +36,10 @@ class Presenter:
         self.principal = principal
         self.base = context.settings.public_url.rstrip("/")
 
-    def stream_token(self, asset: MediaAsset, scope: str = ALL) -> tuple[str, datetime]:
-        """A stream token for the caller: the whole asset, or one rendition (`scope`)."""
-        return self._token(asset.asset_id, scope)
-
-    def _token(self, asset_id: str, scope: str = ALL) -> tuple[str, datetime]:
-        # By id: a list page presents 200 assets of about 7 tokens each, and the id is
-        # derived from the object's name (a pattern match) each time it is asked for.
+    def stream_token(self, asset_id: str, scope: str = ALL) -> tuple[str, datetime]:
+        """A stream token for the caller: the whole asset, or one rendition (`scope`). By
+        id: a list page presents 200 assets of about 7 tokens each, and an asset derives
+        its id from its object's name (a pattern match) each time it is asked."""
         grant = self.context.signer.sign(self.principal, asset_id, scope=scope)
         return self.context.signer.token(grant), datetime.fromtimestamp(grant.expires_at, UTC)
 
@@ -50,7 +47,7 @@ class Presenter:
         spec, status = asset.spec, asset.status
         probe = status.probe
         asset_id = asset.asset_id
-        token, expires = self._token(asset_id)
+        token, expires = self.stream_token(asset_id)
         links = Links(self.base, asset_id)
         streams = None
         if asset.playable and spec.kind in STREAMED_KINDS:
@@ -86,7 +83,7 @@ class Presenter:
     def variants(self, asset: MediaAsset, token: str | None = None) -> list[models.Variant]:
         asset_id = asset.asset_id
         if token is None:
-            token, _ = self._token(asset_id)
+            token, _ = self.stream_token(asset_id)
         links = Links(self.base, asset_id)
         serve = asset.playable
         out = []
@@ -94,7 +91,7 @@ class Presenter:
             done = v.state is VariantState.SUCCEEDED and serve
             streamable = done and v.streamable
             # One token per rendition, for its HLS and its DASH link alike (same scope).
-            scoped = self._token(asset_id, v.name)[0] if streamable else None
+            scoped = self.stream_token(asset_id, v.name)[0] if streamable else None
             url = None
             if done and v.type is VariantType.STORYBOARD:
                 # Served through the façade: its cues name the sprite, presigned there.
