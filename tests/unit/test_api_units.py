@@ -219,7 +219,7 @@ def test_the_listed_assets_are_kept_out_of_full_garbage_collections() -> None:
                              mime="video/mp4", sha256="0" * 64, size_bytes=1)
               for _ in range(50)]
     try:
-        keep_out_of_full_collections(collect=True)
+        keep_out_of_full_collections()
         tracked = {id(obj) for obj in gc.get_objects()}
         assert not any(id(asset) in tracked for asset in cached)
         assert not any(id(asset.status) in tracked for asset in cached)
