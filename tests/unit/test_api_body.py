@@ -82,3 +82,18 @@ def test_the_route_still_documents_its_body_and_bearer() -> None:
     text = json.dumps(document)
     for ref in {part.split('"')[0] for part in text.split('"$ref": "')[1:]}:
         assert ref.removeprefix("#/components/schemas/") in document["components"]["schemas"]
+
+
+def test_the_stream_routes_still_document_their_optional_bearer() -> None:
+    """The playlist and MPD routes read their caller without FastAPI's dependencies
+    (`deps.stream_caller`); their operations say what they check all the same."""
+    app = create_app(ApiSettings(jwt_secret=SecretStr("s" * 32),
+                                 stream_signing_key=SecretStr("k" * 40)))
+    paths = app.openapi()["paths"]
+    for path in ("/api/v1/media/{asset_id}/stream/hls/{variant}/index.m3u8",
+                 "/api/v1/media/{asset_id}/stream/dash/{variant}.mpd"):
+        operation = paths[path]["get"]
+        assert operation["security"] == [{"HTTPBearer": []}]
+        assert [p["name"] for p in operation["parameters"]] == ["asset_id", "variant", "token"]
+        # A bad or expired link (403), no such asset (404), not playable yet (409).
+        assert {"200", "403", "404", "409"} <= set(operation["responses"]), path

@@ -97,8 +97,11 @@ def create_app(settings: ApiSettings | None = None,
     app = FastAPI(title="mediaplane", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan, redirect_slashes=False,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
-    for router in (ai.router, uploads.router, media.router, captions.router, speech.router,
-                   streaming.router, player.router, health.router):
+    # Routes are matched in this order, and a request pays for each route tried before its
+    # own: a player's playlists and MPDs come right after upload-url. Their paths (a
+    # `/stream/` segment) match no other route, so the order changes no answer.
+    for router in (uploads.router, streaming.router, ai.router, media.router,
+                   captions.router, speech.router, player.router, health.router):
         app.include_router(router)
     if settings.bench_floor:
         app.include_router(floor.router)

@@ -63,6 +63,15 @@ async def optional_principal(context: Context, credentials: Credentials) -> Prin
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
+
+async def stream_caller(request: Request) -> tuple[ApiContext, Principal | None]:
+    """The context and the optional caller in one call: `optional_principal`'s chain, for
+    the routes a player asks every few seconds (playlists, MPDs) to skip FastAPI's
+    per-request dependency solving, as `authenticated` does for upload-url. Same checks,
+    same errors."""
+    context = await get_context(request)
+    return context, await optional_principal(context, await bearer(request))
+
 AssetId = Annotated[str, Path(pattern=rf"^mda_[{CROCKFORD}]{{26}}$",
                               description="asset id, mda_ + 26 Crockford base32 characters",
                               examples=["mda_01h00000000000000000000000"])]

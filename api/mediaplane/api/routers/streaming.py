@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from mediaplane.api import streaming
 from mediaplane.api.auth import Principal
 from mediaplane.api.context import ApiContext
-from mediaplane.api.deps import AssetId, Context, OptionalPrincipal
+from mediaplane.api.deps import AssetId, Context, OptionalPrincipal, stream_caller
 from mediaplane.api.errors import ApiError, not_found
 from mediaplane.api.openapi import errors
 from mediaplane.api.signing import StreamGrant
@@ -39,6 +39,9 @@ STREAM_ERRORS = errors("media.not_found", "media.transcoding", "media.quarantine
                        "media.failed", "validation.variant", "stream.signature.invalid",
                        "stream.signature.expired", authenticated=False)
 RETRY = {"Retry-After": "2"}
+# The playlist and MPD routes read their caller themselves (`deps.stream_caller`); the
+# document still names the optional bearer they check, as the dependency declared it.
+BEARER_TOO: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
 async def authorised_asset(context: ApiContext, asset_id: str, token: str | None,
@@ -103,9 +106,11 @@ def _respond(body: str, media_type: str, token: str) -> Response:
 
 @router.get("/{asset_id}/stream/hls/{variant}/index.m3u8", response_class=Response,
             summary="HLS playlist (signed link): `all` is the master playlist",
-            responses={200: {"content": {HLS_TYPE: {}}}, **STREAM_ERRORS})
-async def hls(asset_id: AssetId, variant: VariantName, context: Context,
-              principal: OptionalPrincipal, token: Token = None) -> Response:
+            responses={200: {"content": {HLS_TYPE: {}}}, **STREAM_ERRORS},
+            openapi_extra=BEARER_TOO)
+async def hls(request: Request, asset_id: AssetId, variant: VariantName,
+              token: Token = None) -> Response:
+    context, principal = await stream_caller(request)
     grant, asset = await authorised_asset(context, asset_id, token, principal, variant)
     presign = presigner(context, asset.prefix)
     key = ("hls", grant.tenant, asset_id, asset.metadata.resource_version or "", variant)
@@ -139,9 +144,11 @@ async def hls(asset_id: AssetId, variant: VariantName, context: Context,
 
 @router.get("/{asset_id}/stream/dash/{variant}.mpd", response_class=Response,
             summary="DASH MPD (signed link): `all` is the whole ladder",
-            responses={200: {"content": {DASH_TYPE: {}}}, **STREAM_ERRORS})
-async def dash(asset_id: AssetId, variant: VariantName, context: Context,
-               principal: OptionalPrincipal, token: Token = None) -> Response:
+            responses={200: {"content": {DASH_TYPE: {}}}, **STREAM_ERRORS},
+            openapi_extra=BEARER_TOO)
+async def dash(request: Request, asset_id: AssetId, variant: VariantName,
+               token: Token = None) -> Response:
+    context, principal = await stream_caller(request)
     grant, asset = await authorised_asset(context, asset_id, token, principal, variant)
     prefix = asset.prefix
     presign = presigner(context, prefix)
