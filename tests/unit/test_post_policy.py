@@ -9,11 +9,13 @@ import hashlib
 import hmac
 import json
 from datetime import datetime
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import botocore.auth
 import pytest
 
+from mediaplane.core import storage as storage_module
 from mediaplane.core.settings import S3Settings
 from mediaplane.core.storage import Storage
 
@@ -74,3 +76,22 @@ def test_fast_presigned_get_is_boto3s_url(monkeypatch: pytest.MonkeyPatch) -> No
     assert mine == theirs
     assert mine["X-Amz-Date"] == ["20261202T100000Z"]
     assert storage.presign_get(key, 900) == fast.geturl(), "reused while fresh"
+
+
+def test_a_presigned_get_is_reused_within_its_minute_only(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A URL handed out is never older than the minute it was signed in, so the API may
+    keep answers with such URLs for that same minute (`mediaplane.api.presented`)."""
+    clock = {"now": datetime(2026, 12, 2, 10, 0, 58)}
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: clock["now"])
+    monkeypatch.setattr(storage_module, "time",
+                        SimpleNamespace(time=lambda: clock["now"].timestamp()))
+    storage = Storage(S3Settings(endpoint="http://127.0.0.1:9", bucket="media",
+                                 region="eu-west-1"), ("AKIDEXAMPLE", SECRET))
+    key = "tenants/acme/assets/mda_0123456789abcdefghjkmnpqrs/poster.jpg"
+    first = storage.presign_get(key, 900)
+    clock["now"] = datetime(2026, 12, 2, 10, 0, 59)
+    assert storage.presign_get(key, 900) == first
+    clock["now"] = datetime(2026, 12, 2, 10, 1, 0)
+    again = parse_qs(urlsplit(storage.presign_get(key, 900)).query)
+    assert again["X-Amz-Date"] == ["20261202T100100Z"], "signed anew in the next minute"

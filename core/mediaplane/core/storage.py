@@ -96,8 +96,10 @@ class GetSigner:
     A list page of 200 assets presigns a poster per asset, a playlist presigns every
     segment: through `generate_presigned_url` each cost several hundred microseconds. The
     URL is built here from the endpoint (path-style, as the client is configured) and signed
-    by botocore's own SigV4 query signer; a URL is reused for up to `REUSE_SECONDS`, so it
-    always has at least `expires_seconds - REUSE_SECONDS` left when handed out.
+    by botocore's own SigV4 query signer; a URL is reused within the clock's minute it was
+    signed in (`REUSE_SECONDS`), so it always has at least `expires_seconds - REUSE_SECONDS`
+    left when handed out. The API keeps presented assets for that same minute
+    (`mediaplane.api.presented`), which adds no age to the URLs in them.
     """
 
     REUSE_SECONDS = 60
@@ -107,12 +109,12 @@ class GetSigner:
         self._base = f"{endpoint.rstrip('/')}/{quote(bucket, safe='')}/"
         self._session = session
         self._region = region
-        self._recent: LRUCache[tuple[str, int], tuple[str, float]] = LRUCache(maxsize=50_000)
+        self._recent: LRUCache[tuple[str, int], tuple[str, int]] = LRUCache(maxsize=50_000)
 
     def sign(self, key: str, expires_seconds: int) -> str:
-        now = time.monotonic()
+        now = int(time.time()) // self.REUSE_SECONDS
         recent = self._recent.get((key, expires_seconds))
-        if recent is not None and now - recent[1] < self.REUSE_SECONDS:
+        if recent is not None and recent[1] == now:
             return recent[0]
         credentials = self._session.get_credentials()
         if credentials is None:
