@@ -5,21 +5,28 @@ for real over HTTP in tests/api."""
 from __future__ import annotations
 
 import hashlib
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+import jwt
 import m3u8
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from mediaplane.api import models, presented, signing
 from mediaplane.api.app import create_app
+from mediaplane.api.auth import Principal
 from mediaplane.api.context import ApiContext
 from mediaplane.api.routers.uploads import dedup_asset_id
 from mediaplane.api.settings import ApiSettings
+from mediaplane.api.views import Presenter
 from mediaplane.core import keys, names
 from mediaplane.core.manifests import dash
 from mediaplane.core.objects import FormUpload
@@ -233,6 +240,54 @@ def make_playable(api: Api, asset_id: str) -> None:
 def local(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}"
+
+
+def _claims(link: str) -> dict[str, Any]:
+    token = link.split("token=")[1]
+    return dict(jwt.decode(token, options={"verify_signature": False}))
+
+
+def test_a_polled_page_is_the_models_json_and_follows_the_asset_the_caller_and_the_minute(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Presented assets are kept per caller, asset version and minute (`api.presented`):
+    a repeat is the same answer, and none of the three can go stale in it."""
+    asset_id = api.upload()
+    make_playable(api, asset_id)
+    first = api.client.get("/api/v1/media", headers=api.headers())
+    assert first.headers["content-type"] == "application/json"
+    listed = first.json()
+    stored = api.assets.cached("acme", names.name_from_asset_id(asset_id))
+    assert stored is not None
+    context = cast(FastAPI, api.client.app).state.context
+    assert listed == models.ListEnvelope[models.MediaAsset](
+        data=[Presenter(context, Principal("acme", "alice")).asset(stored)],
+    ).model_dump(mode="json", by_alias=True)
+    assert listed["nextCursor"] is None
+    one = api.call("GET", f"/api/v1/media/{asset_id}", 200)
+    assert one["data"] == listed["data"][0]
+    assert api.client.get("/api/v1/media", headers=api.headers()).content == first.content
+
+    # Another user of the tenant gets links of their own, never alice's kept ones.
+    bobs = api.call("GET", "/api/v1/media", 200, user="bob")["data"][0]
+    assert _claims(bobs["streams"]["hls"])["sub"] == "bob"
+    assert _claims(listed["data"][0]["streams"]["hls"])["sub"] == "alice"
+
+    # The asset changes: the next poll shows it.
+    name = names.name_from_asset_id(asset_id)
+    status = playable_status("acme", asset_id).model_copy(update={"playable": False})
+    api.assets.set_status("acme", name, status)
+    changed = api.call("GET", "/api/v1/media", 200)["data"][0]
+    assert (changed["playable"], changed["streams"]) == (False, None)
+
+    # A minute later the links are issued again, with a later expiry.
+    make_playable(api, asset_id)
+    before = _claims(api.call("GET", "/api/v1/media", 200)["data"][0]["streams"]["hls"])
+    minute_later = time.time() + 60
+    later_clock = SimpleNamespace(time=lambda: minute_later)
+    for module in (signing, presented):  # not the bearer's clock
+        monkeypatch.setattr(module, "time", later_clock)
+    later = _claims(api.call("GET", "/api/v1/media", 200)["data"][0]["streams"]["hls"])
+    assert later["exp"] == before["exp"] + 60
 
 
 def test_signed_manifests_from_status_and_storage(api: Api) -> None:

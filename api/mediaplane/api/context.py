@@ -11,6 +11,7 @@ from cachetools import TTLCache
 from mediaplane.api.auth import TokenVerifier
 from mediaplane.api.generation import AiServices
 from mediaplane.api.kube import AssetRepository, TenantRepository
+from mediaplane.api.presented import PresentedAssets
 from mediaplane.api.ratelimit import RateLimiter
 from mediaplane.api.settings import ApiSettings
 from mediaplane.api.signing import StreamSigner
@@ -34,6 +35,7 @@ class ApiContext:
     render_cache: TTLCache[tuple[str, ...], str] = field(
         default_factory=lambda: TTLCache(maxsize=4096, ttl=RENDER_CACHE_SECONDS))
     rendering: dict[tuple[str, ...], asyncio.Future[str]] = field(default_factory=dict)
+    presented: PresentedAssets = field(default_factory=PresentedAssets)
     # Called once at shutdown (closing clients the context owns).
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from mediaplane.api import models
+from mediaplane.api import models, presented
 from mediaplane.api.deps import AssetId, Context, CurrentPrincipal, CurrentTenant
 from mediaplane.api.errors import ApiError, not_found
 from mediaplane.api.kube import AssetFilter
@@ -37,15 +37,16 @@ async def list_media(
     = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=4096,
                                         description="nextCursor of the previous page")] = None,
-) -> models.ListEnvelope[models.MediaAsset]:
+) -> Response:
     size = check_page_size(page_size)
     wanted = AssetFilter(kind=kind, phase=status)
     after = decode_cursor(cursor, wanted.fingerprint) if cursor else None
     page = await context.assets.list(tenant.name, limit=size, after=after, wanted=wanted)
-    presenter = Presenter(context, principal)
-    return models.ListEnvelope(
-        data=[presenter.asset(item) for item in page.items],
-        next_cursor=encode_cursor(page.continue_token, wanted.fingerprint)
+    present = Presenter(context, principal).asset
+    # The models' own JSON, kept per caller, asset version and minute (`presented`).
+    return presented.page(
+        [context.presented.json(principal, item, present) for item in page.items],
+        encode_cursor(page.continue_token, wanted.fingerprint)
         if page.continue_token else None)
 
 
@@ -53,11 +54,12 @@ async def list_media(
             summary="One asset, with stream URLs signed for the caller",
             responses=errors("media.not_found"))
 async def get_media(asset_id: AssetId, context: Context, principal: CurrentPrincipal,
-                    tenant: CurrentTenant) -> models.Envelope[models.MediaAsset]:
+                    tenant: CurrentTenant) -> Response:
     asset = await context.assets.get(tenant.name, names.name_from_asset_id(asset_id))
     if asset is None:
         raise not_found(asset_id)
-    return models.Envelope(data=Presenter(context, principal).asset(asset))
+    return presented.one(
+        context.presented.json(principal, asset, Presenter(context, principal).asset))
 
 
 @router.delete("/{asset_id}", status_code=204, response_class=Response,
