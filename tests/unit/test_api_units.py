@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 
+import jwt
 import m3u8
 import pytest
 from pydantic import SecretStr
@@ -121,6 +122,9 @@ def test_stream_tokens_bind_asset_and_expiry() -> None:
     grant = signer.sign(alice, asset)
     token = signer.token(grant)
     assert signer.verify(token, asset) == grant
+    claims = {"typ": "mediaplane.stream", "sub": "alice", "ten": "t1", "ast": asset,
+              "scp": "all", "exp": grant.expires_at}
+    assert token == jwt.encode(claims, KEY, algorithm="HS256"), "pyjwt's own token"
     with pytest.raises(ApiError) as other_asset:
         signer.verify(token, "mda_" + "2" * 26)
     assert other_asset.value.code == "stream.signature.invalid"
