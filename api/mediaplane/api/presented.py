@@ -7,8 +7,8 @@ other (docs/performance.md, "Many assets"). What a caller sees of an asset chang
 with the asset itself (its resourceVersion) and with the minute its links are issued in:
 stream tokens share an expiry per minute (`signing.ISSUE_GRANULARITY`) and presigned GETs
 are reused within the minute they were signed in (`storage.GetSigner`). So an asset's JSON
-is kept per caller, asset version and minute, and a link in it is never older than a
-fresh answer's could be.
+is kept per caller, asset version and minute: no link in it is more than a minute old, as
+with the presigned GETs reused before it.
 """
 
 from __future__ import annotations
