@@ -40,7 +40,6 @@ import math
 import os
 import resource
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -54,15 +53,13 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
+from bench.raw import Bare, Raw, bare_ladder, lowest_rung, raw_job, raw_run
 from bench.stats import load_note, percentile, row
-from mediaplane.core import commands, keys, names
-from mediaplane.core.ladder import Ladder, plan_variants
+from mediaplane.core import keys, names
 from mediaplane.core.states import PodPhase
 from mediaplane.core.storage import Storage
 from mediaplane.core.tasks import (
     TASK_ENV,
-    MediaKind,
-    ProbeResult,
     VariantSpec,
     VariantType,
 )
@@ -372,51 +369,6 @@ def bench_tenant(cluster: DevCluster, clip: Media) -> tuple[
     return custom, core, storage, tenant, raw_key
 
 
-# --- raw ffmpeg --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Raw:
-    name: str
-    wall: float
-    cpu: float
-
-
-def timed(name: str, argv: list[str], cwd: Path | None = None) -> Raw:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    subprocess.run(argv, check=True, capture_output=True, timeout=3600, cwd=cwd)
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return Raw(name, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
-
-
-def lowest_rung(height: int) -> VariantSpec:
-    probe = ProbeResult(detected_mime="video/mp4", format_name="mov", width=height * 16 // 9,
-                        height=height, has_video=True, has_audio=True, duration_seconds=1)
-    return next(v for v in plan_variants(MediaKind.VIDEO, Ladder(), probe)
-                if v.type is VariantType.VIDEO)
-
-
-def raw_command(url: str, spec: VariantSpec, out: Path) -> list[str]:
-    """The worker's ffmpeg command for `spec` (a rung, the audio, a still, a storyboard)."""
-    if spec.type is VariantType.VIDEO:
-        return commands.video_command(url, spec, out)
-    if spec.type is VariantType.AUDIO:
-        return commands.audio_command(url, spec, out)
-    if spec.type is VariantType.POSTER:
-        return commands.poster_command(url, spec, out)
-    if spec.type is VariantType.STORYBOARD:
-        return commands.storyboard_command(url, spec, out)
-    return commands.image_command(url, spec, out)
-
-
-def raw_run(storage: Storage, key: str, spec: VariantSpec, scratch: Path) -> Raw:
-    """One variant exactly as the worker encodes it, read through a presigned URL."""
-    out = Path(tempfile.mkdtemp(prefix=f"raw-{spec.name}-", dir=scratch))
-    return timed(spec.name, raw_command(storage.presign_get(key, 3600), spec, out))
-
-
 def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
                      ) -> list[list[VariantSpec]]:
     """What each of the asset's variant Jobs encoded, read from its TranscodeJobs: one
@@ -442,25 +394,6 @@ def planned_variants(custom: k8s.CustomObjectsApi, tenant: str, name: str
     if rung is not None and copy is not None:
         jobs = [job for job in jobs if job not in ([rung], [copy])] + [[rung, copy]]
     return sorted(jobs, key=lambda job: (job[0].type, job[0].height or 0))
-
-
-def raw_job(storage: Storage, key: str, job: list[VariantSpec], scratch: Path) -> Raw:
-    """One Job's ffmpeg exactly as its worker runs it: one variant, a shared decode, or the
-    probe's pod's rung with the audio it copies."""
-    if len(job) == 1:
-        return raw_run(storage, key, job[0], scratch)
-    if [spec.type for spec in job] == [VariantType.VIDEO, VariantType.AUDIO]:
-        out = Path(tempfile.mkdtemp(prefix="raw-probe-", dir=scratch))
-        for name in (commands.OUT_DIR, commands.AUDIO_OUT_DIR):
-            (out / name).mkdir()
-        argv = commands.rung_and_audio_command(
-            storage.presign_get(key, 3600), job[0], job[1], Path(commands.OUT_DIR),
-            Path(commands.AUDIO_OUT_DIR))
-        return timed("+".join(spec.name for spec in job), argv, cwd=out)
-    outs = [Path(tempfile.mkdtemp(prefix=f"raw-{spec.name}-", dir=scratch)) for spec in job]
-    argv = commands.shared_video_command(storage.presign_get(key, 3600),
-                                         list(zip(job, outs, strict=True)))
-    return timed("+".join(spec.name for spec in job), argv)
 
 
 # --- one asset's breakdown ---------------------------------------------------------------
@@ -560,6 +493,8 @@ class ClipResult:
     # measured minutes from it, as its lowest rung's raw encode is (the commands in turn
     # alone varied by 5 to 8% between runs of the bench an hour apart).
     ladders: list[list[Raw]]
+    # The same work with nothing of Kubernetes, after each ladder in turn (`raw.bare_ladder`).
+    bare: list[Bare]
     alone: list[Raw]  # one ffmpeg per variant, in turn (what a shared decode replaces)
     bench_cpu: float
     breakdown: list[str]
@@ -582,6 +517,7 @@ def bench_clip(cluster: DevCluster, seconds: int, height: int, runs: int, channe
     timelines: list[Timeline] = []
     raw: list[Raw] = []
     ladders: list[list[Raw]] = []
+    bare: list[Bare] = []
     bench_cpu = 0.0
     plan: list[list[VariantSpec]] = []
     with Watches(custom.api_client, tenant) as watches:
@@ -602,10 +538,15 @@ def bench_clip(cluster: DevCluster, seconds: int, height: int, runs: int, channe
                       "back, the Jobs' own commands "
                       f"({', '.join('+'.join(v.name for v in job) for job in plan)})",
                       flush=True)
+                print(f"  {seconds} s {height}p: then the same work with no Kubernetes: "
+                      "the first wave with the probe's checks beside it, the rest at once, "
+                      "every output stored", flush=True)
             ladders.append([raw_job(storage, raw_key, job, scratch) for job in plan])
+            bare.append(bare_ladder(storage, raw_key, plan, clip.size, scratch))
     print(f"  {seconds} s {height}p: the same variants, one ffmpeg each", flush=True)
     alone = [raw_run(storage, raw_key, spec, scratch) for job in plan for spec in job]
-    result = ClipResult(clip, seconds, height, timelines, raw, ladders, alone, bench_cpu, [])
+    result = ClipResult(clip, seconds, height, timelines, raw, ladders, bare, alone,
+                        bench_cpu, [])
     middle = result.middle()
     result.breakdown = breakdown(cluster, tenant, timelines[middle], lowest.name,
                                  statistics.median(r.wall for r in raw))
@@ -707,6 +648,7 @@ def report(result: ClipResult, channels: int) -> None:
           f"{sum(r.cpu for r in result.alone):.2f} CPU-s; complete against it: "
           f"p50={statistics.median(complete) / alone_wall:5.2f}x "
           f"p95={percentile(complete, 95) / alone_wall:5.2f}x")
+    report_bare(result, complete, raw_walls)
     print(f"the bench's own CPU while the runs went: {result.bench_cpu:.2f} s "
           f"({result.bench_cpu / sum(complete):.1%} of one core)")
     print("where the time went (the run with the median playable):")
@@ -729,6 +671,27 @@ def report(result: ClipResult, channels: int) -> None:
     for line in ladder_floor(total, middle.complete or math.nan, ladder_wall, ladder_cpu,
                              os.cpu_count() or 1):
         print("  " + line)
+
+
+def report_bare(result: ClipResult, complete: list[float], raw_walls: list[float]) -> None:
+    """The whole ladder's target against what its work costs with no orchestration at all
+    (`raw.bare_ladder`): the first figure is the best any schedule of Jobs could reach on
+    these cores, the second what the pods and the control plane add to it."""
+    bare_walls = [b.wall for b in result.bare]
+    print(row("the same work, no Kubernetes", bare_walls))
+    in_turn = [b / w for b, w in zip(bare_walls, result.ladder_walls(), strict=True)]
+    print(f"{'  against the ladder in turn':<34} p50={statistics.median(in_turn):5.2f}x "
+          f"p95={percentile(in_turn, 95):5.2f}x best={min(in_turn):5.2f}x  (the probe's checks "
+          "and the uploads, less the idle time the commands in turn leave: the least any "
+          "schedule of Jobs could reach here)")
+    orchestrated = [c / b for c, b in zip(complete, bare_walls, strict=True)]
+    print(f"{'complete / the same, no Kubernetes':<34} p50={statistics.median(orchestrated):5.2f}x"
+          f" p95={percentile(orchestrated, 95):5.2f}x  (what pods, interpreters and the "
+          "control plane add on the same cores)")
+    first = [b.first_wave / r for b, r in zip(result.bare, raw_walls, strict=True)]
+    print(f"{'  its first wave / raw lowest rung':<34} p50={statistics.median(first):5.2f}x "
+          f"p95={percentile(first, 95):5.2f}x  (the rung with the probe's checks beside it, "
+          "nothing stored: playable's least)")
 
 
 def ladder_floor(spent: float, complete: float, ladder_wall: float, ladder_cpu: float,

@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.pipeline import CACHE, lowest_rung
+from bench.pipeline import CACHE
+from bench.raw import lowest_rung
 from bench.stats import load_note, row
 from mediaplane.core.commands import first_command, video_command
 from mediaplane.core.tasks import LAUNCH_ENV, PresignedPost, TaskType, WorkerTask
