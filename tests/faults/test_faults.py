@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kubernetes import client as k8s
+from prometheus_client.parser import text_string_to_metric_families
 
 from mediaplane.core import keys, names
 from mediaplane.core.names import TENANT_LABEL
@@ -214,6 +215,14 @@ def missing_dependencies(user: ApiUser) -> list[str]:
     return sorted(d["dependency"] for d in error.get("details") or [])
 
 
+def asset_lists(base_url: str) -> float:
+    """The API's complete lists of every asset so far (`mediaplane_api_asset_lists_total`)."""
+    scraped = httpx.get(f"{base_url}/metrics", timeout=10).text
+    return next(sample.value for family in text_string_to_metric_families(scraped)
+                if family.name == "mediaplane_api_asset_lists"
+                for sample in family.samples if sample.name.endswith("_total"))
+
+
 @pytest.mark.faults_ci  # also in make test (CI): see README, the reliability suites
 def test_api_server_down_and_stalled_gets_bounded_503s(
         cluster: DevCluster, operator: OperatorHandle, make_tenant: Callable[..., str],
@@ -221,6 +230,7 @@ def test_api_server_down_and_stalled_gets_bounded_503s(
     user = make_user(make_tenant(), "alice")
     known = user.upload(audio)
     user.wait_status(known, "ready")
+    lists = asset_lists(user.base_url)
     for how in ("stalled", "down"):
         if how == "stalled":
             cluster.pause("kube-apiserver")
@@ -246,6 +256,9 @@ def test_api_server_down_and_stalled_gets_bounded_503s(
         assert cached.status_code == 200, "a read the cache can answer keeps working"
     eventually(lambda: httpx.get(f"{user.base_url}/readyz", timeout=5).status_code == 200,
                "the API ready again", timeout=60)
+    # Its watch of the assets ended with the server: it listed them all again (/metrics).
+    eventually(lambda: asset_lists(user.base_url) > lists, "the informer's new list",
+               timeout=30)
     assert operator.process is not None
     assert operator.process.alive()
 

@@ -18,6 +18,7 @@ import m3u8
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from mediaplane.api import models, presented, signing
@@ -247,12 +248,21 @@ def _claims(link: str) -> dict[str, Any]:
     return dict(jwt.decode(token, options={"verify_signature": False}))
 
 
+def _presented_counts(api: Api) -> dict[str, float]:
+    scraped = api.client.get("/metrics").text
+    return {sample.labels["result"]: sample.value
+            for family in text_string_to_metric_families(scraped)
+            if family.name == "mediaplane_api_presented_assets"
+            for sample in family.samples}
+
+
 def test_a_polled_page_is_the_models_json_and_follows_the_asset_the_caller_and_the_minute(
         api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """Presented assets are kept per caller, asset version and minute (`api.presented`):
     a repeat is the same answer, and none of the three can go stale in it."""
     asset_id = api.upload()
     make_playable(api, asset_id)
+    counted = _presented_counts(api)
     first = api.client.get("/api/v1/media", headers=api.headers())
     assert first.headers["content-type"] == "application/json"
     listed = first.json()
@@ -266,6 +276,8 @@ def test_a_polled_page_is_the_models_json_and_follows_the_asset_the_caller_and_t
     one = api.call("GET", f"/api/v1/media/{asset_id}", 200)
     assert one["data"] == listed["data"][0]
     assert api.client.get("/api/v1/media", headers=api.headers()).content == first.content
+    # What /metrics says of it: made once, then kept for the get and the repeat.
+    assert _presented_counts(api) == {"made": counted["made"] + 1, "kept": counted["kept"] + 2}
 
     # Another user of the tenant gets links of their own, never alice's kept ones.
     bobs = api.call("GET", "/api/v1/media", 200, user="bob")["data"][0]

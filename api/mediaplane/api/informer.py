@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from mediaplane.api.metrics import ASSET_LISTS
 from mediaplane.core import names
 from mediaplane.core.resources import MediaAsset
 
@@ -140,6 +141,7 @@ class AssetInformer:
                 self._names = {ns: sorted(found) for ns, found in by_namespace.items()}
                 for asset in items.values():
                     self._notify(asset)
+                ASSET_LISTS.inc()
                 return str(page["metadata"]["resourceVersion"])
 
     async def _watch(self, version: str) -> None:

@@ -1,13 +1,19 @@
-"""Request latency per route (buckets around the SLOs) and error counts per code."""
+"""Request latency per route (buckets around the SLOs), error counts per code, and what
+explains a slow list: how many presented assets came from kept JSON, and how often the
+informer listed every asset again."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediaplane.api.errors import CODES
+from mediaplane.api.presented import Tally
 
 # The contract's SLOs are 100 ms (stream URL) and 200 ms (upload URL); ours are 10 and 40.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.04, 0.05, 0.075, 0.1,
@@ -20,6 +26,25 @@ ERRORS = Counter("mediaplane_api_errors_total", "Error responses by contract cod
 # Every code's series from the start: a rate of errors is 0 rather than absent.
 for _code in CODES:
     ERRORS.labels(_code)
+ASSET_LISTS = Counter("mediaplane_api_asset_lists_total",
+                      "Complete lists of every MediaAsset by the API's informer: one at its "
+                      "start, then one after each watch that ended in an error")
+
+
+class _PresentedCollector(Collector):
+    """`presented.Tally`, read when scraped."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "mediaplane_api_presented_assets",
+            "Assets written into list and get answers: from JSON kept for the same caller, "
+            "asset version and minute (kept), or made anew (made)", labels=["result"])
+        family.add_metric(["kept"], Tally.kept)
+        family.add_metric(["made"], Tally.made)
+        yield family
+
+
+REGISTRY.register(_PresentedCollector())
 
 
 class MetricsMiddleware:
