@@ -34,8 +34,8 @@ _Key = tuple[str, str, str, str, int]
 
 class Tally:
     """Assets written from kept JSON and made anew, in every cache of the process (exported
-    by `metrics`). Plain integers: a Prometheus counter's lock taken per asset would cost a
-    polled page of 200 about a tenth of its time."""
+    by `metrics`). Plain integers, 0.06 µs an increment here: a Prometheus counter takes a
+    lock each time, 0.23 µs, 3% of a polled page of 200 (1.6 ms)."""
 
     kept = 0
     made = 0
