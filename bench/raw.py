@@ -112,14 +112,7 @@ def raw_job(storage: Storage, key: str, job: list[VariantSpec], scratch: Path) -
 @dataclass(frozen=True)
 class Bare:
     wall: float  # the first command's start to the last output stored
-    cpu: float  # this process's and its commands' (the S3 server's is not counted)
     first_wave: float  # the first wave's command and the probe's checks both done
-
-
-def _cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def bare_ladder(storage: Storage, key: str, plan: list[list[VariantSpec]], size: int,
@@ -143,7 +136,7 @@ def bare_ladder(storage: Storage, key: str, plan: list[list[VariantSpec]], size:
                           for path in sorted(out.rglob("*")) if path.is_file())
 
     with ThreadPoolExecutor(8) as uploads:
-        cpu, started = _cpu(), time.monotonic()
+        started = time.monotonic()
         encode = subprocess.Popen(wave.argv, cwd=wave.cwd, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         source = scratch / "source"
@@ -167,4 +160,4 @@ def bare_ladder(storage: Storage, key: str, plan: list[list[VariantSpec]], size:
             store(command)
         for upload in stored:
             upload.result()
-        return Bare(time.monotonic() - started, _cpu() - cpu, first_wave)
+        return Bare(time.monotonic() - started, first_wave)
